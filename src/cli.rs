@@ -1,0 +1,362 @@
+//! The command line: clap types only. Values are checked here (so a bad one is a usage error
+//! with exit code 2); settling defaults that depend on other options is `connection::settings`'s job.
+
+// clap conventions in this file:
+// - `short = 'x'` always explicit; `long` implicit.
+// - Options that take a value have an uppercase value_name.
+// - Flags keep mosquitto's spelling so people's habits carry over.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::secret::Secret;
+use crate::{duration, exit, topic};
+
+const AFTER_HELP: &str = "\
+Examples:
+  mqttcli sub -h broker.emqx.io -t 'python/mqtt' -v
+  mqttcli pub -h broker.emqx.io -t 'python/mqtt' -m 'messages: {n}' --interval 1s
+  mqttcli pub -L mqtt://user@localhost:1883/sensors/1 -q 1 -l < readings.txt
+  mqttcli unsub -i my-session -t 'sensors/#'";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mqttcli",
+    version,
+    about = "Publish, subscribe and unsubscribe over MQTT 3.1.1 and 5.0",
+    after_help = format!("{AFTER_HELP}\n\n{}", exit::TABLE),
+    disable_help_flag = true,
+    disable_version_flag = true,
+    args_override_self = true,
+    propagate_version = false
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Print help (-h is the broker host, as in mosquitto's tools)
+    #[arg(long, action = ArgAction::Help, global = true)]
+    help: Option<bool>,
+
+    /// Print the version
+    #[arg(long, action = ArgAction::Version)]
+    version: Option<bool>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Publish messages to a topic
+    #[command(after_help = format!("Examples:\n  mqttcli pub -t sensors/1 -m 21.5\n  mqttcli pub -t python/mqtt -m 'messages: {{n}}' --interval 1s --repeat 10\n  tail -f app.log | mqttcli pub -t logs/app -q 1 -l\n\n{}", exit::TABLE))]
+    Pub(PubArgs),
+    /// Subscribe to topic filters and print the messages
+    #[command(after_help = format!("Examples:\n  mqttcli sub -t 'sensors/#' -v\n  mqttcli sub -t python/mqtt -F 'Received `{{payload}}` from `{{topic}}` topic'\n  mqttcli sub -t 'events/#' --json | jq .payload\n  mqttcli sub -t status -C 1 -W 10\n\n{}", exit::TABLE))]
+    Sub(SubArgs),
+    /// Remove subscriptions from a persistent session (needs the session's -i)
+    #[command(after_help = format!("Example:\n  mqttcli unsub -i my-session -t 'sensors/#'\n\n{}", exit::TABLE))]
+    Unsub(UnsubArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnArgs {
+    /// Broker host [default: localhost]
+    #[arg(short = 'h', long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Broker port [default: 1883]
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Broker URL: mqtt://[USER[:PASS]@]HOST[:PORT][/TOPIC]
+    ///
+    /// Flags given beside it (-h, -p, -u, -P, -t) take precedence over the URL's parts.
+    /// USER and PASS may be percent-encoded.
+    #[arg(short = 'L', long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Client id [default: mqttcli- and 16 random characters]
+    #[arg(short = 'i', long = "id", value_name = "ID")]
+    pub id: Option<String>,
+
+    /// Prefix for the random client id (instead of "mqttcli-")
+    #[arg(
+        short = 'I',
+        long = "id-prefix",
+        value_name = "PREFIX",
+        conflicts_with = "id"
+    )]
+    pub id_prefix: Option<String>,
+
+    /// Username
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub username: Option<String>,
+
+    /// Password (prefer MQTT_PASSWORD or --password-file: argv is visible to other users)
+    #[arg(short = 'P', long, value_name = "PASS")]
+    pub password: Option<Secret>,
+
+    /// Read the password from FILE (one trailing newline is ignored)
+    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    pub password_file: Option<PathBuf>,
+
+    /// MQTT protocol version: 311 (mqttv311) or 5 (mqttv5)
+    #[arg(short = 'V', long = "protocol-version", value_name = "VERSION", default_value = "311", value_parser = parse_version)]
+    pub protocol: Protocol,
+
+    /// Keepalive interval in seconds (0 disables pings; MQTT 5 needs at least 5)
+    #[arg(short = 'k', long, value_name = "SECS", default_value_t = 60)]
+    pub keepalive: u16,
+
+    /// Keep the session when disconnecting (persistent session; needs -i)
+    #[arg(short = 'c', long = "no-clean")]
+    pub no_clean: bool,
+
+    /// MQTT 5 session expiry interval in seconds [default with -c: never expires]
+    #[arg(short = 'x', long = "session-expiry", value_name = "SECS")]
+    pub session_expiry: Option<u32>,
+
+    /// Topic of the last-will message, published by the broker if the client vanishes
+    #[arg(long, value_name = "TOPIC", value_parser = topic::parse_topic)]
+    pub will_topic: Option<String>,
+
+    /// Payload of the last-will message
+    #[arg(long, value_name = "PAYLOAD", requires = "will_topic")]
+    pub will_payload: Option<String>,
+
+    /// QoS of the last-will message
+    #[arg(long, value_name = "QOS", default_value = "0", value_parser = parse_qos, requires = "will_topic")]
+    pub will_qos: u8,
+
+    /// Retain the last-will message
+    #[arg(long, requires = "will_topic")]
+    pub will_retain: bool,
+
+    /// Give up connecting after this long (DNS, TCP and CONNACK together)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    pub connect_timeout: Duration,
+
+    /// Debug output on stderr (RUST_LOG=... works too)
+    #[arg(short = 'd', long)]
+    pub debug: bool,
+
+    /// Print no warnings, only errors
+    #[arg(long, conflicts_with = "debug")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    V311,
+    V5,
+}
+
+fn parse_version(s: &str) -> Result<Protocol, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "311" | "mqttv311" | "3.1.1" | "4" => Ok(Protocol::V311),
+        "5" | "mqttv5" | "5.0" => Ok(Protocol::V5),
+        _ => Err(format!(
+            "'{s}' is not a supported protocol version: use 311 (mqttv311) or 5 (mqttv5)"
+        )),
+    }
+}
+
+pub fn parse_qos(s: &str) -> Result<u8, String> {
+    match s {
+        "0" | "1" | "2" => Ok(s.parse().unwrap_or_default()),
+        _ => Err(format!("QoS '{s}' is not valid: use 0, 1 or 2")),
+    }
+}
+
+fn parse_positive(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}' is not a positive whole number")),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PubArgs {
+    /// Topic to publish to (or the path of -L's URL)
+    #[arg(short = 't', long, value_name = "TOPIC", value_parser = topic::parse_topic)]
+    pub topic: Option<String>,
+
+    #[command(flatten)]
+    pub payload: PayloadArgs,
+
+    /// Quality of service: 0, 1 or 2
+    #[arg(short = 'q', long, value_name = "QOS", default_value = "0", value_parser = parse_qos)]
+    pub qos: u8,
+
+    /// Ask the broker to retain the message
+    #[arg(short = 'r', long)]
+    pub retain: bool,
+
+    /// Publish again every DURATION (e.g. 1s, 250ms), --repeat times or until interrupted
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub interval: Option<Duration>,
+
+    /// Publish the message N times (with --interval: N ticks)
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    pub repeat: Option<u64>,
+
+    /// Send -m exactly as given: no {n}/{time}/{unix}/{unix_ms} placeholders
+    #[arg(long)]
+    pub literal: bool,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct PayloadArgs {
+    /// Message payload; {n} (counter from 0), {time} (RFC 3339), {unix}, {unix_ms} are filled in
+    #[arg(short = 'm', long, value_name = "MESSAGE")]
+    pub message: Option<String>,
+
+    /// Send the whole FILE as one message (binary-safe)
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Send all of stdin as one message
+    #[arg(short = 's', long)]
+    pub stdin_message: bool,
+
+    /// Send each line of stdin as a message, over one connection
+    #[arg(short = 'l', long)]
+    pub stdin_lines: bool,
+
+    /// Send an empty message (with -r: clears the retained message)
+    #[arg(short = 'n', long)]
+    pub null_message: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SubArgs {
+    /// Topic filter to subscribe to (repeatable; + and # wildcards, $share/GROUP/FILTER)
+    #[arg(short = 't', long, value_name = "FILTER", value_parser = topic::parse_filter)]
+    pub topic: Vec<String>,
+
+    /// QoS: one for all filters, or one per -t in order
+    #[arg(short = 'q', long, value_name = "QOS", value_parser = parse_qos)]
+    pub qos: Vec<u8>,
+
+    /// Exit after N messages
+    #[arg(short = 'C', long = "count", value_name = "N", value_parser = parse_positive)]
+    pub count: Option<u64>,
+
+    /// Exit with code 6 if not done after DURATION (seconds, or e.g. 500ms)
+    #[arg(short = 'W', long = "timeout", value_name = "DURATION", value_parser = duration::parse)]
+    pub timeout: Option<Duration>,
+
+    /// Exit once subscribed (after SUBACK), e.g. to set up a persistent session
+    #[arg(short = 'E', long = "exit-after-sub")]
+    pub exit_after_sub: bool,
+
+    /// Print the topic before the payload
+    #[arg(short = 'v', long, conflicts_with_all = ["format", "json"])]
+    pub verbose: bool,
+
+    /// Print no newline after each message
+    #[arg(short = 'N', long = "no-newline", conflicts_with = "json")]
+    pub no_newline: bool,
+
+    /// Output template: {topic} {payload} {qos} {retain} {len} {time} {hex} {props}; {{ and }} for braces
+    #[arg(
+        short = 'F',
+        long = "format",
+        value_name = "TEMPLATE",
+        conflicts_with = "json"
+    )]
+    pub format: Option<String>,
+
+    /// One JSON object per line: topic, qos, retain, time, payload (utf8 or base64), properties
+    #[arg(long)]
+    pub json: bool,
+
+    /// Do not print retained messages
+    #[arg(short = 'R', long = "no-retained", conflicts_with = "retained_only")]
+    pub no_retained: bool,
+
+    /// Print only retained messages
+    #[arg(long)]
+    pub retained_only: bool,
+
+    /// Hide messages whose topic matches FILTER (repeatable)
+    #[arg(short = 'T', long = "filter-out", value_name = "FILTER", value_parser = topic::parse_filter)]
+    pub filter_out: Vec<String>,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct UnsubArgs {
+    /// Topic filter to remove from the session (repeatable)
+    #[arg(short = 't', long, value_name = "FILTER", required = true, value_parser = topic::parse_filter)]
+    pub topic: Vec<String>,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mqttcli").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dash_h_is_the_host_and_help_is_long() {
+        let cli = parse(&["sub", "-h", "example.org", "-t", "a"]).unwrap();
+        let Command::Sub(sub) = cli.command else {
+            panic!()
+        };
+        assert_eq!(sub.conn.host.as_deref(), Some("example.org"));
+        let err = parse(&["sub", "--help"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+    }
+
+    #[test]
+    fn values_are_checked() {
+        assert!(parse(&["pub", "-t", "a", "-m", "x", "-q", "3"]).is_err());
+        assert!(parse(&["pub", "-t", "a/#", "-m", "x"]).is_err());
+        assert!(parse(&["sub", "-t", "a/#/b"]).is_err());
+        assert!(parse(&["pub", "-t", "a", "-m", "x", "-f", "y"]).is_err());
+        assert!(parse(&["pub", "-t", "a"]).is_err());
+        assert!(parse(&["pub", "-t", "a", "-m", "x", "-V", "6"]).is_err());
+        assert!(parse(&["pub", "-t", "a", "-m", "x", "--interval", "soon"]).is_err());
+        assert!(parse(&["unsub", "-i", "x"]).is_err());
+    }
+
+    #[test]
+    fn protocol_spellings() {
+        for (s, p) in [
+            ("311", Protocol::V311),
+            ("mqttv311", Protocol::V311),
+            ("5", Protocol::V5),
+            ("mqttv5", Protocol::V5),
+        ] {
+            assert_eq!(parse_version(s), Ok(p));
+        }
+    }
+
+    #[test]
+    fn repeated_flags_take_the_last_value() {
+        let cli = parse(&["pub", "-t", "a", "-m", "x", "-q", "1", "-q", "2"]).unwrap();
+        let Command::Pub(p) = cli.command else {
+            panic!()
+        };
+        assert_eq!(p.qos, 2);
+    }
+}

@@ -1,0 +1,159 @@
+//! `-L mqtt://[user[:pass]@]host[:port][/topic]`.
+//!
+//! Parsed by hand rather than with the `url` crate: a topic in the path may hold `#`, which a URL
+//! parser would take for a fragment.
+
+use percent_encoding::percent_decode_str;
+
+use crate::secret::Secret;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub host: String,
+    pub port: Option<u16>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub topic: Option<String>,
+}
+
+pub fn parse(input: &str) -> Result<BrokerUrl, String> {
+    let (scheme, rest) = input.split_once("://").ok_or_else(|| {
+        "the URL has no scheme: write it as mqtt://[user[:pass]@]host[:port][/topic]".to_string()
+    })?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "mqtt" | "tcp" => {}
+        "mqtts" | "ssl" | "ws" | "wss" => {
+            return Err(format!(
+                "{scheme}:// URLs are not supported yet: use mqtt://host[:port] (TLS and WebSocket are planned)"
+            ))
+        }
+        _ => return Err(format!("unknown URL scheme '{scheme}': use mqtt://")),
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+        None => (None, authority),
+    };
+    let (host, port) = split_host_port(hostport)?;
+    if host.is_empty() {
+        return Err(format!("the URL '{}' has no host", redact(input)));
+    }
+    let decode = |s: &str| -> Result<String, String> {
+        percent_decode_str(s)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| {
+                "the URL's user or password is not valid UTF-8 after percent-decoding".to_string()
+            })
+    };
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(ui) => match ui.split_once(':') {
+            Some((u, p)) => (Some(decode(u)?), Some(Secret::new(decode(p)?))),
+            None => (Some(decode(ui)?), None),
+        },
+    };
+    let topic = path.filter(|p| !p.is_empty()).map(str::to_string);
+    Ok(BrokerUrl {
+        host: host.to_string(),
+        port,
+        username: username.filter(|u| !u.is_empty()),
+        password,
+        topic,
+    })
+}
+
+fn split_host_port(hostport: &str) -> Result<(&str, Option<u16>), String> {
+    // [v6addr]:port
+    if let Some(rest) = hostport.strip_prefix('[') {
+        let (addr, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("unclosed '[' in URL host '{hostport}'"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(parse_port(p)?),
+            None if after.is_empty() => None,
+            None => return Err(format!("unexpected '{after}' after the URL host")),
+        };
+        return Ok((addr, port));
+    }
+    match hostport.rsplit_once(':') {
+        Some((h, p)) => Ok((h, Some(parse_port(p)?))),
+        None => Ok((hostport, None)),
+    }
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    p.parse::<u16>()
+        .map_err(|_| format!("'{p}' in the URL is not a port number (1-65535)"))
+}
+
+/// The URL with any password replaced, fit for an error message.
+pub fn redact(input: &str) -> String {
+    let Some((scheme, rest)) = input.split_once("://") else {
+        return input.to_string();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+            None => input.to_string(),
+        },
+        None => input.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_url() {
+        let u = parse("mqtt://al%40ice:p%3Ass@broker.emqx.io:1884/python/mqtt").unwrap();
+        assert_eq!(u.host, "broker.emqx.io");
+        assert_eq!(u.port, Some(1884));
+        assert_eq!(u.username.as_deref(), Some("al@ice"));
+        assert_eq!(u.password.as_ref().map(Secret::expose), Some("p:ss"));
+        assert_eq!(u.topic.as_deref(), Some("python/mqtt"));
+    }
+
+    #[test]
+    fn minimal_and_wildcard_paths() {
+        assert_eq!(
+            parse("mqtt://localhost").unwrap(),
+            BrokerUrl {
+                host: "localhost".into(),
+                ..Default::default()
+            }
+        );
+        assert_eq!(parse("mqtt://h/a/#").unwrap().topic.as_deref(), Some("a/#"));
+        assert_eq!(parse("tcp://[::1]:1883").unwrap().host, "::1");
+        assert_eq!(parse("mqtt://u@h").unwrap().username.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn errors_name_the_fix() {
+        assert!(parse("localhost:1883").unwrap_err().contains("mqtt://"));
+        assert!(parse("http://h")
+            .unwrap_err()
+            .contains("unknown URL scheme"));
+        assert!(parse("mqtts://h")
+            .unwrap_err()
+            .contains("not supported yet"));
+        assert!(parse("mqtt://h:99999").unwrap_err().contains("not a port"));
+        assert!(parse("mqtt://u:secret@:1883")
+            .unwrap_err()
+            .contains("no host"));
+        assert!(!parse("mqtt://u:secret@:1883")
+            .unwrap_err()
+            .contains("secret"));
+    }
+
+    #[test]
+    fn redaction_hides_only_the_password() {
+        assert_eq!(redact("mqtt://u:secret@h:1/t"), "mqtt://u:***@h:1/t");
+        assert_eq!(redact("mqtt://h/a@b"), "mqtt://h/a@b");
+    }
+}

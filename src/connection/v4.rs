@@ -1,0 +1,119 @@
+//! MQTT 3.1.1 through rumqttc's v4 API.
+
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, EventLoop, LastWill, MqttOptions,
+    NetworkOptions, Outgoing, Packet, StateError, SubscribeReasonCode,
+};
+
+use super::{errors, to_qos4, Event, Message, Settings, MAX_PACKET};
+
+pub fn new(s: &Settings, cap: usize) -> (AsyncClient, EventLoop) {
+    let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
+    opts.set_keep_alive(s.keepalive)
+        .set_clean_session(s.clean_session)
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    opts.set_manual_acks(s.manual_acks);
+    if let Some(user) = &s.username {
+        let pass = s.password.as_ref().map(|p| p.expose().to_string());
+        opts.set_credentials(user.clone(), pass.unwrap_or_default());
+    }
+    if let Some(w) = &s.will {
+        opts.set_last_will(LastWill::new(
+            w.topic.clone(),
+            w.payload.to_vec(),
+            to_qos4(w.qos),
+            w.retain,
+        ));
+    }
+    let (client, mut eventloop) = AsyncClient::new(opts, cap);
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    net.set_connection_timeout(s.connect_timeout.as_secs_f64().ceil() as u64);
+    eventloop.set_network_options(net);
+    (client, eventloop)
+}
+
+pub fn event(ev: rumqttc::Event) -> Event {
+    match ev {
+        rumqttc::Event::Incoming(Packet::Publish(p)) => Event::Message(Message {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos as u8,
+            retain: p.retain,
+            properties: None,
+        }),
+        rumqttc::Event::Incoming(Packet::ConnAck(ack)) => Event::ConnAck {
+            session_present: ack.session_present,
+        },
+        rumqttc::Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_)) => Event::Acked,
+        rumqttc::Event::Incoming(Packet::SubAck(ack)) => Event::SubAck(
+            ack.return_codes
+                .into_iter()
+                .map(|c| match c {
+                    SubscribeReasonCode::Success(q) => Ok(q as u8),
+                    SubscribeReasonCode::Failure => Err("refused by the broker (0x80)".to_string()),
+                })
+                .collect(),
+        ),
+        rumqttc::Event::Incoming(Packet::UnsubAck(_)) => Event::UnsubAck(vec![Ok(())]),
+        rumqttc::Event::Outgoing(Outgoing::Publish(0)) => Event::Written,
+        rumqttc::Event::Outgoing(Outgoing::Disconnect) => Event::DisconnectSent,
+        _ => Event::Other,
+    }
+}
+
+fn connack_words(code: ConnectReturnCode) -> (&'static str, u8) {
+    match code {
+        ConnectReturnCode::Success => ("success", 0),
+        ConnectReturnCode::RefusedProtocolVersion => ("unacceptable protocol version", 1),
+        ConnectReturnCode::BadClientId => ("client identifier rejected", 2),
+        ConnectReturnCode::ServiceUnavailable => ("server unavailable", 3),
+        ConnectReturnCode::BadUserNamePassword => ("bad username or password", 4),
+        ConnectReturnCode::NotAuthorized => ("not authorised", 5),
+    }
+}
+
+pub fn error(e: ConnectionError, connected: bool, endpoint: &str) -> anyhow::Error {
+    use rumqttc::mqttbytes::Error as Wire;
+    tracing::debug!(error = ?e, connected, "connection error");
+    match e {
+        ConnectionError::ConnectionRefused(code) => {
+            let (words, n) = connack_words(code);
+            errors::refused(endpoint, words, n)
+        }
+        ConnectionError::MqttState(StateError::Deserialization(
+            Wire::InvalidConnectReturnCode(n),
+        )) => errors::refused(endpoint, "unknown reason", n),
+        ConnectionError::MqttState(StateError::Deserialization(Wire::OutgoingPacketTooLarge {
+            pkt_size,
+            max,
+        })) => errors::too_large(endpoint, pkt_size, max),
+        ConnectionError::MqttState(StateError::Deserialization(
+            Wire::PayloadSizeLimitExceeded(n),
+        )) => errors::too_large(endpoint, n, MAX_PACKET),
+        ConnectionError::NetworkTimeout if !connected => errors::connect_timeout(endpoint, None),
+        ConnectionError::NotConnAck(_) => errors::not_mqtt(endpoint),
+        ConnectionError::Io(io) if !connected => errors::io_before_connack(endpoint, &io),
+        ConnectionError::MqttState(StateError::Deserialization(Wire::Io(io))) if !connected => {
+            errors::io_before_connack(endpoint, &io)
+        }
+        ConnectionError::MqttState(StateError::ConnectionAborted) if !connected => {
+            errors::closed_before_connack(endpoint)
+        }
+        ConnectionError::MqttState(StateError::ConnectionAborted) => {
+            errors::lost(endpoint, "the broker closed it")
+        }
+        ConnectionError::MqttState(StateError::AwaitPingResp) => {
+            errors::lost(endpoint, "the broker stopped answering pings")
+        }
+        ConnectionError::MqttState(StateError::Deserialization(Wire::Io(io)))
+        | ConnectionError::MqttState(StateError::Io(io))
+        | ConnectionError::Io(io) => errors::lost(endpoint, io),
+        ConnectionError::FlushTimeout => errors::lost(
+            endpoint,
+            "writing to the socket timed out (raise --connect-timeout for slow links)",
+        ),
+        other if connected => errors::lost(endpoint, other),
+        other => errors::io_before_connack(endpoint, &std::io::Error::other(other.to_string())),
+    }
+}

@@ -1,0 +1,284 @@
+//! MQTT 5.0 through rumqttc's v5 API.
+
+use rumqttc::v5::mqttbytes::v5::{
+    ConnectReturnCode, LastWill, Packet, PubAckReason, PubCompReason, PubRecReason,
+    PublishProperties, SubscribeReasonCode, UnsubAckReason,
+};
+use rumqttc::v5::mqttbytes::Error as Wire;
+use rumqttc::v5::{AsyncClient, ConnectionError, EventLoop, MqttOptions, StateError};
+use rumqttc::{NetworkOptions, Outgoing};
+
+use super::{errors, to_qos5, Event, Message, Properties, Settings, MAX_PACKET};
+
+pub fn new(s: &Settings, cap: usize) -> (AsyncClient, EventLoop) {
+    let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
+    opts.set_keep_alive(s.keepalive)
+        .set_clean_start(s.clean_session)
+        .set_session_expiry_interval(s.session_expiry)
+        .set_max_packet_size(Some(MAX_PACKET as u32))
+        .set_connection_timeout(s.connect_timeout.as_secs_f64().ceil() as u64);
+    opts.set_manual_acks(s.manual_acks);
+    if let Some(user) = &s.username {
+        let pass = s.password.as_ref().map(|p| p.expose().to_string());
+        opts.set_credentials(user.clone(), pass.unwrap_or_default());
+    }
+    if let Some(w) = &s.will {
+        opts.set_last_will(LastWill::new(
+            w.topic.clone(),
+            w.payload.to_vec(),
+            to_qos5(w.qos),
+            w.retain,
+            None,
+        ));
+    }
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    opts.set_network_options(net);
+    AsyncClient::new(opts, cap)
+}
+
+fn properties(p: Option<PublishProperties>) -> Properties {
+    let p = p.unwrap_or_default();
+    Properties {
+        payload_format_indicator: p.payload_format_indicator,
+        message_expiry_interval: p.message_expiry_interval,
+        content_type: p.content_type,
+        response_topic: p.response_topic,
+        correlation_data: p.correlation_data,
+        user_properties: p.user_properties,
+        subscription_identifiers: p.subscription_identifiers,
+    }
+}
+
+pub fn event(ev: rumqttc::v5::Event) -> Event {
+    use rumqttc::v5::Event as E;
+    match ev {
+        E::Incoming(Packet::Publish(p)) => Event::Message(Message {
+            topic: String::from_utf8_lossy(&p.topic).into_owned(),
+            payload: p.payload,
+            qos: p.qos as u8,
+            retain: p.retain,
+            properties: Some(properties(p.properties)),
+        }),
+        E::Incoming(Packet::ConnAck(ack)) => Event::ConnAck {
+            session_present: ack.session_present,
+        },
+        E::Incoming(Packet::PubAck(ack)) => match ack.reason {
+            PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Event::Acked,
+            reason => {
+                Event::PublishRefused(reason_words(&format!("{reason:?}"), puback_code(reason)))
+            }
+        },
+        E::Incoming(Packet::PubRec(rec)) => match rec.reason {
+            PubRecReason::Success | PubRecReason::NoMatchingSubscribers => Event::Other,
+            reason => {
+                Event::PublishRefused(reason_words(&format!("{reason:?}"), pubrec_code(reason)))
+            }
+        },
+        E::Incoming(Packet::PubComp(comp)) => match comp.reason {
+            PubCompReason::Success => Event::Acked,
+            PubCompReason::PacketIdentifierNotFound => {
+                Event::PublishRefused(reason_words("PacketIdentifierNotFound", 0x92))
+            }
+        },
+        E::Incoming(Packet::SubAck(ack)) => Event::SubAck(
+            ack.return_codes
+                .into_iter()
+                .map(|c| match c {
+                    SubscribeReasonCode::Success(q) => Ok(q as u8),
+                    other => Err(reason_words(&format!("{other:?}"), suback_code(other))),
+                })
+                .collect(),
+        ),
+        E::Incoming(Packet::UnsubAck(ack)) => Event::UnsubAck(
+            ack.reasons
+                .into_iter()
+                .map(|r| match r {
+                    UnsubAckReason::Success => Ok(()),
+                    other => Err(reason_words(&format!("{other:?}"), unsuback_code(other))),
+                })
+                .collect(),
+        ),
+        E::Outgoing(Outgoing::Publish(0)) => Event::Written,
+        E::Outgoing(Outgoing::Disconnect) => Event::DisconnectSent,
+        _ => Event::Other,
+    }
+}
+
+/// `NotAuthorized` → "not authorized (0x87)": rumqttc's variant names, spaced and lower-cased.
+fn reason_words(variant: &str, code: u8) -> String {
+    let mut words = String::new();
+    for (i, ch) in variant.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            words.push(' ');
+        }
+        words.push(ch.to_ascii_lowercase());
+    }
+    let words = words
+        .replace("qo s", "QoS")
+        .replace("user name", "username");
+    format!("{words} (0x{code:02x})")
+}
+
+fn puback_code(r: PubAckReason) -> u8 {
+    match r {
+        PubAckReason::Success => 0x00,
+        PubAckReason::NoMatchingSubscribers => 0x10,
+        PubAckReason::UnspecifiedError => 0x80,
+        PubAckReason::ImplementationSpecificError => 0x83,
+        PubAckReason::NotAuthorized => 0x87,
+        PubAckReason::TopicNameInvalid => 0x90,
+        PubAckReason::PacketIdentifierInUse => 0x91,
+        PubAckReason::QuotaExceeded => 0x97,
+        PubAckReason::PayloadFormatInvalid => 0x99,
+    }
+}
+
+fn pubrec_code(r: PubRecReason) -> u8 {
+    match r {
+        PubRecReason::Success => 0x00,
+        PubRecReason::NoMatchingSubscribers => 0x10,
+        PubRecReason::UnspecifiedError => 0x80,
+        PubRecReason::ImplementationSpecificError => 0x83,
+        PubRecReason::NotAuthorized => 0x87,
+        PubRecReason::TopicNameInvalid => 0x90,
+        PubRecReason::PacketIdentifierInUse => 0x91,
+        PubRecReason::QuotaExceeded => 0x97,
+        PubRecReason::PayloadFormatInvalid => 0x99,
+    }
+}
+
+fn suback_code(r: SubscribeReasonCode) -> u8 {
+    match r {
+        SubscribeReasonCode::Success(q) => q as u8,
+        SubscribeReasonCode::Failure | SubscribeReasonCode::Unspecified => 0x80,
+        SubscribeReasonCode::ImplementationSpecific => 0x83,
+        SubscribeReasonCode::NotAuthorized => 0x87,
+        SubscribeReasonCode::TopicFilterInvalid => 0x8F,
+        SubscribeReasonCode::PkidInUse => 0x91,
+        SubscribeReasonCode::QuotaExceeded => 0x97,
+        SubscribeReasonCode::SharedSubscriptionsNotSupported => 0x9E,
+        SubscribeReasonCode::SubscriptionIdNotSupported => 0xA1,
+        SubscribeReasonCode::WildcardSubscriptionsNotSupported => 0xA2,
+    }
+}
+
+fn unsuback_code(r: UnsubAckReason) -> u8 {
+    match r {
+        UnsubAckReason::Success => 0x00,
+        UnsubAckReason::NoSubscriptionExisted => 0x11,
+        UnsubAckReason::UnspecifiedError => 0x80,
+        UnsubAckReason::ImplementationSpecificError => 0x83,
+        UnsubAckReason::NotAuthorized => 0x87,
+        UnsubAckReason::TopicFilterInvalid => 0x8F,
+        UnsubAckReason::PacketIdentifierInUse => 0x91,
+    }
+}
+
+fn connack_code(c: ConnectReturnCode) -> u8 {
+    use ConnectReturnCode as C;
+    match c {
+        C::Success => 0x00,
+        C::RefusedProtocolVersion => 0x01,
+        C::BadClientId => 0x02,
+        C::ServiceUnavailable => 0x03,
+        C::UnspecifiedError => 0x80,
+        C::MalformedPacket => 0x81,
+        C::ProtocolError => 0x82,
+        C::ImplementationSpecificError => 0x83,
+        C::UnsupportedProtocolVersion => 0x84,
+        C::ClientIdentifierNotValid => 0x85,
+        C::BadUserNamePassword => 0x86,
+        C::NotAuthorized => 0x87,
+        C::ServerUnavailable => 0x88,
+        C::ServerBusy => 0x89,
+        C::Banned => 0x8A,
+        C::BadAuthenticationMethod => 0x8C,
+        C::TopicNameInvalid => 0x90,
+        C::PacketTooLarge => 0x95,
+        C::QuotaExceeded => 0x97,
+        C::PayloadFormatInvalid => 0x99,
+        C::RetainNotSupported => 0x9A,
+        C::QoSNotSupported => 0x9B,
+        C::UseAnotherServer => 0x9C,
+        C::ServerMoved => 0x9D,
+        C::ConnectionRateExceeded => 0x9F,
+    }
+}
+
+pub fn error(e: ConnectionError, connected: bool, endpoint: &str) -> anyhow::Error {
+    tracing::debug!(error = ?e, connected, "connection error");
+    match e {
+        ConnectionError::ConnectionRefused(code) => {
+            let n = connack_code(code);
+            let words = reason_words(&format!("{code:?}"), n);
+            let words = words.rsplit_once(" (").map_or(words.as_str(), |(w, _)| w);
+            errors::refused(endpoint, words, n)
+        }
+        // A 3.1.1-only broker answers a v5 CONNECT with a v3 code this parser does not know.
+        ConnectionError::MqttState(StateError::Deserialization(Wire::InvalidConnectReturnCode(n))) => {
+            crate::exit::fail(
+                crate::exit::Exit::ConnectRefused,
+                format!(
+                    "the broker at {endpoint} refused MQTT 5 (CONNACK code {n}): it may only speak 3.1.1, so drop -V 5"
+                ),
+            )
+        }
+        ConnectionError::MqttState(StateError::OutgoingPacketTooLarge { pkt_size, max }) => {
+            errors::too_large(endpoint, pkt_size, max)
+        }
+        ConnectionError::MqttState(StateError::Deserialization(Wire::PayloadSizeLimitExceeded {
+            pkt_size,
+            max,
+        })) => errors::too_large(endpoint, pkt_size, max),
+        ConnectionError::MqttState(StateError::ServerDisconnect {
+            reason_code,
+            reason_string,
+        }) => errors::lost(
+            endpoint,
+            format!(
+                "the broker sent DISCONNECT: {:?}{}",
+                reason_code,
+                reason_string.map_or(String::new(), |s| format!(" ({s})"))
+            ),
+        ),
+        ConnectionError::Timeout(_) if !connected => errors::connect_timeout(endpoint, None),
+        ConnectionError::NotConnAck(_) => errors::not_mqtt(endpoint),
+        ConnectionError::Io(io) if !connected => errors::io_before_connack(endpoint, &io),
+        ConnectionError::MqttState(StateError::Deserialization(Wire::Io(io))) if !connected => {
+            errors::io_before_connack(endpoint, &io)
+        }
+        ConnectionError::MqttState(StateError::ConnectionAborted) if !connected => {
+            errors::closed_before_connack(endpoint)
+        }
+        ConnectionError::MqttState(StateError::ConnectionAborted) => {
+            errors::lost(endpoint, "the broker closed it")
+        }
+        ConnectionError::MqttState(StateError::AwaitPingResp) => {
+            errors::lost(endpoint, "the broker stopped answering pings")
+        }
+        ConnectionError::MqttState(StateError::Deserialization(Wire::Io(io)))
+        | ConnectionError::MqttState(StateError::Io(io))
+        | ConnectionError::Io(io) => errors::lost(endpoint, io),
+        other if connected => errors::lost(endpoint, other),
+        other => errors::io_before_connack(endpoint, &std::io::Error::other(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_as_words() {
+        assert_eq!(reason_words("NotAuthorized", 0x87), "not authorized (0x87)");
+        assert_eq!(
+            reason_words("NoSubscriptionExisted", 0x11),
+            "no subscription existed (0x11)"
+        );
+        assert_eq!(
+            reason_words("QoSNotSupported", 0x9B),
+            "QoS not supported (0x9b)"
+        );
+    }
+}

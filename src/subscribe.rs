@@ -1,0 +1,230 @@
+//! `mqttcli sub`: subscribe, check SUBACK per filter, print messages until a count, a timeout,
+//! a signal or a closed stdout ends the run; then DISCONNECT.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::SubArgs;
+use crate::connection::{self, Event, Message, Settings};
+use crate::exit::{fail, is_broken_pipe, Exit};
+use crate::output::{template, Mode, Printer};
+use crate::signals::Interrupt;
+
+struct Plan {
+    filters: Vec<(String, u8)>,
+    count: Option<u64>,
+    no_retained: bool,
+    retained_only: bool,
+    filter_out: Vec<String>,
+    exit_after_sub: bool,
+}
+
+enum End {
+    Done,
+    Timeout,
+    Interrupted,
+}
+
+pub async fn run(args: SubArgs, settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
+    let started = tokio::time::Instant::now();
+    let deadline = args.timeout.map(|t| started + t);
+    let plan = plan(&args, &settings)?;
+    let mode = if args.json {
+        Mode::Json
+    } else if let Some(f) = &args.format {
+        Mode::Template(template::parse(f).map_err(|e| fail(Exit::Usage, e))?)
+    } else if args.verbose {
+        Mode::Verbose
+    } else {
+        Mode::Payload
+    };
+    let stdout = std::io::stdout().lock();
+    let mut printer = Printer::new(
+        std::io::BufWriter::with_capacity(64 * 1024, stdout),
+        mode,
+        !args.no_newline,
+    );
+
+    let connect = connection::connect(&settings);
+    let connection::Connected {
+        client, mut events, ..
+    } = tokio::select! {
+        c = connect => c?,
+        _ = interrupt.wait() => return Ok(Exit::Interrupted),
+        _ = sleep_until(deadline) => return Err(timeout_error(args.timeout, 0)),
+    };
+    client.subscribe(&plan.filters).await?;
+
+    let mut received = 0u64;
+    let end = loop {
+        let ev = {
+            let mut next = pin!(events.next());
+            // Flush only when no further event is already waiting: a burst costs one write,
+            // and a lone message still reaches the pipe at once.
+            match poll_once(next.as_mut()).await {
+                Some(ev) => ev,
+                None => {
+                    if let Err(e) = printer.flush() {
+                        break ended_by_output(e.into())?;
+                    }
+                    tokio::select! {
+                        ev = next => ev,
+                        _ = interrupt.wait() => break End::Interrupted,
+                        _ = sleep_until(deadline) => break End::Timeout,
+                    }
+                }
+            }
+        };
+        match ev? {
+            Event::SubAck(codes) => {
+                check_suback(&plan.filters, &codes)?;
+                if plan.exit_after_sub {
+                    break End::Done;
+                }
+            }
+            Event::Message(msg) => {
+                if !wanted(&plan, &msg) {
+                    continue;
+                }
+                if let Err(e) = printer.print(&msg) {
+                    break ended_by_output(e.into())?;
+                }
+                received += 1;
+                if plan.count.is_some_and(|n| received >= n) {
+                    break End::Done;
+                }
+            }
+            _ => {}
+        }
+        // A firehose never lets the event future stay pending: look at signals and the clock
+        // here too.
+        if interrupt.is_set() {
+            break End::Interrupted;
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            break End::Timeout;
+        }
+    };
+    let _ = printer.flush();
+    client.disconnect().await?;
+    events.drain_after_disconnect(Duration::from_secs(1)).await;
+    match end {
+        End::Done => Ok(Exit::Success),
+        End::Interrupted => Ok(Exit::Interrupted),
+        End::Timeout => Err(timeout_error(args.timeout, received)),
+    }
+}
+
+fn plan(args: &SubArgs, settings: &Settings) -> Result<Plan> {
+    let mut topics = args.topic.clone();
+    if topics.is_empty() {
+        if let Some(t) = &settings.url_topic {
+            topics.push(crate::topic::parse_filter(t).map_err(|e| fail(Exit::Usage, e))?);
+        }
+    }
+    if topics.is_empty() {
+        return Err(fail(
+            Exit::Usage,
+            "no topic to subscribe to: add -t FILTER, e.g. -t 'sensors/#'",
+        ));
+    }
+    let qos: Vec<u8> = match args.qos.len() {
+        0 => vec![0; topics.len()],
+        1 => vec![args.qos[0]; topics.len()],
+        n if n == topics.len() => args.qos.clone(),
+        n => {
+            return Err(fail(
+                Exit::Usage,
+                format!(
+                    "{n} -q values for {} -t filters: give one -q for all, or one per -t",
+                    topics.len()
+                ),
+            ))
+        }
+    };
+    Ok(Plan {
+        filters: topics.into_iter().zip(qos).collect(),
+        count: args.count,
+        no_retained: args.no_retained,
+        retained_only: args.retained_only,
+        filter_out: args.filter_out.clone(),
+        exit_after_sub: args.exit_after_sub,
+    })
+}
+
+fn wanted(plan: &Plan, msg: &Message) -> bool {
+    if plan.no_retained && msg.retain || plan.retained_only && !msg.retain {
+        return false;
+    }
+    !plan
+        .filter_out
+        .iter()
+        .any(|f| crate::topic::matches(&msg.topic, f))
+}
+
+fn check_suback(filters: &[(String, u8)], codes: &[Result<u8, String>]) -> Result<()> {
+    let mut refused = Vec::new();
+    for ((filter, asked), code) in filters.iter().zip(codes) {
+        match code {
+            Ok(granted) => {
+                tracing::debug!("SUBACK received: subscribed to '{filter}' (QoS {granted})");
+                if granted < asked {
+                    tracing::warn!(
+                        "the broker granted QoS {granted} for '{filter}' (asked for {asked})"
+                    );
+                }
+            }
+            Err(reason) => {
+                tracing::warn!("subscription to '{filter}' was refused: {reason}");
+                refused.push(format!("'{filter}': {reason}"));
+            }
+        }
+    }
+    if !refused.is_empty() && refused.len() == filters.len() {
+        return Err(fail(
+            Exit::Rejected,
+            format!(
+                "the broker refused every subscription ({}): check the filters and the broker's access rules",
+                refused.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn ended_by_output(err: anyhow::Error) -> Result<End> {
+    if is_broken_pipe(&err) {
+        // The reader went away (`| head -1`): a normal end.
+        Ok(End::Done)
+    } else {
+        Err(fail(Exit::Other, format!("cannot write to stdout: {err}")))
+    }
+}
+
+fn timeout_error(timeout: Option<Duration>, received: u64) -> anyhow::Error {
+    let after = timeout.map_or(String::new(), |t| format!(" after {t:?}"));
+    fail(
+        Exit::Timeout,
+        format!("timed out{after} with {received} messages received (-W)"),
+    )
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Polls a future once: `Some` if it is ready now, `None` (leaving it intact) if not.
+async fn poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match std::pin::Pin::new(&mut fut).poll(cx) {
+        Poll::Ready(v) => Poll::Ready(Some(v)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
