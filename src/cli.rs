@@ -17,7 +17,7 @@ use crate::{duration, exit, topic};
 const AFTER_HELP: &str = "\
 Examples:
   mqttcli sub -h broker.emqx.io -t 'python/mqtt' -v
-  mqttcli pub -h broker.emqx.io -t 'python/mqtt' -m 'messages: {n}' --interval 1s
+  mqttcli pub -h broker.emqx.io -t 'python/mqtt' -m 'messages: {counter}' --interval 1s
   mqttcli pub -L mqtt://user@localhost:1883/sensors/1 -q 1 -l < readings.txt
   mqttcli unsub -i my-session -t 'sensors/#'";
 
@@ -48,7 +48,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Publish messages to a topic
-    #[command(after_help = format!("Examples:\n  mqttcli pub -t sensors/1 -m 21.5\n  mqttcli pub -t python/mqtt -m 'messages: {{n}}' --interval 1s --repeat 10\n  tail -f app.log | mqttcli pub -t logs/app -q 1 -l\n\n{}", exit::TABLE))]
+    #[command(after_help = format!("Examples:\n  mqttcli pub -t sensors/1 -m 21.5\n  mqttcli pub -t python/mqtt -m 'messages: {{counter}}' --interval 1s --repeat 10\n  tail -f app.log | mqttcli pub -t logs/app -q 1 -l\n\n{}", exit::TABLE))]
     Pub(PubArgs),
     /// Subscribe to topic filters and print the messages
     #[command(after_help = format!("Examples:\n  mqttcli sub -t 'sensors/#' -v\n  mqttcli sub -t python/mqtt -F 'Received `{{payload}}` from `{{topic}}` topic'\n  mqttcli sub -t 'events/#' --json | jq .payload\n  mqttcli sub -t status -C 1 -W 10\n\n{}", exit::TABLE))]
@@ -201,7 +201,7 @@ pub struct PubArgs {
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     pub repeat: Option<u64>,
 
-    /// Send -m exactly as given: no {n}/{time}/{unix}/{unix_ms} placeholders
+    /// Send -m exactly as given, with no placeholders filled in
     #[arg(long)]
     pub literal: bool,
 
@@ -212,7 +212,8 @@ pub struct PubArgs {
 #[derive(Args, Debug)]
 #[group(required = true, multiple = false)]
 pub struct PayloadArgs {
-    /// Message payload; {n} (counter from 0), {time} (RFC 3339), {unix}, {unix_ms} are filled in
+    /// Message payload; placeholders {counter} (from 0; short form: n in braces), {time}
+    /// (RFC 3339), {unix} and {unix_ms} are filled in
     #[arg(short = 'm', long, value_name = "MESSAGE")]
     pub message: Option<String>,
 

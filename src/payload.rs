@@ -1,4 +1,5 @@
-//! `pub -m` placeholders: `{n}` (a counter from 0), `{time}` (RFC 3339, UTC), `{unix}` and
+//! `pub -m` placeholders: `{n}` or `{counter}` (a counter from 0; clap's help turns a literal
+//! `{n}` into a newline, so help shows the long form), `{time}` (RFC 3339, UTC), `{unix}` and
 //! `{unix_ms}`. Anything else in braces stays as typed, so JSON payloads such as `{"a":1}`
 //! go out untouched.
 
@@ -63,6 +64,7 @@ fn parse(s: &str) -> Vec<Part> {
         let after = &rest[open..];
         let known = [
             ("{n}", Part::Counter),
+            ("{counter}", Part::Counter),
             ("{time}", Part::Time),
             ("{unix}", Part::Unix),
             ("{unix_ms}", Part::UnixMs),
@@ -99,6 +101,7 @@ mod tests {
         let p = Payload::from_message("messages: {n}", false);
         assert_eq!(p.render(0), "messages: 0");
         assert_eq!(p.render(41), "messages: 41");
+        assert_eq!(Payload::from_message("{counter}", false).render(2), "2");
     }
 
     #[test]

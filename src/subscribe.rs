@@ -60,6 +60,7 @@ pub async fn run(args: SubArgs, settings: Settings, mut interrupt: Interrupt) ->
     client.subscribe(&plan.filters).await?;
 
     let mut received = 0u64;
+    let mut reader_gone = pin!(crate::output::stdout_closed());
     let end = loop {
         let ev = {
             let mut next = pin!(events.next());
@@ -75,6 +76,7 @@ pub async fn run(args: SubArgs, settings: Settings, mut interrupt: Interrupt) ->
                         ev = next => ev,
                         _ = interrupt.wait() => break End::Interrupted,
                         _ = sleep_until(deadline) => break End::Timeout,
+                        _ = &mut reader_gone => break End::Done,
                     }
                 }
             }

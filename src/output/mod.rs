@@ -2,7 +2,10 @@
 //! further message is already waiting, so `sub | jq` is live without a syscall per message
 //! in a burst.
 
+mod closed;
 pub mod template;
+
+pub use closed::stdout_closed;
 
 use std::io::{self, Write};
 
