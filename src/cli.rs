@@ -281,7 +281,7 @@ pub struct SubArgs {
     #[arg(short = 'R', long = "no-retained", conflicts_with = "retained_only")]
     pub no_retained: bool,
 
-    /// Print only retained messages
+    /// Print only retained messages, and exit at the first message that is not retained
     #[arg(long)]
     pub retained_only: bool,
 

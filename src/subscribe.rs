@@ -89,6 +89,11 @@ pub async fn run(args: SubArgs, settings: Settings, mut interrupt: Interrupt) ->
                 }
             }
             Event::Message(msg) => {
+                // Retained messages come first after SUBACK; the first live one means there
+                // are no more to show (mosquitto_sub behaves the same).
+                if plan.retained_only && !msg.retain {
+                    break End::Done;
+                }
                 if !wanted(&plan, &msg) {
                     continue;
                 }
@@ -229,4 +234,66 @@ async fn poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
         Poll::Pending => Poll::Ready(None),
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::exit_for;
+
+    fn filters() -> Vec<(String, u8)> {
+        vec![("a/#".into(), 1), ("b".into(), 2)]
+    }
+
+    #[test]
+    fn some_refused_is_a_warning_all_refused_an_error() {
+        assert!(check_suback(&filters(), &[Ok(1), Err("not authorized (0x87)".into())]).is_ok());
+        let err = check_suback(
+            &filters(),
+            &[Err("x (0x80)".into()), Err("y (0x87)".into())],
+        )
+        .unwrap_err();
+        assert_eq!(exit_for(&err), Exit::Rejected);
+        assert!(err.to_string().contains("'a/#': x (0x80), 'b': y (0x87)"));
+    }
+
+    fn message(topic: &str, retain: bool) -> Message {
+        Message {
+            topic: topic.into(),
+            payload: bytes::Bytes::new(),
+            qos: 0,
+            retain,
+            properties: None,
+        }
+    }
+
+    fn plan_with(no_retained: bool, retained_only: bool, filter_out: &[&str]) -> Plan {
+        Plan {
+            filters: filters(),
+            count: None,
+            no_retained,
+            retained_only,
+            filter_out: filter_out.iter().map(|s| s.to_string()).collect(),
+            exit_after_sub: false,
+        }
+    }
+
+    #[test]
+    fn retained_and_topic_filters() {
+        assert!(wanted(&plan_with(false, false, &[]), &message("a/x", true)));
+        assert!(!wanted(&plan_with(true, false, &[]), &message("a/x", true)));
+        assert!(wanted(&plan_with(true, false, &[]), &message("a/x", false)));
+        assert!(!wanted(
+            &plan_with(false, true, &[]),
+            &message("a/x", false)
+        ));
+        assert!(!wanted(
+            &plan_with(false, false, &["a/+"]),
+            &message("a/x", false)
+        ));
+        assert!(wanted(
+            &plan_with(false, false, &["a/+"]),
+            &message("a/x/y", false)
+        ));
+    }
 }

@@ -1,0 +1,113 @@
+//! Credentials against a Mosquitto with a password file (rumqttd drops a refused client without a
+//! CONNACK, so these need Mosquitto).
+
+use crate::common::{run, unique_topic, Broker, Proto, Setup, Sub};
+use Proto::{V311, V5};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "s3cret-pw";
+
+fn password_broker(test: &str, anonymous: bool) -> Option<Broker> {
+    let users = [(USER, PASSWORD)];
+    Broker::mosquitto(
+        test,
+        &Setup {
+            users: &users,
+            anonymous,
+            ..Setup::default()
+        },
+    )
+}
+
+#[test]
+fn wrong_password_exits_4_with_the_connack_reason() {
+    let Some(broker) = password_broker("wrong_password_exits_4_with_the_connack_reason", false)
+    else {
+        return;
+    };
+    for proto in [V311, V5] {
+        for sub in ["pub", "sub"] {
+            let mut cmd = broker.cmd(sub, proto);
+            cmd.args(["-t", "a", "-u", USER, "-P", "hunter2"]);
+            if sub == "pub" {
+                cmd.args(["-m", "x"]);
+            } else {
+                cmd.args(["-W", "30"]);
+            }
+            let out = run(&mut cmd);
+            out.assert_error(4, &["not authori|notauthori|bad user|badusername"]);
+            assert!(!out.stderr.contains("hunter2"), "password leaked");
+        }
+    }
+}
+
+#[test]
+fn password_never_appears_on_stderr_even_with_debug() {
+    let Some(broker) = password_broker("password_never_appears_on_stderr_even_with_debug", false)
+    else {
+        return;
+    };
+    let topic = unique_topic() + "secret";
+    for (password, code) in [("hunter2", 4), (PASSWORD, 0)] {
+        let url = format!(
+            "mqtt://{USER}:{password}@127.0.0.1:{}/{topic}",
+            broker.port(V311)
+        );
+        for args in [vec!["-u", USER, "-P", password], vec!["-L", url.as_str()]] {
+            let out = run(broker
+                .cmd("pub", V311)
+                .args(["-t", &topic, "-m", "x", "-d"])
+                .args(&args));
+            out.assert_code(code);
+            assert!(
+                !out.stderr.contains(password),
+                "{args:?}: password on stderr:\n{}",
+                out.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn anonymous_client_refused_exits_4() {
+    let Some(broker) = password_broker("anonymous_client_refused_exits_4", false) else {
+        return;
+    };
+    run(broker.cmd("pub", V311).args(["-t", "a", "-m", "x"])).assert_error(4, &[]);
+}
+
+#[test]
+fn every_way_to_give_the_password() {
+    let Some(broker) = password_broker("every_way_to_give_the_password", false) else {
+        return;
+    };
+    let topic = unique_topic() + "auth";
+    let sub = Sub::start(broker.cmd("sub", V5).args([
+        "-t", &topic, "-u", USER, "-P", PASSWORD, "-q", "1", "-C", "3", "-W", "30",
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    run(broker
+        .cmd("pub", V311)
+        .args(["-t", &topic, "-q", "1", "-m", "env", "-u", USER])
+        .env("MQTT_PASSWORD", PASSWORD))
+    .assert_ok(b"");
+    run(broker.cmd("pub", V311).args([
+        "-t",
+        &topic,
+        "-q",
+        "1",
+        "-m",
+        "file",
+        "-u",
+        USER,
+        "--password-file",
+        file.to_str().unwrap(),
+    ]))
+    .assert_ok(b"");
+    let url = format!("mqtt://{USER}:{PASSWORD}@127.0.0.1:{}", broker.port(V311));
+    run(crate::common::mqttcli().args(["pub", "-L", &url, "-t", &topic, "-q", "1", "-m", "url"]))
+        .assert_ok(b"");
+    sub.finish().assert_ok(b"env\nfile\nurl\n");
+}

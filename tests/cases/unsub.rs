@@ -1,0 +1,63 @@
+//! `unsub` removes subscriptions from a persistent session, and only those.
+//!
+//! These need Mosquitto: rumqttd 0.20 sends no UNSUBACK for a subscription restored from a
+//! persistent session (router/routing.rs looks the filter up under the new connection id).
+
+use crate::common::{publish, run, unique_id, unique_topic, Broker, Proto};
+use Proto::{V311, V5};
+
+/// `sub -c -i ID -q 1 -t …`: the persistent session's subscriber command.
+fn session_sub(broker: &Broker, proto: Proto, id: &str, filters: &[&str]) -> std::process::Command {
+    let mut cmd = broker.cmd("sub", proto);
+    cmd.args(["-c", "-i", id, "-q", "1"]);
+    for f in filters {
+        cmd.args(["-t", f]);
+    }
+    cmd
+}
+
+fn unsub_removes_the_subscription(test: &str, proto: Proto) {
+    let broker = Broker::start();
+    if !broker.is_mosquitto(test) {
+        return;
+    }
+    let t = unique_topic();
+    let (gone, kept) = (format!("{t}gone"), format!("{t}kept"));
+    let id = unique_id();
+    run(session_sub(&broker, proto, &id, &[&gone, &kept]).args(["-E", "-W", "30"])).assert_ok(b"");
+    run(broker.cmd("unsub", proto).args(["-i", &id, "-t", &gone])).assert_ok(b"");
+    // Both are queued for the offline session only if it is still subscribed to them. Had
+    // the unsubscribe failed, "unsubscribed" would arrive before "kept".
+    publish(&broker, proto, &gone, &["-q", "1", "-m", "unsubscribed"]);
+    publish(&broker, proto, &kept, &["-q", "1", "-m", "kept"]);
+    run(session_sub(&broker, proto, &id, &[&kept]).args(["-v", "-C", "1", "-W", "30"]))
+        .assert_ok(format!("{kept} kept\n").as_bytes());
+}
+
+#[test]
+fn unsub_removes_a_persistent_subscription_v311() {
+    unsub_removes_the_subscription("unsub_removes_a_persistent_subscription_v311", V311);
+}
+
+#[test]
+fn unsub_removes_a_persistent_subscription_v5() {
+    unsub_removes_the_subscription("unsub_removes_a_persistent_subscription_v5", V5);
+}
+
+#[test]
+fn unsub_leaves_queued_messages_for_the_session() {
+    let broker = Broker::start();
+    if !broker.is_mosquitto("unsub_leaves_queued_messages_for_the_session") {
+        return;
+    }
+    let t = unique_topic();
+    let (queued, other) = (format!("{t}queued"), format!("{t}other"));
+    let id = unique_id();
+    run(session_sub(&broker, V311, &id, &[&queued, &other]).args(["-E", "-W", "30"]))
+        .assert_ok(b"");
+    publish(&broker, V311, &queued, &["-q", "1", "-m", "waiting"]);
+    // unsub joins the session, which has a message waiting: it must not take (and ack) it.
+    run(broker.cmd("unsub", V311).args(["-i", &id, "-t", &other])).assert_ok(b"");
+    run(session_sub(&broker, V311, &id, &[&queued]).args(["-C", "1", "-W", "30"]))
+        .assert_ok(b"waiting\n");
+}
