@@ -137,6 +137,12 @@ pub struct ConnArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
     pub connect_timeout: Duration,
 
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub web: WebArgs,
+
     /// Debug output on stderr (RUST_LOG=... works too)
     #[arg(short = 'd', long)]
     pub debug: bool,
@@ -144,6 +150,91 @@ pub struct ConnArgs {
     /// Print no warnings, only errors
     #[arg(long, conflicts_with = "debug")]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsArgs {
+    /// Use TLS, trusting the OS certificate store (SSL_CERT_FILE / SSL_CERT_DIR are honoured)
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Trust the CA certificates in FILE (PEM) instead of the OS store; turns TLS on
+    #[arg(long, value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS; needs --key
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// Client private key (PEM: PKCS#8, PKCS#1 or SEC1) for mutual TLS; needs --cert
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Do not verify the broker's certificate at all (prints a warning; for tests only)
+    #[arg(long, conflicts_with = "tls_server_name")]
+    pub insecure: bool,
+
+    /// Verify the certificate against NAME instead of the host dialled (e.g. with -h IP)
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+
+    /// Offer an ALPN protocol (repeatable), e.g. x-amzn-mqtt-ca
+    #[arg(long, value_name = "PROTO")]
+    pub alpn: Vec<String>,
+
+    /// Lowest TLS version to accept: 1.2 or 1.3
+    #[arg(long, value_name = "VERSION", value_parser = ["1.2", "1.3"])]
+    pub tls_version: Option<String>,
+}
+
+impl TlsArgs {
+    /// Any TLS option turns TLS on, as in mosquitto's tools.
+    pub fn any(&self) -> bool {
+        self.tls
+            || self.cafile.is_some()
+            || self.cert.is_some()
+            || self.key.is_some()
+            || self.insecure
+            || self.tls_server_name.is_some()
+            || !self.alpn.is_empty()
+            || self.tls_version.is_some()
+    }
+}
+
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "WebSocket and proxy")]
+pub struct WebArgs {
+    /// Connect over WebSocket (wss with any TLS option); default port 8083, 8084 with TLS
+    #[arg(long)]
+    pub ws: bool,
+
+    /// WebSocket path [default: /mqtt]
+    #[arg(long, value_name = "PATH")]
+    pub ws_path: Option<String>,
+
+    /// Extra HTTP header on the WebSocket upgrade request, 'Name: value' (repeatable)
+    #[arg(long, value_name = "HEADER", value_parser = parse_header)]
+    pub header: Vec<(String, String)>,
+
+    /// HTTP CONNECT proxy, http://[USER:PASS@]HOST:PORT [default: HTTPS_PROXY or ALL_PROXY,
+    /// except for NO_PROXY and loopback hosts]
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((name, value))
+            if http::HeaderName::from_bytes(name.trim().as_bytes()).is_ok()
+                && http::HeaderValue::from_str(value.trim()).is_ok() =>
+        {
+            Ok((name.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!(
+            "'{s}' is not an HTTP header: write it as 'Name: value'"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -19,6 +19,9 @@ pub enum Exit {
     Rejected,
     /// `sub -W` ran out before the run was complete.
     Timeout,
+    /// The TLS handshake failed: certificate not trusted, expired or for another name, or the
+    /// broker wants a client certificate.
+    Tls,
     /// SIGINT or SIGTERM ended the run (after a clean disconnect).
     Interrupted,
 }
@@ -33,6 +36,7 @@ impl Exit {
             Exit::ConnectRefused => 4,
             Exit::Rejected => 5,
             Exit::Timeout => 6,
+            Exit::Tls => 7,
             Exit::Interrupted => 130,
         }
     }
@@ -47,6 +51,7 @@ Exit codes:
   4    the broker refused the connection (bad credentials, not authorised, ...)
   5    a publish, subscribe or unsubscribe was refused, or not every message was acknowledged
   6    sub: the -W timeout expired
+  7    the TLS handshake failed (certificate not trusted, expired, for another name, ...)
   130  interrupted by Ctrl-C or SIGTERM (after a clean disconnect)";
 
 /// An error that knows its exit code. The message is one line naming the problem and the fix.
@@ -101,6 +106,7 @@ mod tests {
             Exit::ConnectRefused,
             Exit::Rejected,
             Exit::Timeout,
+            Exit::Tls,
             Exit::Interrupted,
         ] {
             let line = format!("\n  {:<4} ", exit.code());

@@ -6,7 +6,10 @@
 //! `Client` half only queues requests and may be cloned into producer tasks.
 
 mod errors;
+pub mod proxy;
 pub mod settings;
+mod tls;
+mod transport;
 pub mod url;
 mod v4;
 mod v5;
@@ -17,6 +20,7 @@ use anyhow::Result;
 use bytes::Bytes;
 
 pub use settings::Settings;
+use transport::Peer;
 
 use crate::cli::Protocol;
 use crate::exit::{fail, Exit};
@@ -76,7 +80,7 @@ pub enum Client {
 
 pub struct Events {
     inner: EventLoop,
-    endpoint: String,
+    peer: Peer,
 }
 
 enum EventLoop {
@@ -98,19 +102,25 @@ const REQUEST_QUEUE: usize = 1024;
 /// reconnect, and a refused CONNACK must not be retried.
 pub async fn connect(settings: &Settings) -> Result<Connected> {
     tracing::debug!(?settings, "connecting");
-    let endpoint = format!("{}:{}", settings.host, settings.port);
-    resolve(settings, &endpoint).await?;
+    let wire = transport::wire(settings)?;
+    // Through a proxy, the proxy resolves the name; it may not resolve here at all.
+    if wire.proxy.is_none() {
+        resolve(settings).await?;
+    }
     let (client, inner) = match settings.protocol {
         Protocol::V311 => {
-            let (c, e) = v4::new(settings, REQUEST_QUEUE);
+            let (c, e) = v4::new(settings, &wire, REQUEST_QUEUE);
             (Client::V4(c), EventLoop::V4(Box::new(e)))
         }
         Protocol::V5 => {
-            let (c, e) = v5::new(settings, REQUEST_QUEUE);
+            let (c, e) = v5::new(settings, &wire, REQUEST_QUEUE);
             (Client::V5(c), EventLoop::V5(Box::new(e)))
         }
     };
-    let mut events = Events { inner, endpoint };
+    let mut events = Events {
+        inner,
+        peer: wire.peer,
+    };
     let timeout = settings.connect_timeout;
     let session_present = tokio::time::timeout(timeout, async {
         loop {
@@ -123,11 +133,11 @@ pub async fn connect(settings: &Settings) -> Result<Connected> {
         }
     })
     .await
-    .map_err(|_| errors::connect_timeout(&events.endpoint, Some(timeout)))??;
+    .map_err(|_| errors::connect_timeout(&events.peer, Some(timeout)))??;
     tracing::debug!(
         session_present,
         "CONNACK received: connected to {}",
-        events.endpoint
+        events.peer.endpoint
     );
     Ok(Connected {
         client,
@@ -138,7 +148,7 @@ pub async fn connect(settings: &Settings) -> Result<Connected> {
 
 /// Resolving first gives DNS failures their own message; rumqttc reports them as an
 /// uncategorised I/O error.
-async fn resolve(settings: &Settings, endpoint: &str) -> Result<()> {
+async fn resolve(settings: &Settings) -> Result<()> {
     let lookup = async {
         tokio::net::lookup_host((settings.host.as_str(), settings.port))
             .await
@@ -153,9 +163,12 @@ async fn resolve(settings: &Settings, endpoint: &str) -> Result<()> {
                 settings.host
             ),
         )),
-        Err(_) => Err(errors::connect_timeout(
-            endpoint,
-            Some(settings.connect_timeout),
+        Err(_) => Err(fail(
+            Exit::Unreachable,
+            format!(
+                "looking up host '{}' took longer than --connect-timeout: check the name and this machine's DNS",
+                settings.host
+            ),
         )),
     }
 }
@@ -170,11 +183,11 @@ impl Events {
         match &mut self.inner {
             EventLoop::V4(el) => match el.poll().await {
                 Ok(ev) => Ok(v4::event(ev)),
-                Err(e) => Err(v4::error(e, connected, &self.endpoint)),
+                Err(e) => Err(v4::error(e, connected, &self.peer)),
             },
             EventLoop::V5(el) => match el.poll().await {
                 Ok(ev) => Ok(v5::event(ev)),
-                Err(e) => Err(v5::error(e, connected, &self.endpoint)),
+                Err(e) => Err(v5::error(e, connected, &self.peer)),
             },
         }
     }

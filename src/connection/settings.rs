@@ -1,18 +1,47 @@
 //! ConnArgs → Settings: every default that depends on other options is settled here, and every
 //! bad combination becomes a usage error before a socket is opened.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 use bytes::Bytes;
 use rand::distr::{Alphanumeric, SampleString};
 
-use super::url;
+use super::proxy::{self, ProxySettings};
+use super::url::{self, Scheme};
 use crate::cli::{ConnArgs, Protocol};
 use crate::exit::{fail, Exit};
 use crate::secret::Secret;
 
 pub const DEFAULT_PORT: u16 = 1883;
+pub const DEFAULT_TLS_PORT: u16 = 8883;
+/// EMQX's ports, which the tutorial uses; Mosquitto has no standard WebSocket port.
+pub const DEFAULT_WS_PORT: u16 = 8083;
+pub const DEFAULT_WSS_PORT: u16 = 8084;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    pub cafile: Option<PathBuf>,
+    /// Client certificate and key, for mutual TLS.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    pub insecure: bool,
+    pub server_name: Option<String>,
+    pub alpn: Vec<String>,
+    pub min_version: Option<TlsVersion>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebSocket {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
 
 #[derive(Debug, Clone)]
 pub struct Will {
@@ -36,6 +65,9 @@ pub struct Settings {
     pub session_expiry: Option<u32>,
     pub will: Option<Will>,
     pub connect_timeout: Duration,
+    pub tls: Option<TlsSettings>,
+    pub websocket: Option<WebSocket>,
+    pub proxy: Option<ProxySettings>,
     /// The topic from `-L`'s path, used when `-t` is absent.
     pub url_topic: Option<String>,
     /// Leave received QoS 1/2 messages unacknowledged (unsub must not consume a session's queue).
@@ -43,14 +75,17 @@ pub struct Settings {
 }
 
 /// Where the password may come from besides the flags; passed in so tests need no process env.
+#[derive(Default)]
 pub struct Environment {
     pub password: Option<String>,
+    pub proxy: proxy::ProxyEnv,
 }
 
 impl Environment {
     pub fn from_process() -> Self {
         Environment {
             password: std::env::var("MQTT_PASSWORD").ok(),
+            proxy: proxy::ProxyEnv::from_process(),
         }
     }
 }
@@ -64,9 +99,17 @@ pub fn resolve(args: &ConnArgs, env: &Environment) -> Result<Settings> {
         Some(u) => Some(url::parse(u).map_err(usage)?),
         None => None,
     };
-    let (url_host, url_port, url_user, url_pass, url_topic) = match url {
-        Some(u) => (Some(u.host), u.port, u.username, u.password, u.topic),
-        None => (None, None, None, None, None),
+    let scheme = url.as_ref().map(|u| u.scheme);
+    let (url_host, url_port, url_user, url_pass, url_topic, url_ws_path) = match url {
+        Some(u) => (
+            Some(u.host),
+            u.port,
+            u.username,
+            u.password,
+            u.topic,
+            u.ws_path,
+        ),
+        None => (None, None, None, None, None, None),
     };
 
     let host = args
@@ -74,12 +117,54 @@ pub fn resolve(args: &ConnArgs, env: &Environment) -> Result<Settings> {
         .clone()
         .or(url_host)
         .unwrap_or_else(|| "localhost".to_string());
-    let port = args.port.or(url_port).unwrap_or(DEFAULT_PORT);
+    let explicit_port = args.port.or(url_port);
+    // As mosquitto's tools: any TLS option, an mqtts/wss URL, or the TLS port itself means TLS
+    // (unless a URL says mqtt:// or ws:// outright).
+    let use_tls = args.tls.any()
+        || scheme.is_some_and(Scheme::tls)
+        || (explicit_port == Some(DEFAULT_TLS_PORT) && scheme.is_none());
+    let use_ws = args.web.ws || scheme.is_some_and(Scheme::websocket);
+    let port = explicit_port.unwrap_or(match (use_tls, use_ws) {
+        (false, false) => DEFAULT_PORT,
+        (true, false) => DEFAULT_TLS_PORT,
+        (false, true) => DEFAULT_WS_PORT,
+        (true, true) => DEFAULT_WSS_PORT,
+    });
     if port == 0 {
         return Err(usage(
             "port 0 is not valid: give the broker's port with -p, e.g. -p 1883",
         ));
     }
+    let tls = if use_tls {
+        Some(tls_settings(args)?)
+    } else {
+        None
+    };
+    let websocket = if use_ws {
+        let path = args
+            .web
+            .ws_path
+            .clone()
+            .or(url_ws_path)
+            .unwrap_or_else(|| "/mqtt".to_string());
+        let path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
+        Some(WebSocket {
+            path,
+            headers: args.web.header.clone(),
+        })
+    } else {
+        if args.web.ws_path.is_some() || !args.web.header.is_empty() {
+            return Err(usage(
+                "--ws-path and --header apply to WebSocket connections: add --ws (or use a ws:// or wss:// URL)",
+            ));
+        }
+        None
+    };
+    let proxy = proxy::resolve(args.web.proxy.as_deref(), &env.proxy, &host).map_err(usage)?;
 
     let username = args.username.clone().or(url_user);
     let password = match (&args.password, &args.password_file) {
@@ -153,8 +238,35 @@ pub fn resolve(args: &ConnArgs, env: &Environment) -> Result<Settings> {
         session_expiry,
         will,
         connect_timeout: args.connect_timeout,
+        tls,
+        websocket,
+        proxy,
         url_topic,
         manual_acks: false,
+    })
+}
+
+fn tls_settings(args: &ConnArgs) -> Result<TlsSettings> {
+    let t = &args.tls;
+    let identity = match (&t.cert, &t.key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        _ => {
+            return Err(usage(
+                "--cert and --key go together: give both for mutual TLS, or neither",
+            ))
+        }
+    };
+    Ok(TlsSettings {
+        cafile: t.cafile.clone(),
+        identity,
+        insecure: t.insecure,
+        server_name: t.tls_server_name.clone(),
+        alpn: t.alpn.clone(),
+        min_version: t.tls_version.as_deref().map(|v| match v {
+            "1.3" => TlsVersion::V1_3,
+            _ => TlsVersion::V1_2,
+        }),
     })
 }
 
@@ -205,6 +317,7 @@ mod tests {
             &conn(args),
             &Environment {
                 password: password_env.map(str::to_string),
+                ..Default::default()
             },
         )
     }
@@ -267,6 +380,40 @@ mod tests {
         assert!(err(&["-x", "10"]).contains("add -V 5"));
         assert!(err(&["-p", "0"]).contains("port 0"));
         assert!(err(&["-i", ""]).contains("empty"));
+    }
+
+    #[test]
+    fn transport_defaults_follow_mosquitto_and_emqx() {
+        let port = |args: &[&str]| resolve_with(args, None).unwrap().port;
+        assert_eq!(port(&[]), 1883);
+        assert_eq!(port(&["--tls"]), 8883);
+        assert_eq!(port(&["--cafile", "ca.pem"]), 8883);
+        assert_eq!(port(&["-L", "mqtts://h"]), 8883);
+        assert_eq!(port(&["--ws"]), 8083);
+        assert_eq!(port(&["--ws", "--insecure"]), 8084);
+        assert_eq!(port(&["-L", "wss://h/x"]), 8084);
+        assert!(resolve_with(&["-p", "8883"], None).unwrap().tls.is_some());
+        assert!(resolve_with(&["-L", "mqtt://h:8883"], None)
+            .unwrap()
+            .tls
+            .is_none());
+        let s = resolve_with(&["-L", "wss://h:9001/custom"], None).unwrap();
+        assert_eq!(s.websocket.unwrap().path, "/custom");
+        assert_eq!(
+            resolve_with(&["--ws"], None)
+                .unwrap()
+                .websocket
+                .unwrap()
+                .path,
+            "/mqtt"
+        );
+    }
+
+    #[test]
+    fn tls_and_ws_option_errors() {
+        assert!(err(&["--cert", "c.pem"]).contains("--cert and --key go together"));
+        assert!(err(&["--key", "k.pem"]).contains("--cert and --key go together"));
+        assert!(err(&["--ws-path", "/x"]).contains("add --ws"));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `-L mqtt://[user[:pass]@]host[:port][/topic]`.
+//! `-L mqtt://[user[:pass]@]host[:port][/topic]`, and `mqtts://` likewise; `ws://` and `wss://`
+//! URLs carry the WebSocket path instead of a topic.
 //!
 //! Parsed by hand rather than with the `url` crate: a topic in the path may hold `#`, which a URL
 //! parser would take for a fragment.
@@ -7,28 +8,52 @@ use percent_encoding::percent_decode_str;
 
 use crate::secret::Secret;
 
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    #[default]
+    Mqtt,
+    Mqtts,
+    Ws,
+    Wss,
+}
+
+impl Scheme {
+    pub fn tls(self) -> bool {
+        matches!(self, Scheme::Mqtts | Scheme::Wss)
+    }
+
+    pub fn websocket(self) -> bool {
+        matches!(self, Scheme::Ws | Scheme::Wss)
+    }
+}
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BrokerUrl {
+    pub scheme: Scheme,
     pub host: String,
     pub port: Option<u16>,
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub topic: Option<String>,
+    /// ws:// and wss:// only.
+    pub ws_path: Option<String>,
 }
 
 pub fn parse(input: &str) -> Result<BrokerUrl, String> {
     let (scheme, rest) = input.split_once("://").ok_or_else(|| {
         "the URL has no scheme: write it as mqtt://[user[:pass]@]host[:port][/topic]".to_string()
     })?;
-    match scheme.to_ascii_lowercase().as_str() {
-        "mqtt" | "tcp" => {}
-        "mqtts" | "ssl" | "ws" | "wss" => {
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "mqtt" | "tcp" => Scheme::Mqtt,
+        "mqtts" | "ssl" | "tls" => Scheme::Mqtts,
+        "ws" => Scheme::Ws,
+        "wss" => Scheme::Wss,
+        _ => {
             return Err(format!(
-                "{scheme}:// URLs are not supported yet: use mqtt://host[:port] (TLS and WebSocket are planned)"
+                "unknown URL scheme '{scheme}': use mqtt://, mqtts://, ws:// or wss://"
             ))
         }
-        _ => return Err(format!("unknown URL scheme '{scheme}': use mqtt://")),
-    }
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], Some(&rest[i + 1..])),
         None => (rest, None),
@@ -56,8 +81,15 @@ pub fn parse(input: &str) -> Result<BrokerUrl, String> {
             None => (Some(decode(ui)?), None),
         },
     };
-    let topic = path.filter(|p| !p.is_empty()).map(str::to_string);
+    let path = path.filter(|p| !p.is_empty()).map(str::to_string);
+    let (topic, ws_path) = if scheme.websocket() {
+        (None, path.map(|p| format!("/{p}")))
+    } else {
+        (path, None)
+    };
     Ok(BrokerUrl {
+        scheme,
+        ws_path,
         host: host.to_string(),
         port,
         username: username.filter(|u| !u.is_empty()),
@@ -134,14 +166,28 @@ mod tests {
     }
 
     #[test]
+    fn schemes() {
+        let u = parse("mqtts://h:8884/t").unwrap();
+        assert_eq!((u.scheme, u.topic.as_deref()), (Scheme::Mqtts, Some("t")));
+        let u = parse("wss://h/custom/path").unwrap();
+        assert_eq!(u.scheme, Scheme::Wss);
+        assert_eq!(
+            (u.topic, u.ws_path.as_deref()),
+            (None, Some("/custom/path"))
+        );
+        assert_eq!(parse("ws://h").unwrap().ws_path, None);
+        assert!(Scheme::Wss.tls() && Scheme::Wss.websocket() && !Scheme::Mqtt.tls());
+    }
+
+    #[test]
     fn errors_name_the_fix() {
         assert!(parse("localhost:1883").unwrap_err().contains("mqtt://"));
         assert!(parse("http://h")
             .unwrap_err()
             .contains("unknown URL scheme"));
-        assert!(parse("mqtts://h")
+        assert!(parse("foo://h")
             .unwrap_err()
-            .contains("not supported yet"));
+            .contains("use mqtt://, mqtts://"));
         assert!(parse("mqtt://h:99999").unwrap_err().contains("not a port"));
         assert!(parse("mqtt://u:secret@:1883")
             .unwrap_err()

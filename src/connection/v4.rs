@@ -5,10 +5,18 @@ use rumqttc::{
     NetworkOptions, Outgoing, Packet, StateError, SubscribeReasonCode,
 };
 
+use super::transport::{header_modifier, Peer, Wire};
 use super::{errors, to_qos4, Event, Message, Settings, MAX_PACKET};
 
-pub fn new(s: &Settings, cap: usize) -> (AsyncClient, EventLoop) {
-    let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
+pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
+    let mut opts = MqttOptions::new(s.client_id.clone(), wire.broker.clone(), s.port);
+    opts.set_transport(wire.transport.clone());
+    if let Some(proxy) = &wire.proxy {
+        opts.set_proxy(proxy.clone());
+    }
+    if !wire.headers.is_empty() {
+        opts.set_request_modifier(header_modifier(wire.headers.clone()));
+    }
     opts.set_keep_alive(s.keepalive)
         .set_clean_session(s.clean_session)
         .set_max_packet_size(MAX_PACKET, MAX_PACKET);
@@ -73,47 +81,56 @@ fn connack_words(code: ConnectReturnCode) -> (&'static str, u8) {
     }
 }
 
-pub fn error(e: ConnectionError, connected: bool, endpoint: &str) -> anyhow::Error {
+pub fn error(e: ConnectionError, connected: bool, peer: &Peer) -> anyhow::Error {
     use rumqttc::mqttbytes::Error as Wire;
     tracing::debug!(error = ?e, connected, "connection error");
+    if let Some(err) = errors::transport(peer, &e) {
+        return err;
+    }
     match e {
+        ConnectionError::Tls(_) => errors::tls_io(peer),
+        ConnectionError::Proxy(p) => errors::proxy(peer, &p),
+        ConnectionError::ResponseValidation(_) => errors::not_mqtt_websocket(peer),
+        ConnectionError::WsConnect(w) => errors::websocket(peer, w),
+        ConnectionError::InvalidUrl(u) => errors::websocket(peer, u),
+        ConnectionError::Websocket(w) if !connected => errors::websocket(peer, w),
         ConnectionError::ConnectionRefused(code) => {
             let (words, n) = connack_words(code);
-            errors::refused(endpoint, words, n)
+            errors::refused(peer, words, n)
         }
         ConnectionError::MqttState(StateError::Deserialization(
             Wire::InvalidConnectReturnCode(n),
-        )) => errors::refused(endpoint, "unknown reason", n),
+        )) => errors::refused(peer, "unknown reason", n),
         ConnectionError::MqttState(StateError::Deserialization(Wire::OutgoingPacketTooLarge {
             pkt_size,
             max,
-        })) => errors::too_large(endpoint, pkt_size, max),
+        })) => errors::too_large(peer, pkt_size, max),
         ConnectionError::MqttState(StateError::Deserialization(
             Wire::PayloadSizeLimitExceeded(n),
-        )) => errors::too_large(endpoint, n, MAX_PACKET),
-        ConnectionError::NetworkTimeout if !connected => errors::connect_timeout(endpoint, None),
-        ConnectionError::NotConnAck(_) => errors::not_mqtt(endpoint),
-        ConnectionError::Io(io) if !connected => errors::io_before_connack(endpoint, &io),
+        )) => errors::too_large(peer, n, MAX_PACKET),
+        ConnectionError::NetworkTimeout if !connected => errors::connect_timeout(peer, None),
+        ConnectionError::NotConnAck(_) => errors::not_mqtt(peer),
+        ConnectionError::Io(io) if !connected => errors::io_before_connack(peer, &io),
         ConnectionError::MqttState(StateError::Deserialization(Wire::Io(io))) if !connected => {
-            errors::io_before_connack(endpoint, &io)
+            errors::io_before_connack(peer, &io)
         }
         ConnectionError::MqttState(StateError::ConnectionAborted) if !connected => {
-            errors::closed_before_connack(endpoint)
+            errors::closed_before_connack(peer)
         }
         ConnectionError::MqttState(StateError::ConnectionAborted) => {
-            errors::lost(endpoint, "the broker closed it")
+            errors::lost(peer, "the broker closed it")
         }
         ConnectionError::MqttState(StateError::AwaitPingResp) => {
-            errors::lost(endpoint, "the broker stopped answering pings")
+            errors::lost(peer, "the broker stopped answering pings")
         }
         ConnectionError::MqttState(StateError::Deserialization(Wire::Io(io)))
         | ConnectionError::MqttState(StateError::Io(io))
-        | ConnectionError::Io(io) => errors::lost(endpoint, io),
+        | ConnectionError::Io(io) => errors::lost(peer, io),
         ConnectionError::FlushTimeout => errors::lost(
-            endpoint,
+            peer,
             "writing to the socket timed out (raise --connect-timeout for slow links)",
         ),
-        other if connected => errors::lost(endpoint, other),
-        other => errors::io_before_connack(endpoint, &std::io::Error::other(other.to_string())),
+        other if connected => errors::lost(peer, other),
+        other => errors::io_before_connack(peer, &std::io::Error::other(other.to_string())),
     }
 }

@@ -4,14 +4,22 @@ use rumqttc::v5::mqttbytes::v5::{
     ConnectReturnCode, LastWill, Packet, PubAckReason, PubCompReason, PubRecReason,
     PublishProperties, SubscribeReasonCode, UnsubAckReason,
 };
-use rumqttc::v5::mqttbytes::Error as Wire;
+use rumqttc::v5::mqttbytes::Error as WireError;
 use rumqttc::v5::{AsyncClient, ConnectionError, EventLoop, MqttOptions, StateError};
 use rumqttc::{NetworkOptions, Outgoing};
 
+use super::transport::{header_modifier, Peer, Wire};
 use super::{errors, to_qos5, Event, Message, Properties, Settings, MAX_PACKET};
 
-pub fn new(s: &Settings, cap: usize) -> (AsyncClient, EventLoop) {
-    let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
+pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
+    let mut opts = MqttOptions::new(s.client_id.clone(), wire.broker.clone(), s.port);
+    opts.set_transport(wire.transport.clone());
+    if let Some(proxy) = &wire.proxy {
+        opts.set_proxy(proxy.clone());
+    }
+    if !wire.headers.is_empty() {
+        opts.set_request_modifier(header_modifier(wire.headers.clone()));
+    }
     opts.set_keep_alive(s.keepalive)
         .set_clean_start(s.clean_session)
         .set_session_expiry_interval(s.session_expiry)
@@ -206,62 +214,72 @@ fn connack_code(c: ConnectReturnCode) -> u8 {
     }
 }
 
-pub fn error(e: ConnectionError, connected: bool, endpoint: &str) -> anyhow::Error {
+pub fn error(e: ConnectionError, connected: bool, peer: &Peer) -> anyhow::Error {
     tracing::debug!(error = ?e, connected, "connection error");
+    if let Some(err) = errors::transport(peer, &e) {
+        return err;
+    }
     match e {
+        ConnectionError::Tls(_) => errors::tls_io(peer),
+        ConnectionError::Proxy(p) => errors::proxy(peer, &p),
+        ConnectionError::ResponseValidation(_) => errors::not_mqtt_websocket(peer),
+        ConnectionError::WsConnect(w) => errors::websocket(peer, w),
+        ConnectionError::InvalidUrl(u) => errors::websocket(peer, u),
+        ConnectionError::Websocket(w) if !connected => errors::websocket(peer, w),
         ConnectionError::ConnectionRefused(code) => {
             let n = connack_code(code);
             let words = reason_words(&format!("{code:?}"), n);
             let words = words.rsplit_once(" (").map_or(words.as_str(), |(w, _)| w);
-            errors::refused(endpoint, words, n)
+            errors::refused(peer, words, n)
         }
         // A 3.1.1-only broker answers a v5 CONNECT with a v3 code this parser does not know.
-        ConnectionError::MqttState(StateError::Deserialization(Wire::InvalidConnectReturnCode(n))) => {
+        ConnectionError::MqttState(StateError::Deserialization(WireError::InvalidConnectReturnCode(n))) => {
             crate::exit::fail(
                 crate::exit::Exit::ConnectRefused,
                 format!(
-                    "the broker at {endpoint} refused MQTT 5 (CONNACK code {n}): it may only speak 3.1.1, so drop -V 5"
+                    "the broker at {} refused MQTT 5 (CONNACK code {n}): it may only speak 3.1.1, so drop -V 5",
+                    peer.endpoint
                 ),
             )
         }
         ConnectionError::MqttState(StateError::OutgoingPacketTooLarge { pkt_size, max }) => {
-            errors::too_large(endpoint, pkt_size, max)
+            errors::too_large(peer, pkt_size, max)
         }
-        ConnectionError::MqttState(StateError::Deserialization(Wire::PayloadSizeLimitExceeded {
+        ConnectionError::MqttState(StateError::Deserialization(WireError::PayloadSizeLimitExceeded {
             pkt_size,
             max,
-        })) => errors::too_large(endpoint, pkt_size, max),
+        })) => errors::too_large(peer, pkt_size, max),
         ConnectionError::MqttState(StateError::ServerDisconnect {
             reason_code,
             reason_string,
         }) => errors::lost(
-            endpoint,
+            peer,
             format!(
                 "the broker sent DISCONNECT: {:?}{}",
                 reason_code,
                 reason_string.map_or(String::new(), |s| format!(" ({s})"))
             ),
         ),
-        ConnectionError::Timeout(_) if !connected => errors::connect_timeout(endpoint, None),
-        ConnectionError::NotConnAck(_) => errors::not_mqtt(endpoint),
-        ConnectionError::Io(io) if !connected => errors::io_before_connack(endpoint, &io),
-        ConnectionError::MqttState(StateError::Deserialization(Wire::Io(io))) if !connected => {
-            errors::io_before_connack(endpoint, &io)
+        ConnectionError::Timeout(_) if !connected => errors::connect_timeout(peer, None),
+        ConnectionError::NotConnAck(_) => errors::not_mqtt(peer),
+        ConnectionError::Io(io) if !connected => errors::io_before_connack(peer, &io),
+        ConnectionError::MqttState(StateError::Deserialization(WireError::Io(io))) if !connected => {
+            errors::io_before_connack(peer, &io)
         }
         ConnectionError::MqttState(StateError::ConnectionAborted) if !connected => {
-            errors::closed_before_connack(endpoint)
+            errors::closed_before_connack(peer)
         }
         ConnectionError::MqttState(StateError::ConnectionAborted) => {
-            errors::lost(endpoint, "the broker closed it")
+            errors::lost(peer, "the broker closed it")
         }
         ConnectionError::MqttState(StateError::AwaitPingResp) => {
-            errors::lost(endpoint, "the broker stopped answering pings")
+            errors::lost(peer, "the broker stopped answering pings")
         }
-        ConnectionError::MqttState(StateError::Deserialization(Wire::Io(io)))
+        ConnectionError::MqttState(StateError::Deserialization(WireError::Io(io)))
         | ConnectionError::MqttState(StateError::Io(io))
-        | ConnectionError::Io(io) => errors::lost(endpoint, io),
-        other if connected => errors::lost(endpoint, other),
-        other => errors::io_before_connack(endpoint, &std::io::Error::other(other.to_string())),
+        | ConnectionError::Io(io) => errors::lost(peer, io),
+        other if connected => errors::lost(peer, other),
+        other => errors::io_before_connack(peer, &std::io::Error::other(other.to_string())),
     }
 }
 

@@ -1,0 +1,197 @@
+//! HTTP CONNECT proxies: `--proxy`, else `HTTPS_PROXY` / `ALL_PROXY` minus `NO_PROXY`.
+//! Loopback hosts never go through an environment proxy: a proxy cannot reach our localhost.
+
+use std::net::IpAddr;
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxySettings {
+    pub host: String,
+    pub port: u16,
+    pub auth: Option<(String, Secret)>,
+}
+
+impl std::fmt::Display for ProxySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ProxyEnv {
+    pub https_proxy: Option<String>,
+    pub all_proxy: Option<String>,
+    pub no_proxy: Option<String>,
+}
+
+fn env_var(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok())
+        .filter(|v| !v.trim().is_empty())
+}
+
+impl ProxyEnv {
+    pub fn from_process() -> Self {
+        ProxyEnv {
+            https_proxy: env_var(&["HTTPS_PROXY", "https_proxy"]),
+            all_proxy: env_var(&["ALL_PROXY", "all_proxy"]),
+            no_proxy: env_var(&["NO_PROXY", "no_proxy"]),
+        }
+    }
+}
+
+/// The proxy to dial `host` through, if any.
+pub fn resolve(
+    flag: Option<&str>,
+    env: &ProxyEnv,
+    host: &str,
+) -> Result<Option<ProxySettings>, String> {
+    if let Some(url) = flag {
+        return parse(url, "--proxy").map(Some);
+    }
+    let (url, origin) = match (&env.https_proxy, &env.all_proxy) {
+        (Some(u), _) => (u, "HTTPS_PROXY"),
+        (None, Some(u)) => (u, "ALL_PROXY"),
+        (None, None) => return Ok(None),
+    };
+    if is_loopback(host) || no_proxy_matches(env.no_proxy.as_deref().unwrap_or(""), host) {
+        return Ok(None);
+    }
+    parse(url, origin).map(Some)
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// curl's rules: `*` matches everything; an entry matches the host itself and its subdomains,
+/// with or without a leading dot.
+fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    no_proxy
+        .split(',')
+        .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .any(|e| e == "*" || host == e || host.ends_with(&format!(".{e}")))
+}
+
+fn parse(url: &str, origin: &str) -> Result<ProxySettings, String> {
+    let rest = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        Some((scheme, _)) => {
+            return Err(format!(
+                "{origin}: {scheme}:// proxies are not supported: use an HTTP CONNECT proxy, http://HOST:PORT"
+            ))
+        }
+        None => url,
+    };
+    let rest = rest.trim_end_matches('/');
+    let (auth, hostport) = match rest.rsplit_once('@') {
+        Some((userinfo, hp)) => {
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            let (u, p) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            (Some((decode(u), Secret::new(decode(p)))), hp)
+        }
+        None => (None, rest),
+    };
+    let bad = || {
+        format!(
+            "{origin}: '{}' is not a proxy address: write http://HOST:PORT",
+            super::url::redact(url)
+        )
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
+        // curl's default proxy port.
+        None => (hostport, 1080),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(bad());
+    }
+    Ok(ProxySettings {
+        host: host.to_string(),
+        port,
+        auth,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(https: Option<&str>, all: Option<&str>, no: Option<&str>) -> ProxyEnv {
+        ProxyEnv {
+            https_proxy: https.map(str::to_string),
+            all_proxy: all.map(str::to_string),
+            no_proxy: no.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn flag_beats_env_and_is_used_even_for_loopback() {
+        let p = resolve(
+            Some("http://p:3128"),
+            &env(Some("http://e:1"), None, None),
+            "localhost",
+        )
+        .unwrap();
+        assert_eq!(p.unwrap().host, "p");
+    }
+
+    #[test]
+    fn env_order_and_bypass() {
+        let e = env(
+            Some("http://h:3128"),
+            Some("http://a:1"),
+            Some("internal.example, .corp"),
+        );
+        assert_eq!(
+            resolve(None, &e, "broker.emqx.io").unwrap().unwrap().host,
+            "h"
+        );
+        assert_eq!(
+            resolve(None, &env(None, Some("http://a:1"), None), "x.org")
+                .unwrap()
+                .unwrap()
+                .host,
+            "a"
+        );
+        assert!(resolve(None, &e, "internal.example").unwrap().is_none());
+        assert!(resolve(None, &e, "mq.internal.example").unwrap().is_none());
+        assert!(resolve(None, &e, "b.corp").unwrap().is_none());
+        for host in ["localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]"] {
+            assert!(resolve(None, &e, host).unwrap().is_none(), "{host}");
+        }
+        assert!(
+            resolve(None, &env(Some("http://h:1"), None, Some("*")), "x")
+                .unwrap()
+                .is_none()
+        );
+        assert!(resolve(None, &env(None, None, None), "x")
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn parsing() {
+        let p = parse("http://us%40r:pa%3Ass@proxy.local:8080/", "--proxy").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("proxy.local", 8080));
+        let (user, pass) = p.auth.unwrap();
+        assert_eq!((user.as_str(), pass.expose()), ("us@r", "pa:ss"));
+        assert_eq!(parse("proxy.local", "x").unwrap().port, 1080);
+        assert!(parse("socks5://p:1", "--proxy")
+            .unwrap_err()
+            .contains("not supported"));
+        let e = parse("http://u:secret@:80", "--proxy").unwrap_err();
+        assert!(e.contains("not a proxy address") && !e.contains("secret"));
+    }
+}
