@@ -138,6 +138,9 @@ pub struct ConnArgs {
     pub connect_timeout: Duration,
 
     #[command(flatten)]
+    pub reconnect: ReconnectArgs,
+
+    #[command(flatten)]
     pub tls: TlsArgs,
 
     #[command(flatten)]
@@ -150,6 +153,28 @@ pub struct ConnArgs {
     /// Print no warnings, only errors
     #[arg(long, conflicts_with = "debug")]
     pub quiet: bool,
+}
+
+/// sub and streaming pub (-l, --interval) reconnect after a lost connection; a single pub fails
+/// fast. A refused CONNACK is never retried.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Reconnecting (sub, pub -l, pub --interval)")]
+pub struct ReconnectArgs {
+    /// Do not reconnect: a lost connection ends the run with exit code 3
+    #[arg(long)]
+    pub no_reconnect: bool,
+
+    /// First delay before reconnecting; it doubles after each failed attempt
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration::parse)]
+    pub reconnect_delay: Duration,
+
+    /// Longest delay between attempts
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration::parse)]
+    pub reconnect_max_delay: Duration,
+
+    /// Give up after N failed attempts in a row [default: never]
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    pub reconnect_attempts: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone, Default)]

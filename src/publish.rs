@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 use bytes::{Bytes, BytesMut};
+use std::collections::{HashMap, VecDeque};
+
 use tokio::io::AsyncReadExt;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::cli::PubArgs;
-use crate::connection::{self, Client, Event, Settings};
+use crate::connection::{self, Event, Settings};
 use crate::exit::{fail, Exit};
 use crate::payload::Payload;
 use crate::signals::Interrupt;
@@ -30,7 +32,11 @@ enum Source {
     Lines,
 }
 
-pub async fn run(args: PubArgs, settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
+/// Messages queued but not yet acknowledged, at most. Below rumqttc's request queue, so
+/// queueing one never waits; it also bounds memory and gives stdin back-pressure.
+const WINDOW: usize = connection::REQUEST_QUEUE - 24;
+
+pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
     let topic = args
         .topic
         .clone()
@@ -44,28 +50,29 @@ pub async fn run(args: PubArgs, settings: Settings, mut interrupt: Interrupt) ->
     let topic = crate::topic::parse_topic(&topic).map_err(|e| fail(Exit::Usage, e))?;
     // Read every input before connecting: a bad file is a usage error, not a half-done run.
     let source = source(&args).await?;
+    // A single publish fails fast; only streams (-l, --interval) ride out a lost connection.
+    let streaming = matches!(source, Source::Lines) || args.interval.is_some();
+    settings.reconnect.enabled &= streaming;
 
-    let connection::Connected {
-        client, mut events, ..
-    } = tokio::select! {
+    let connection::Connected { client, events, .. } = tokio::select! {
         c = connection::connect(&settings) => c?,
         _ = interrupt.wait() => return Ok(Exit::Interrupted),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let producer = tokio::spawn(produce(
-        client.clone(),
-        topic,
-        args.qos,
-        args.retain,
-        source,
-        stop_rx,
-    ));
+    let (msg_tx, mut msg_rx) = mpsc::channel::<Bytes>(WINDOW);
+    let producer = tokio::spawn(produce(msg_tx, source, stop_rx));
     tokio::pin!(producer);
+    // The event loop runs in its own task and is never cancelled half-way through a poll;
+    // this task only ever waits on channels, signals and timers.
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(drive(events, ev_tx));
 
     let qos = args.qos;
-    let mut queued: Option<u64> = None; // known once the producer has finished
-    let mut completed = 0u64;
+    let mut tracker = Tracker::new(qos);
+    let mut produced: Option<u64> = None; // known once the producer has finished
+    let mut input_done = false;
+    let mut connected = true;
     let mut refused: Option<String> = None;
     let mut interrupted = false;
     let mut drain_deadline: Option<tokio::time::Instant> = None;
@@ -73,32 +80,50 @@ pub async fn run(args: PubArgs, settings: Settings, mut interrupt: Interrupt) ->
 
     loop {
         let deadline = drain_deadline;
+        let accepting = !interrupted && refused.is_none() && !disconnect_sent;
         tokio::select! {
-            ev = events.next() => match ev {
-                Ok(Event::Written) if qos == 0 => completed += 1,
-                Ok(Event::Acked) if qos > 0 => completed += 1,
-                Ok(Event::PublishRefused(reason)) => {
-                    completed += 1;
+            // Events first: a lost connection must be seen before anything more is queued.
+            biased;
+            ev = ev_rx.recv() => match ev {
+                Some(Ok(Event::Written { pkid })) => tracker.written(pkid),
+                Some(Ok(Event::Acked { pkid })) => tracker.acked(pkid),
+                Some(Ok(Event::PublishRefused { pkid, reason })) => {
+                    tracker.refused(pkid);
                     if refused.is_none() {
                         refused = Some(reason);
                         let _ = stop_tx.send(true);
                         drain_deadline = Some(tokio::time::Instant::now() + DRAIN_LIMIT);
                     }
                 }
-                Ok(Event::DisconnectSent) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    let so_far = progress(completed, queued, qos);
-                    return Err(e.context(so_far));
+                Some(Ok(Event::ConnectionLost)) => connected = false,
+                Some(Ok(Event::Reconnected { session_present })) => {
+                    connected = true;
+                    // With the session resumed rumqttc resends what was unacknowledged itself;
+                    // without it, rumqttc has dropped those messages, so send them again.
+                    if !session_present {
+                        for payload in tracker.take_unacknowledged() {
+                            client.publish(&topic, qos, args.retain, payload).await?;
+                        }
+                    }
                 }
+                Some(Ok(Event::DisconnectSent)) | None => break,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.context(tracker.progress(produced))),
             },
-            res = &mut producer, if queued.is_none() => {
-                let produced = res.map_err(|e| fail(Exit::Other, format!("the publisher task failed: {e}")))?;
-                match produced {
-                    Ok(n) => queued = Some(n),
+            msg = msg_rx.recv(), if accepting && connected && !input_done && tracker.outstanding() < WINDOW => match msg {
+                Some(payload) => {
+                    tracker.submitted(payload.clone());
+                    client.publish(&topic, qos, args.retain, payload).await?;
+                }
+                None => input_done = true,
+            },
+            res = &mut producer, if produced.is_none() => {
+                let result = res.map_err(|e| fail(Exit::Other, format!("the publisher task failed: {e}")))?;
+                match result {
+                    Ok(n) => produced = Some(n),
                     Err(e) => {
                         let _ = client.disconnect().await;
-                        events.drain_after_disconnect(DRAIN_LIMIT).await;
+                        let _ = tokio::time::timeout(DRAIN_LIMIT, driver).await;
                         return Err(e);
                     }
                 }
@@ -118,29 +143,30 @@ pub async fn run(args: PubArgs, settings: Settings, mut interrupt: Interrupt) ->
                 drain_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(1));
             }
         }
-        if !disconnect_sent && queued == Some(completed) {
+        let finished = (produced.is_some() && input_done) || !accepting;
+        if finished && !disconnect_sent && connected && tracker.outstanding() == 0 {
             client.disconnect().await?;
             disconnect_sent = true;
         }
     }
-    // DISCONNECT is out; wait briefly for the broker to close, so it has processed it.
-    events.drain_after_disconnect(Duration::from_secs(1)).await;
+    // The driver waits (bounded) for the broker to close after our DISCONNECT.
+    let _ = tokio::time::timeout(Duration::from_secs(2), driver).await;
 
-    let total = queued.unwrap_or(completed);
-    tracing::debug!(total, completed, "publish finished");
+    tracing::debug!("{}", tracker.progress(produced));
     if let Some(reason) = refused {
         return Err(fail(
             Exit::Rejected,
             format!(
                 "the broker refused a publish to this topic: {reason}; {}",
-                progress(completed, queued, qos)
+                tracker.progress(produced)
             ),
         ));
     }
-    if completed < total {
+    if tracker.outstanding() > 0 {
         let msg = format!(
-            "{} of {total} messages were not acknowledged before giving up",
-            total - completed
+            "{} messages were not acknowledged before giving up; {}",
+            tracker.outstanding(),
+            tracker.progress(produced)
         );
         if interrupted {
             tracing::warn!("{msg}");
@@ -155,11 +181,117 @@ pub async fn run(args: PubArgs, settings: Settings, mut interrupt: Interrupt) ->
     })
 }
 
-fn progress(completed: u64, queued: Option<u64>, qos: u8) -> String {
-    let verb = if qos == 0 { "written" } else { "acknowledged" };
-    match queued {
-        Some(total) => format!("{completed} of {total} messages {verb}"),
-        None => format!("{completed} messages {verb}"),
+/// Runs the event loop and hands every event to the publishing task. Ends after our
+/// DISCONNECT (once the broker has closed) or at the first error it cannot recover from.
+async fn drive(mut events: connection::Events, tx: mpsc::UnboundedSender<Result<Event>>) {
+    loop {
+        let ev = events.next().await;
+        let disconnected = matches!(ev, Ok(Event::DisconnectSent));
+        let failed = ev.is_err();
+        if tx.send(ev).is_err() || failed {
+            return;
+        }
+        if disconnected {
+            events.drain_after_disconnect(Duration::from_secs(1)).await;
+            return;
+        }
+    }
+}
+
+/// What happened to every message handed to rumqttc, so that a lost connection loses nothing:
+/// a message is done only when written (QoS 0) or acknowledged (QoS 1/2).
+struct Tracker {
+    qos: u8,
+    next_seq: u64,
+    /// Queued, not yet on the wire, in order.
+    unwritten: VecDeque<(u64, Bytes)>,
+    /// On the wire, waiting for PUBACK/PUBCOMP, by packet id.
+    inflight: HashMap<u16, (u64, Bytes)>,
+    done: u64,
+    refused: u64,
+    resent: u64,
+}
+
+impl Tracker {
+    fn new(qos: u8) -> Self {
+        Tracker {
+            qos,
+            next_seq: 0,
+            unwritten: VecDeque::new(),
+            inflight: HashMap::new(),
+            done: 0,
+            refused: 0,
+            resent: 0,
+        }
+    }
+
+    fn outstanding(&self) -> usize {
+        self.unwritten.len() + self.inflight.len()
+    }
+
+    fn submitted(&mut self, payload: Bytes) {
+        self.unwritten.push_back((self.next_seq, payload));
+        self.next_seq += 1;
+    }
+
+    /// rumqttc writes requests in the order they were queued, so the k-th PUBLISH written is
+    /// the k-th queued, except for a resumed session's resends, whose packet ids we know.
+    fn written(&mut self, pkid: u16) {
+        if self.qos == 0 {
+            if self.unwritten.pop_front().is_some() {
+                self.done += 1;
+            }
+        } else if !self.inflight.contains_key(&pkid) {
+            if let Some(msg) = self.unwritten.pop_front() {
+                self.inflight.insert(pkid, msg);
+            }
+        }
+    }
+
+    /// An ack for a packet id we do not know is left over from a connection that was lost;
+    /// its message has been queued again (a duplicate at worst, never a loss).
+    fn acked(&mut self, pkid: u16) {
+        if self.inflight.remove(&pkid).is_some() {
+            self.done += 1;
+        }
+    }
+
+    fn refused(&mut self, pkid: u16) {
+        if self.inflight.remove(&pkid).is_some() {
+            self.refused += 1;
+        }
+    }
+
+    /// Everything not yet acknowledged, oldest first, to be queued again after a reconnect
+    /// without a session. The tracker forgets them; the caller re-submits them.
+    fn take_unacknowledged(&mut self) -> Vec<Bytes> {
+        let mut all: Vec<(u64, Bytes)> = self.inflight.drain().map(|(_, m)| m).collect();
+        all.extend(self.unwritten.drain(..));
+        all.sort_unstable_by_key(|(seq, _)| *seq);
+        self.resent += all.len() as u64;
+        all.into_iter()
+            .map(|(seq, payload)| {
+                self.unwritten.push_back((seq, payload.clone()));
+                payload
+            })
+            .collect()
+    }
+
+    fn progress(&self, produced: Option<u64>) -> String {
+        let verb = if self.qos == 0 {
+            "written"
+        } else {
+            "acknowledged"
+        };
+        let total = produced.map_or(String::new(), |n| format!(" of {n}"));
+        let mut s = format!("{}{total} messages {verb}", self.done);
+        if self.resent > 0 {
+            s.push_str(&format!(", {} sent again after reconnecting", self.resent));
+        }
+        if self.refused > 0 {
+            s.push_str(&format!(", {} refused", self.refused));
+        }
+        s
     }
 }
 
@@ -212,17 +344,15 @@ async fn read_file(path: &Path) -> Result<Bytes> {
     })
 }
 
-/// Queues every message and returns how many. It never cancels a `publish` half-way: a stop
-/// request is only looked at while waiting for the next tick or line.
+/// Reads or renders every message and hands it over; returns how many. A stop request is
+/// only looked at while waiting for the next tick or line.
 async fn produce(
-    client: Client,
-    topic: String,
-    qos: u8,
-    retain: bool,
+    tx: mpsc::Sender<Bytes>,
     source: Source,
     mut stop: watch::Receiver<bool>,
 ) -> Result<u64> {
     let mut sent = 0u64;
+    let closed = || fail(Exit::Other, "the publishing task stopped early");
     match source {
         Source::Repeat {
             payload,
@@ -240,9 +370,7 @@ async fn produce(
                 } else if *stop.borrow() {
                     break;
                 }
-                client
-                    .publish(&topic, qos, retain, payload.render(sent))
-                    .await?;
+                tx.send(payload.render(sent)).await.map_err(|_| closed())?;
                 sent += 1;
             }
         }
@@ -255,7 +383,7 @@ async fn produce(
                     let mut line = buf.split_to(scanned + i + 1);
                     line.truncate(line.len() - 1);
                     scanned = 0;
-                    client.publish(&topic, qos, retain, line.freeze()).await?;
+                    tx.send(line.freeze()).await.map_err(|_| closed())?;
                     sent += 1;
                     continue;
                 }
@@ -269,9 +397,7 @@ async fn produce(
                 if n == 0 {
                     // A last line without a newline is still a line.
                     if !buf.is_empty() {
-                        client
-                            .publish(&topic, qos, retain, buf.split().freeze())
-                            .await?;
+                        tx.send(buf.split().freeze()).await.map_err(|_| closed())?;
                         sent += 1;
                     }
                     break;

@@ -82,6 +82,10 @@ pub async fn run(args: SubArgs, settings: Settings, mut interrupt: Interrupt) ->
             }
         };
         match ev? {
+            // Without a session the broker forgot our subscriptions with the connection.
+            Event::Reconnected {
+                session_present: false,
+            } => client.subscribe(&plan.filters).await?,
             Event::SubAck(codes) => {
                 check_suback(&plan.filters, &codes)?;
                 if plan.exit_after_sub {

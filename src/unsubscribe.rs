@@ -23,6 +23,7 @@ pub async fn run(
         ));
     }
     settings.clean_session = false;
+    settings.reconnect.enabled = false;
     // Connecting with expiry 0 would make a v5 broker drop the session at our DISCONNECT.
     if settings.protocol == Protocol::V5 && settings.session_expiry.is_none() {
         settings.session_expiry = Some(u32::MAX);

@@ -54,17 +54,31 @@ pub struct Message {
 #[derive(Debug)]
 pub enum Event {
     Message(Message),
-    /// A QoS 0 PUBLISH was flushed to the socket.
-    Written,
+    /// A PUBLISH was flushed to the socket; packet id 0 for QoS 0.
+    Written {
+        pkid: u16,
+    },
     /// A QoS 1 PUBACK or QoS 2 PUBCOMP arrived with success.
-    Acked,
+    Acked {
+        pkid: u16,
+    },
     /// A v5 PUBACK/PUBREC/PUBCOMP carried a failure reason, in words with its code.
-    PublishRefused(String),
+    PublishRefused {
+        pkid: u16,
+        reason: String,
+    },
     /// One entry per filter, in order: the granted QoS, or the reason it was refused.
     SubAck(Vec<Result<u8, String>>),
     /// One entry per filter for v5; v3.1.1 UNSUBACK carries no codes, so it is one `Ok`.
     UnsubAck(Vec<Result<(), String>>),
     ConnAck {
+        session_present: bool,
+    },
+    /// The connection was lost and will be retried. Requests not yet acknowledged may be gone:
+    /// rumqttc drops them when the broker has no session to resume.
+    ConnectionLost,
+    /// Connected again after `ConnectionLost`.
+    Reconnected {
         session_present: bool,
     },
     /// Our DISCONNECT was flushed.
@@ -81,6 +95,11 @@ pub enum Client {
 pub struct Events {
     inner: EventLoop,
     peer: Peer,
+    reconnect: settings::Reconnect,
+    /// Failed reconnect attempts in a row; Some while the connection is down.
+    lost: Option<u64>,
+    /// The wait before the first reconnect attempt, taken on the call after `ConnectionLost`.
+    pending_delay: Option<Duration>,
 }
 
 enum EventLoop {
@@ -96,7 +115,7 @@ pub struct Connected {
 
 /// Requests queued ahead of the event loop. A full queue makes `Client::publish` wait, which is
 /// the back-pressure a stdin producer needs.
-const REQUEST_QUEUE: usize = 1024;
+pub const REQUEST_QUEUE: usize = 1024;
 
 /// Connects and waits for CONNACK. Any failure here is final: polling again would make rumqttc
 /// reconnect, and a refused CONNACK must not be retried.
@@ -120,6 +139,9 @@ pub async fn connect(settings: &Settings) -> Result<Connected> {
     let mut events = Events {
         inner,
         peer: wire.peer,
+        reconnect: settings.reconnect.clone(),
+        lost: None,
+        pending_delay: None,
     };
     let timeout = settings.connect_timeout;
     let session_present = tokio::time::timeout(timeout, async {
@@ -174,9 +196,51 @@ async fn resolve(settings: &Settings) -> Result<()> {
 }
 
 impl Events {
-    /// The next event. After an error the connection is gone; do not call again.
+    /// The next event. A lost connection is retried with backoff when the settings allow it
+    /// (`ConnectionLost`, then `Reconnected`); an error means the connection is gone for good.
     pub async fn next(&mut self) -> Result<Event> {
-        self.poll(true).await
+        if let Some(delay) = self.pending_delay.take() {
+            tokio::time::sleep(delay).await;
+        }
+        loop {
+            let connected = self.lost.is_none();
+            let err = match self.poll(connected).await {
+                Ok(Event::ConnAck { session_present }) if self.lost.is_some() => {
+                    self.lost = None;
+                    tracing::warn!(
+                        "reconnected to {} ({})",
+                        self.peer.endpoint,
+                        if session_present {
+                            "session resumed"
+                        } else {
+                            "new session"
+                        }
+                    );
+                    return Ok(Event::Reconnected { session_present });
+                }
+                Ok(ev) => return Ok(ev),
+                Err(e) => e,
+            };
+            // Only "cannot reach" failures are worth retrying: a refused CONNACK or a
+            // certificate problem will not go away by itself.
+            if !self.reconnect.enabled || crate::exit::exit_for(&err) != Exit::Unreachable {
+                return Err(err);
+            }
+            let attempt = self.lost.map_or(0, |n| n + 1);
+            if self.reconnect.attempts.is_some_and(|max| attempt >= max) {
+                return Err(err.context(format!("gave up after {attempt} reconnect attempts")));
+            }
+            let delay = backoff(&self.reconnect, attempt);
+            tracing::warn!("{err:#}; reconnecting in {:.1}s", delay.as_secs_f64());
+            let first = self.lost.is_none();
+            self.lost = Some(attempt);
+            if first {
+                // Tell the caller before retrying, while what it queued is still known lost.
+                self.pending_delay = Some(delay);
+                return Ok(Event::ConnectionLost);
+            }
+            tokio::time::sleep(delay).await;
+        }
     }
 
     async fn poll(&mut self, connected: bool) -> Result<Event> {
@@ -193,15 +257,26 @@ impl Events {
     }
 
     /// After our DISCONNECT: wait (bounded) for the broker to close the socket, so it has
-    /// processed the DISCONNECT before we exit and does not publish the will.
+    /// processed the DISCONNECT before we exit and does not publish the will. Never
+    /// reconnects: the broker closing is what we wait for.
     pub async fn drain_after_disconnect(&mut self, limit: Duration) {
         let _ = tokio::time::timeout(limit, async {
-            while let Ok(ev) = self.next().await {
+            while let Ok(ev) = self.poll(true).await {
                 tracing::trace!(?ev, "event after DISCONNECT");
             }
         })
         .await;
     }
+}
+
+/// Exponential backoff with jitter: `initial × 2^attempt`, capped, then scaled by a random
+/// factor in [0.5, 1] so that many clients cut off together do not return together.
+fn backoff(policy: &settings::Reconnect, attempt: u64) -> Duration {
+    let exp = policy
+        .initial
+        .saturating_mul(1u32 << attempt.min(20) as u32)
+        .min(policy.max);
+    exp.mul_f64(rand::random_range(0.5..=1.0))
 }
 
 fn queue_closed() -> anyhow::Error {
@@ -273,6 +348,26 @@ impl Client {
         match self {
             Client::V4(c) => c.disconnect().await.map_err(|_| queue_closed()),
             Client::V5(c) => c.disconnect().await.map_err(|_| queue_closed()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let policy = settings::Reconnect {
+            enabled: true,
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            attempts: None,
+        };
+        for (attempt, full) in [(0, 1), (1, 2), (3, 8), (5, 32), (6, 60), (40, 60)] {
+            let d = backoff(&policy, attempt);
+            let full = Duration::from_secs(full);
+            assert!(d <= full && d >= full / 2, "attempt {attempt}: {d:?}");
         }
     }
 }

@@ -37,6 +37,17 @@ pub struct TlsSettings {
     pub min_version: Option<TlsVersion>,
 }
 
+/// When and how often to reconnect after a lost connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconnect {
+    /// Off for a single `pub`, and with --no-reconnect.
+    pub enabled: bool,
+    pub initial: Duration,
+    pub max: Duration,
+    /// Failed attempts in a row before giving up; None: never give up.
+    pub attempts: Option<u64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct WebSocket {
     pub path: String,
@@ -65,6 +76,7 @@ pub struct Settings {
     pub session_expiry: Option<u32>,
     pub will: Option<Will>,
     pub connect_timeout: Duration,
+    pub reconnect: Reconnect,
     pub tls: Option<TlsSettings>,
     pub websocket: Option<WebSocket>,
     pub proxy: Option<ProxySettings>,
@@ -238,6 +250,15 @@ pub fn resolve(args: &ConnArgs, env: &Environment) -> Result<Settings> {
         session_expiry,
         will,
         connect_timeout: args.connect_timeout,
+        reconnect: Reconnect {
+            enabled: !args.reconnect.no_reconnect,
+            initial: args.reconnect.reconnect_delay,
+            max: args
+                .reconnect
+                .reconnect_max_delay
+                .max(args.reconnect.reconnect_delay),
+            attempts: args.reconnect.reconnect_attempts,
+        },
         tls,
         websocket,
         proxy,

@@ -53,7 +53,8 @@ pub fn event(ev: rumqttc::Event) -> Event {
         rumqttc::Event::Incoming(Packet::ConnAck(ack)) => Event::ConnAck {
             session_present: ack.session_present,
         },
-        rumqttc::Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_)) => Event::Acked,
+        rumqttc::Event::Incoming(Packet::PubAck(ack)) => Event::Acked { pkid: ack.pkid },
+        rumqttc::Event::Incoming(Packet::PubComp(comp)) => Event::Acked { pkid: comp.pkid },
         rumqttc::Event::Incoming(Packet::SubAck(ack)) => Event::SubAck(
             ack.return_codes
                 .into_iter()
@@ -64,7 +65,7 @@ pub fn event(ev: rumqttc::Event) -> Event {
                 .collect(),
         ),
         rumqttc::Event::Incoming(Packet::UnsubAck(_)) => Event::UnsubAck(vec![Ok(())]),
-        rumqttc::Event::Outgoing(Outgoing::Publish(0)) => Event::Written,
+        rumqttc::Event::Outgoing(Outgoing::Publish(pkid)) => Event::Written { pkid },
         rumqttc::Event::Outgoing(Outgoing::Disconnect) => Event::DisconnectSent,
         _ => Event::Other,
     }

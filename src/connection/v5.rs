@@ -72,22 +72,27 @@ pub fn event(ev: rumqttc::v5::Event) -> Event {
             session_present: ack.session_present,
         },
         E::Incoming(Packet::PubAck(ack)) => match ack.reason {
-            PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Event::Acked,
-            reason => {
-                Event::PublishRefused(reason_words(&format!("{reason:?}"), puback_code(reason)))
+            PubAckReason::Success | PubAckReason::NoMatchingSubscribers => {
+                Event::Acked { pkid: ack.pkid }
             }
+            reason => Event::PublishRefused {
+                pkid: ack.pkid,
+                reason: reason_words(&format!("{reason:?}"), puback_code(reason)),
+            },
         },
         E::Incoming(Packet::PubRec(rec)) => match rec.reason {
             PubRecReason::Success | PubRecReason::NoMatchingSubscribers => Event::Other,
-            reason => {
-                Event::PublishRefused(reason_words(&format!("{reason:?}"), pubrec_code(reason)))
-            }
+            reason => Event::PublishRefused {
+                pkid: rec.pkid,
+                reason: reason_words(&format!("{reason:?}"), pubrec_code(reason)),
+            },
         },
         E::Incoming(Packet::PubComp(comp)) => match comp.reason {
-            PubCompReason::Success => Event::Acked,
-            PubCompReason::PacketIdentifierNotFound => {
-                Event::PublishRefused(reason_words("PacketIdentifierNotFound", 0x92))
-            }
+            PubCompReason::Success => Event::Acked { pkid: comp.pkid },
+            PubCompReason::PacketIdentifierNotFound => Event::PublishRefused {
+                pkid: comp.pkid,
+                reason: reason_words("PacketIdentifierNotFound", 0x92),
+            },
         },
         E::Incoming(Packet::SubAck(ack)) => Event::SubAck(
             ack.return_codes
@@ -107,7 +112,7 @@ pub fn event(ev: rumqttc::v5::Event) -> Event {
                 })
                 .collect(),
         ),
-        E::Outgoing(Outgoing::Publish(0)) => Event::Written,
+        E::Outgoing(Outgoing::Publish(pkid)) => Event::Written { pkid },
         E::Outgoing(Outgoing::Disconnect) => Event::DisconnectSent,
         _ => Event::Other,
     }

@@ -114,13 +114,18 @@ fn silent_broker_times_out_with_3() {
 }
 
 #[test]
-fn lost_connection_ends_sub_with_3() {
+fn lost_connection_ends_sub_with_3_under_no_reconnect() {
     let broker = Broker::start();
-    if !broker.is_mosquitto("lost_connection_ends_sub_with_3") {
+    if !broker.is_mosquitto("lost_connection_ends_sub_with_3_under_no_reconnect") {
         return;
     }
-    let sub =
-        crate::common::Sub::start(broker.cmd("sub", Proto::V311).args(["-t", "a", "-W", "30"]));
+    let sub = crate::common::Sub::start(broker.cmd("sub", Proto::V311).args([
+        "-t",
+        "a",
+        "-W",
+        "30",
+        "--no-reconnect",
+    ]));
     drop(broker);
     let out = sub.finish();
     out.assert_code(3);
