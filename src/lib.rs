@@ -1,0 +1,110 @@
+//! mqttcli as a library: the binary (`src/main.rs`) calls [`main`]; the fuzz targets in
+//! `fuzz/` reach the parsers mqttcli owns through the public modules.
+
+pub mod cli;
+pub mod connection;
+pub mod duration;
+pub mod exit;
+mod logging;
+pub mod output;
+pub mod payload;
+mod publish;
+pub mod secret;
+mod signals;
+mod subscribe;
+pub mod topic;
+mod unsubscribe;
+
+#[cfg(test)]
+mod proptests;
+
+use std::io::Write;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use exit::Exit;
+
+/// Parses argv, runs the subcommand and exits the process with the documented code.
+pub fn main() -> ! {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
+    let conn = match &cli.command {
+        Command::Pub(a) => &a.conn,
+        Command::Sub(a) => &a.conn,
+        Command::Unsub(a) => &a.conn,
+    };
+    logging::init(conn.debug, conn.quiet);
+    let code = match run(cli) {
+        Ok(exit) => exit,
+        Err(err) if exit::is_broken_pipe(&err) => Exit::Success,
+        Err(err) => {
+            tracing::debug!("{err:?}");
+            eprintln!("mqttcli: error: {err:#}");
+            exit::exit_for(&err)
+        }
+    };
+    let _ = std::io::stdout().flush();
+    // Exit without waiting for the runtime's blocking threads: one may sit in a read of an
+    // idle stdin that will never return.
+    std::process::exit(code.code().into());
+}
+
+/// clap's errors span several lines (message, usage, tip); ours are one line that names the
+/// problem, with the same exit code 2. Help and version output stay as clap prints them.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let mut blocks = text.split("\n\n");
+    let first: Vec<&str> = blocks
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut line = first.join(" ");
+    for tip in blocks
+        .flat_map(str::lines)
+        .map(str::trim)
+        .filter(|l| l.starts_with("tip:"))
+    {
+        line.push_str("; ");
+        line.push_str(tip);
+    }
+    eprintln!(
+        "mqttcli: error: {}",
+        line.strip_prefix("error: ").unwrap_or(&line)
+    );
+    std::process::exit(Exit::Usage.code().into());
+}
+
+fn run(cli: Cli) -> anyhow::Result<Exit> {
+    // One thread: a CLI client gains nothing from a thread pool and starts faster without one.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let interrupt = signals::Interrupt::install()?;
+        let env = connection::settings::Environment::from_process();
+        match cli.command {
+            Command::Pub(args) => {
+                let settings = connection::settings::resolve(&args.conn, &env)?;
+                publish::run(args, settings, interrupt).await
+            }
+            Command::Sub(args) => {
+                let settings = connection::settings::resolve(&args.conn, &env)?;
+                subscribe::run(args, settings, interrupt).await
+            }
+            Command::Unsub(args) => {
+                let settings = connection::settings::resolve(&args.conn, &env)?;
+                unsubscribe::run(args, settings, interrupt).await
+            }
+        }
+    })
+}
