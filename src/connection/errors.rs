@@ -124,11 +124,28 @@ pub fn proxy(peer: &Peer, e: &(dyn std::error::Error + 'static)) -> anyhow::Erro
         Some(io) => format!(
             "cannot connect to the proxy {proxy}: {io}: check --proxy (or HTTPS_PROXY / ALL_PROXY)"
         ),
-        None => format!(
-            "the proxy {proxy} would not open a tunnel to {}: {}",
-            peer.endpoint,
-            e.to_string().trim_end_matches('.')
-        ),
+        None => {
+            // async-http-proxy says "The HTTP code is not equal 200: 403": keep the status.
+            let text = e.to_string();
+            let status: String = text
+                .trim_end_matches('.')
+                .rsplit(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if status.len() == 3 {
+                format!(
+                    "the proxy {proxy} refused to open a tunnel to {} (HTTP {status}): check the proxy's rules and credentials",
+                    peer.endpoint
+                )
+            } else {
+                format!(
+                    "the proxy {proxy} would not open a tunnel to {}: {}",
+                    peer.endpoint,
+                    text.trim_end_matches('.')
+                )
+            }
+        }
     };
     fail(Exit::Unreachable, msg)
 }

@@ -288,12 +288,12 @@ pub fn find_rustls_error<'a>(
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             return Some(r);
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Some(r);
-            }
-        }
-        cur = e.source();
+        // An io::Error may wrap another io::Error that wraps the rustls error (rumqttc's v5
+        // path does): follow what it wraps, not just its source().
+        cur = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
@@ -372,14 +372,17 @@ pub fn explain(err: &rustls::Error, endpoint: &str, port: u16, client_cert: bool
         rustls::Error::AlertReceived(A::CertificateRequired) => {
             "the broker asks for a client certificate: pass --cert FILE and --key FILE".to_string()
         }
+        // TLS 1.2 has no "certificate required" alert: a broker that wants one, and one that
+        // shares no cipher or version with us, both just fail the handshake.
         rustls::Error::AlertReceived(A::HandshakeFailure) if !client_cert => {
-            "the broker asks for a client certificate: pass --cert FILE and --key FILE".to_string()
+            "the broker ended the handshake: it may want a client certificate (pass --cert FILE and --key FILE), or share no cipher or TLS version with mqttcli (see --tls-version)".to_string()
         }
-        rustls::Error::AlertReceived(
-            alert @ (A::BadCertificate | A::UnknownCA | A::CertificateUnknown | A::CertificateExpired
-            | A::CertificateRevoked | A::UnsupportedCertificate | A::AccessDenied | A::DecryptError),
-        ) if client_cert => format!(
-            "the broker rejected the client certificate ({alert:?}): check --cert and --key, and that the broker trusts their CA"
+        rustls::Error::AlertReceived(A::ProtocolVersion) => {
+            "the broker does not accept this TLS version: check --tls-version".to_string()
+        }
+        rustls::Error::AlertReceived(alert) if client_cert && rejects_certificate(*alert) => format!(
+            "the broker rejected the client certificate ({}): check --cert and --key, and that the broker trusts their CA",
+            alert_words(*alert)
         ),
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
             return not_tls(endpoint, port)
@@ -390,6 +393,36 @@ pub fn explain(err: &rustls::Error, endpoint: &str, port: u16, client_cert: bool
         other => other.to_string(),
     };
     handshake_failed(endpoint, why)
+}
+
+fn rejects_certificate(alert: rustls::AlertDescription) -> bool {
+    use rustls::AlertDescription as A;
+    matches!(
+        alert,
+        A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateUnknown
+            | A::CertificateExpired
+            | A::CertificateRevoked
+            | A::UnsupportedCertificate
+            | A::AccessDenied
+            | A::DecryptError
+            | A::HandshakeFailure
+    )
+}
+
+fn alert_words(alert: rustls::AlertDescription) -> &'static str {
+    use rustls::AlertDescription as A;
+    match alert {
+        A::UnknownCA => "it does not trust the certificate's CA",
+        A::BadCertificate => "bad certificate",
+        A::CertificateExpired => "the certificate has expired",
+        A::CertificateRevoked => "the certificate was revoked",
+        A::UnsupportedCertificate => "unsupported certificate",
+        A::AccessDenied => "access denied",
+        A::DecryptError => "the key does not match the certificate",
+        _ => "certificate not accepted",
+    }
 }
 
 #[cfg(test)]

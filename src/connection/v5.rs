@@ -224,6 +224,12 @@ pub fn error(e: ConnectionError, connected: bool, peer: &Peer) -> anyhow::Error 
     if let Some(err) = errors::transport(peer, &e) {
         return err;
     }
+    // v5's StateError::Deserialization does not expose its cause as a source(): look inside.
+    if let ConnectionError::MqttState(StateError::Deserialization(WireError::Io(io))) = &e {
+        if let Some(err) = errors::transport(peer, io) {
+            return err;
+        }
+    }
     match e {
         ConnectionError::Tls(_) => errors::tls_io(peer),
         ConnectionError::Proxy(p) => errors::proxy(peer, &p),
