@@ -89,7 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let interrupt = signals::Interrupt::install()?;
         let env = connection::settings::Environment::from_process();
         match cli.command {
@@ -106,5 +106,10 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                 unsubscribe::run(args, settings, interrupt).await
             }
         }
-    })
+    });
+    // tokio reads stdin with a blocking read on a thread of its own that cannot be cancelled;
+    // dropping the runtime would wait for that read, so `tail -f log | mqttcli pub -l` would
+    // hang after Ctrl-C until the next line came. Nothing else is left running by now.
+    runtime.shutdown_background();
+    result
 }

@@ -290,7 +290,10 @@ pub fn find_rustls_error<'a>(
         }
         // An io::Error may wrap another io::Error that wraps the rustls error (rumqttc's v5
         // path does): follow what it wraps, not just its source().
-        cur = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        cur = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
             None => e.source(),
         };
