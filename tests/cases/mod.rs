@@ -1,6 +1,10 @@
 mod auth;
 mod errors;
 mod output;
+mod proxy;
 mod pub_sub;
+mod reliability;
 mod signals;
+mod tls;
 mod unsub;
+mod ws;

@@ -48,6 +48,17 @@ pub struct Setup<'a> {
     pub anonymous: bool,
     /// Lines of an `acl_file`, e.g. `topic readwrite allowed/#`.
     pub acl: &'a [&'a str],
+    /// More listeners, each on a free port of its own (`Broker::listener_port(i)`), given as the
+    /// lines that follow its `listener PORT 127.0.0.1` line: `certfile …`/`keyfile …` for TLS,
+    /// `protocol websockets`, … Mosquitto 2.0.11 binds a websockets listener to every interface
+    /// whatever the address (libwebsockets ignores it); the tests still only connect to
+    /// 127.0.0.1.
+    pub listeners: &'a [String],
+    /// Environment of the Mosquitto process, e.g. `OPENSSL_CONF` to cap its TLS version.
+    pub env: &'a [(&'a str, String)],
+    /// Keep sessions and queued messages in a file in the broker's tempdir: Mosquitto writes it
+    /// when it stops on SIGTERM and reads it when started again (`Broker::restart`).
+    pub persistence: bool,
 }
 
 pub struct Broker {
@@ -105,6 +116,15 @@ impl Broker {
         }
     }
 
+    /// The port of `Setup::listeners[i]` (Mosquitto only, which serves both versions on it).
+    pub fn listener_port(&self, i: usize) -> u16 {
+        let m = self
+            .mosquitto
+            .as_ref()
+            .expect("extra listeners need Mosquitto");
+        m.extra_ports[i]
+    }
+
     /// `mqttcli SUBCOMMAND -h 127.0.0.1 -p PORT -V VERSION`, environment cleaned.
     pub fn cmd(&self, subcommand: &str, proto: Proto) -> Command {
         let mut cmd = super::mqttcli();
@@ -120,6 +140,97 @@ impl Broker {
             port_v311: mosquitto.port,
             port_v5: mosquitto.port,
             mosquitto: Some(mosquitto),
+        }
+    }
+}
+
+/// Stopping, stalling and restarting Mosquitto, for tests of lost connections.
+impl Broker {
+    fn process(&mut self) -> &mut Mosquitto {
+        self.mosquitto
+            .as_mut()
+            .expect("only a Mosquitto broker can be stopped (see Broker::mosquitto)")
+    }
+
+    /// Mosquitto's process id, e.g. for SIGSTOP and SIGCONT.
+    pub fn pid(&mut self) -> u32 {
+        self.process().child.id()
+    }
+
+    /// Mosquitto's log so far (all its runs).
+    pub fn log_text(&mut self) -> String {
+        self.process().log_text()
+    }
+
+    /// Send `sig` ("TERM", "KILL", …) to Mosquitto and wait for it to exit. On TERM it writes
+    /// its persistence file first (`Setup::persistence`); on KILL it does not.
+    pub fn stop_process(&mut self, sig: &str) {
+        let m = self.process();
+        super::signal(m.child.id(), sig);
+        let end = Instant::now() + READY_DEADLINE;
+        while m.child.try_wait().expect("try_wait mosquitto").is_none() {
+            assert!(
+                Instant::now() < end,
+                "mosquitto did not exit within {READY_DEADLINE:?} of SIG{sig}:\n{}",
+                m.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Start Mosquitto again after `stop_process`, with the same configuration on the same
+    /// port(s), appending to the same log. Returns once it accepts connections.
+    pub fn restart(&mut self) {
+        self.process().restart();
+    }
+}
+
+impl Mosquitto {
+    fn restart(&mut self) {
+        assert!(
+            self.child.try_wait().expect("try_wait mosquitto").is_some(),
+            "restart: mosquitto is still running (stop_process first)"
+        );
+        let deadline = Instant::now() + READY_DEADLINE;
+        'spawn: loop {
+            let before = self.log_text().len();
+            let log = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.log)
+                .expect("open mosquitto.log");
+            self.child = Command::new(&self.bin)
+                .envs(self.env.iter().map(|(k, v)| (k, v)))
+                .arg("-c")
+                .arg(self._dir.path().join("mosquitto.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn mosquitto");
+            loop {
+                let log = self.log_text();
+                let this_run = log.get(before..).unwrap_or("");
+                if let Some(status) = self.child.try_wait().expect("try_wait mosquitto") {
+                    // The port can be held for a moment by a socket of the previous run.
+                    if this_run.contains("Address already in use") && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue 'spawn;
+                    }
+                    panic!("mosquitto exited while restarting ({status}):\n{log}");
+                }
+                if this_run.contains(" running")
+                    && accepts(self.port)
+                    && self.extra_ports.iter().all(|&p| accepts(p))
+                {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "mosquitto not ready on port {} after {READY_DEADLINE:?} (restart):\n{log}",
+                    self.port
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 }
@@ -181,7 +292,11 @@ fn accepts(port: u16) -> bool {
 
 struct Mosquitto {
     child: Child,
+    /// The program and environment it was started with, for `Broker::restart`.
+    bin: PathBuf,
+    env: Vec<(String, String)>,
     port: u16,
+    extra_ports: Vec<u16>,
     log: PathBuf,
     _dir: TempDir,
 }
@@ -200,6 +315,13 @@ impl Mosquitto {
     fn try_start(bin: &Path, setup: &Setup) -> Option<Mosquitto> {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
+        let mut extra_ports: Vec<u16> = Vec::new();
+        while extra_ports.len() < setup.listeners.len() {
+            let p = free_port();
+            if p != port && !extra_ports.contains(&p) {
+                extra_ports.push(p);
+            }
+        }
         let mut conf = format!(
             "listener {port} 127.0.0.1\n\
              allow_anonymous {}\n\
@@ -237,10 +359,21 @@ impl Mosquitto {
             std::fs::write(&file, setup.acl.join("\n") + "\n").expect("write acl file");
             conf += &format!("acl_file {}\n", file.display());
         }
+        if setup.persistence {
+            // Overrides `persistence false` above.
+            conf += &format!(
+                "persistence true\npersistence_location {}/\n",
+                dir.path().display()
+            );
+        }
+        for (lines, extra) in setup.listeners.iter().zip(&extra_ports) {
+            conf += &format!("\nlistener {extra} 127.0.0.1\n{}\n", lines.trim_end());
+        }
         let conf_path = dir.path().join("mosquitto.conf");
         std::fs::write(&conf_path, conf).expect("write mosquitto.conf");
         let log = dir.path().join("mosquitto.log");
         let child = Command::new(bin)
+            .envs(setup.env.iter().map(|(k, v)| (k, v)))
             .arg("-c")
             .arg(&conf_path)
             .stdin(Stdio::null())
@@ -250,7 +383,14 @@ impl Mosquitto {
             .expect("spawn mosquitto");
         let mut m = Mosquitto {
             child,
+            bin: bin.to_path_buf(),
+            env: setup
+                .env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             port,
+            extra_ports,
             log,
             _dir: dir,
         };
@@ -258,13 +398,19 @@ impl Mosquitto {
         loop {
             if let Some(status) = m.child.try_wait().expect("try_wait mosquitto") {
                 let log = m.log_text();
-                if log.contains("Address already in use") {
+                // The second is how a websockets listener reports a taken port.
+                if log.contains("Address already in use")
+                    || log.contains("Unable to create websockets listener")
+                {
                     return None;
                 }
                 panic!("mosquitto exited during startup ({status}):\n{log}");
             }
             // "running" is logged once the listener is bound, so whoever accepts is our broker.
-            if m.log_text().contains(" running") && accepts(port) {
+            if m.log_text().contains(" running")
+                && accepts(port)
+                && m.extra_ports.iter().all(|&p| accepts(p))
+            {
                 return Some(m);
             }
             if Instant::now() > deadline {

@@ -2,6 +2,10 @@
 //! subscribed, unique topics and assertions that show what went wrong.
 
 pub mod broker;
+pub mod certs;
+pub mod cutproxy;
+pub mod live;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +20,21 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 /// How long a subscriber may take to report its SUBACK.
 const SUBACK_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Variables that change where the binary connects or whom it trusts. This machine sets
+/// SSL_CERT_FILE globally; tests that need one of these set it on the command themselves.
+pub const NETWORK_ENV: [&str; 10] = [
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
 /// The binary with a clean environment, as a user's shell would not have our variables.
 pub fn mqttcli() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqttcli"));
@@ -23,6 +42,19 @@ pub fn mqttcli() -> Command {
         .env_remove("RUST_LOG")
         .env_remove("NO_COLOR")
         .env("RUST_BACKTRACE", "0");
+    for name in NETWORK_ENV {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
+/// `mqttcli SUBCOMMAND -h localhost -p PORT -V VERSION`, environment cleaned: for the extra
+/// listeners of `Setup::listeners`, whose certificates name localhost.
+pub fn at_localhost(subcommand: &str, port: u16, proto: Proto) -> Command {
+    let mut cmd = mqttcli();
+    cmd.arg(subcommand)
+        .args(["-h", "localhost", "-p", &port.to_string()])
+        .args(["-V", proto.arg()]);
     cmd
 }
 
@@ -109,6 +141,21 @@ impl Out {
         self.assert_code(code);
         self.assert_stdout(b"");
         self.assert_error_line(keywords)
+    }
+
+    /// Failed with `code`, nothing on stdout, and stderr is exactly `line` and a newline.
+    #[track_caller]
+    pub fn assert_exact_error(&self, code: i32, line: &str) -> &Self {
+        self.assert_code(code);
+        self.assert_stdout(b"");
+        assert_eq!(
+            self.stderr,
+            format!("{line}\n"),
+            "stderr of {} is not exactly the expected line\n{}",
+            self.what,
+            self.dump()
+        );
+        self
     }
 
     #[track_caller]

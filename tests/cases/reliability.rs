@@ -1,0 +1,1184 @@
+//! Reliability against a real Mosquitto that the test stops, stalls (SIGSTOP), kills and
+//! restarts on the same port, and through a relay that cuts connections on command
+//! (tests/common/cutproxy.rs): reconnecting with backoff, persistent sessions across restarts,
+//! `pub -l` resending what a lost connection dropped, giving up, and the exit codes that say
+//! so. Every wait waits for an event (a stderr line, a message, bytes through the relay) with a
+//! deadline; the reconnect delays are small so that nothing waits long.
+//!
+//! All of these need Mosquitto (a process to stop and restart); without it they are skipped
+//! loudly, or fail under MQTTCLI_REQUIRE_MOSQUITTO=1.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::broker::free_port;
+use crate::common::cutproxy::CutProxy;
+use crate::common::live::Live;
+use crate::common::{
+    mqttcli, run, run_with_timeout, signal, unique_id, unique_topic, Broker, Out, Proto, Setup,
+    DEADLINE,
+};
+
+/// Small delays, so that a reconnect comes within about a second whatever the attempt.
+const RECONNECT: [&str; 4] = ["--reconnect-delay", "100ms", "--reconnect-max-delay", "1s"];
+/// For one event to happen (a message, a reconnect). Generous: a loaded 2-core machine.
+const WAIT: Duration = Duration::from_secs(30);
+
+const WARNING: &str = "mqttcli: warning: ";
+const ERROR: &str = "mqttcli: error: ";
+
+fn anonymous() -> Setup<'static> {
+    Setup {
+        anonymous: true,
+        ..Setup::default()
+    }
+}
+
+/// `mqttcli SUBCOMMAND -h 127.0.0.1 -p PORT -V 311`: for the relay's port as well as the
+/// broker's.
+fn at(port: u16, subcommand: &str) -> Command {
+    at_v(port, subcommand, Proto::V311)
+}
+
+/// As `at`, with `-V` of `proto`.
+fn at_v(port: u16, subcommand: &str, proto: Proto) -> Command {
+    let mut cmd = mqttcli();
+    cmd.arg(subcommand)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-V", proto.arg()]);
+    cmd
+}
+
+/// Spawn a `sub` command (`-d` is added) and wait for its SUBACK.
+#[track_caller]
+fn subscriber(cmd: &mut Command) -> Live {
+    let mut sub = Live::spawn(cmd.arg("-d"), false);
+    sub.wait_stderr("SUBACK", 1, WAIT);
+    sub
+}
+
+/// Publish `lines` at QoS 1 with one `pub -l` straight to the broker on `port`.
+#[track_caller]
+fn publish_lines(port: u16, topic: &str, lines: &[String]) {
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    run_with_timeout(
+        at(port, "pub").args(["-t", topic, "-q", "1", "-l"]),
+        Some(input.into_bytes()),
+        DEADLINE,
+    )
+    .assert_ok(b"");
+}
+
+/// Publish one QoS 1 message straight to the broker on `port`.
+#[track_caller]
+fn publish_one(port: u16, topic: &str, message: &str) {
+    run(at(port, "pub").args(["-t", topic, "-q", "1", "-m", message])).assert_ok(b"");
+}
+
+/// The stderr lines of `out` that start with `prefix` ("mqttcli: warning: ", …). Debug output
+/// (`-d`) may span several lines; these never do.
+fn lines_starting<'a>(out: &'a Out, prefix: &str) -> Vec<&'a str> {
+    out.stderr
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .collect()
+}
+
+fn count(out: &Out, needle: &str) -> usize {
+    out.stderr.lines().filter(|l| l.contains(needle)).count()
+}
+
+fn show(out: &Out) -> String {
+    format!(
+        "{}\ncode: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.what,
+        out.code,
+        String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(2000)]),
+        out.stderr
+    )
+}
+
+/// From `RUST_LOG=mqttcli=debug` output of `pub`: (acknowledged, produced, sent again) of its
+/// last line `N of M messages acknowledged[, K sent again after reconnecting]`.
+#[track_caller]
+fn pub_progress(out: &Out) -> (u64, u64, u64) {
+    let line = out
+        .stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("mqttcli: debug: ") && l.contains(" messages acknowledged"))
+        .unwrap_or_else(|| panic!("no progress line on stderr\n{}", show(out)));
+    let text = line.trim_start_matches("mqttcli: debug: ");
+    let words: Vec<&str> = text.split(' ').collect();
+    let number = |s: &str| -> u64 {
+        s.trim_end_matches(',')
+            .parse()
+            .unwrap_or_else(|_| panic!("unexpected progress line '{line}'"))
+    };
+    assert!(
+        words.len() >= 5 && words[1] == "of" && words[3] == "messages",
+        "unexpected progress line '{line}'"
+    );
+    let again = text
+        .split_once(", ")
+        .map_or(0, |(_, rest)| number(rest.split(' ').next().unwrap_or("")));
+    (number(words[0]), number(words[2]), again)
+}
+
+/// End a `sub` with SIGINT: exit code 130 after a clean disconnect.
+#[track_caller]
+fn interrupt_sub(sub: Live) -> Out {
+    signal(sub.pid(), "INT");
+    let (out, _) = sub.wait(WAIT);
+    out.assert_code(130);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Persistent session across broker restarts
+
+/// A `sub -c -i ID -q 1` reaches the broker through the relay, which refuses it while the test
+/// wants it away. Each round: 3 messages while it is connected; it loses the connection (odd
+/// rounds: the broker stops under it; even rounds: the relay cuts it first and 3 more messages
+/// are queued in its session before the broker stops, so they must survive the restart in
+/// Mosquitto's persistence file); Mosquitto is stopped with SIGTERM (it saves its database)
+/// and started again on the same port; 3 messages are queued while the subscriber is still
+/// kept away; then it may reconnect and must resume its session. Every message must be
+/// printed; QoS 1 allows duplicates, which are counted.
+fn persistent_sub_survives_broker_restarts(test: &str, proto: Proto, rounds: usize) {
+    let Some(mut broker) = Broker::mosquitto(
+        test,
+        &Setup {
+            anonymous: true,
+            persistence: true,
+            ..Setup::default()
+        },
+    ) else {
+        return;
+    };
+    let port = broker.port(proto);
+    let relay = CutProxy::start(port);
+    let topic = unique_topic() + "persist";
+    let id = unique_id();
+    let mut sub = subscriber(
+        at_v(relay.port(), "sub", proto)
+            .args(["-t", &topic, "-q", "1", "-c", "-i", &id, "-W", "600"])
+            .args(RECONNECT),
+    );
+    let mut expected: Vec<String> = Vec::new();
+    let batch = |round: usize, what: &str| -> Vec<String> {
+        (0..3)
+            .map(|j| format!("round {round} {what} {j}"))
+            .collect()
+    };
+    for round in 0..rounds {
+        let live = batch(round, "connected");
+        publish_lines(port, &topic, &live);
+        expected.extend(live.iter().cloned());
+        sub.wait_for(&format!("round {round}'s live messages"), WAIT, |s| {
+            let lines = s.lines();
+            live.iter().all(|m| lines.contains(m))
+        });
+
+        relay.set_accepting(false);
+        if round % 2 == 0 {
+            assert_eq!(
+                relay.cut(),
+                1,
+                "round {round}: the subscriber was connected"
+            );
+            sub.wait_stderr("lost the connection", round + 1, WAIT);
+            let queued = batch(round, "queued before the restart");
+            publish_lines(port, &topic, &queued);
+            expected.extend(queued);
+        }
+        broker.stop_process("TERM");
+        sub.wait_stderr("lost the connection", round + 1, WAIT);
+        broker.restart();
+        let queued = batch(round, "queued after the restart");
+        publish_lines(port, &topic, &queued);
+        expected.extend(queued);
+        relay.set_accepting(true);
+        sub.wait_stderr("reconnected to", round + 1, WAIT);
+    }
+    sub.wait_for("every message", WAIT, |s| {
+        let lines = s.lines();
+        expected.iter().all(|m| lines.contains(m))
+    });
+    let out = interrupt_sub(sub);
+
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let stdout = out.stdout_str();
+    for line in stdout.lines() {
+        *seen.entry(line).or_default() += 1;
+    }
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|m| !seen.contains_key(m.as_str()))
+        .collect();
+    let unexpected: Vec<&&str> = seen
+        .keys()
+        .filter(|l| !expected.iter().any(|m| m == **l))
+        .collect();
+    let total = stdout.lines().count();
+    let duplicates = total - seen.len();
+    let summary = format!(
+        "{} messages published, {total} printed, {} distinct, {duplicates} duplicates, \
+         {} missing: {missing:?}, unexpected: {unexpected:?}",
+        expected.len(),
+        seen.len(),
+        missing.len()
+    );
+    assert!(
+        missing.is_empty() && unexpected.is_empty(),
+        "{summary}\n{}",
+        show(&out)
+    );
+    let resumed = lines
+        .iter()
+        .filter(|l| l.contains("reconnected to") && l.ends_with("(session resumed)"))
+        .count();
+    assert_eq!(
+        (resumed, count(&out, "reconnected to")),
+        (rounds, rounds),
+        "every reconnect should resume the session\n{summary}\n{}",
+        show(&out)
+    );
+    eprintln!("{test}: {summary}");
+}
+
+#[test]
+fn persistent_sub_survives_ten_broker_restarts_without_losing_a_message() {
+    persistent_sub_survives_broker_restarts(
+        "persistent_sub_survives_ten_broker_restarts_without_losing_a_message",
+        Proto::V311,
+        10,
+    );
+}
+
+/// MQTT 5 keeps the session by its expiry interval (never, with `-c` alone) instead of the
+/// clean-session flag; a shorter run of the same.
+#[test]
+fn persistent_sub_survives_broker_restarts_v5() {
+    persistent_sub_survives_broker_restarts(
+        "persistent_sub_survives_broker_restarts_v5",
+        Proto::V5,
+        3,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. pub -l through cut connections
+
+/// `values` (the subscriber's lines, as numbers) hold every number of `first..first + n` in
+/// order apart from duplicates: with each value's later copies removed, the sequence is
+/// exactly `first..first + n`. Returns how many duplicates there were.
+fn in_order_apart_from_duplicates(values: &[&str], first: u64, n: u64) -> Result<u64, String> {
+    let mut next = first; // the lowest value not seen yet
+    let mut duplicates = 0;
+    for (i, line) in values.iter().enumerate() {
+        let v: u64 = line
+            .parse()
+            .map_err(|_| format!("line {i} is '{line}', not a number"))?;
+        if v == next {
+            next += 1;
+        } else if v < next {
+            duplicates += 1;
+        } else {
+            let from = i.saturating_sub(5);
+            return Err(format!(
+                "out of order or lost: line {i} is {v} while {next} was never seen \
+                 (lines {from}..: {:?}); {duplicates} duplicates before it",
+                &values[from..values.len().min(i + 5)]
+            ));
+        }
+    }
+    if next != first + n {
+        return Err(format!(
+            "lost the end: {} lines, the last value seen in order is {}",
+            values.len(),
+            next as i64 - 1
+        ));
+    }
+    Ok(duplicates)
+}
+
+/// `n` lines (1, 2, …) at QoS 1 through the relay, which cuts the publisher's connection
+/// `cuts` times while it streams (after `step`, 2 × `step`, … PUBACKs came back through it).
+/// A subscriber connected straight to the broker must see every line, in order apart from
+/// duplicates. Each duplicate is a message sent again after a reconnect, so there are at most
+/// as many as `pub` reports having sent again.
+fn pub_lines_through_cut_connections(test: &str, proto: Proto, n: usize, cuts: usize, step: u64) {
+    let Some(broker) = Broker::mosquitto(test, &anonymous()) else {
+        return;
+    };
+    let port = broker.port(proto);
+    let relay = CutProxy::start(port);
+    let topic = unique_topic() + "lines";
+    let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "600"]));
+    let mut publisher = Live::spawn(
+        at_v(relay.port(), "pub", proto)
+            .args(["-t", &topic, "-q", "1", "-l"])
+            .args(RECONNECT)
+            // Only mqttcli's own debug lines (-d would add one per PUBLISH): the last one
+            // counts what was acknowledged and sent again.
+            .env("RUST_LOG", "mqttcli=debug"),
+        true,
+    );
+    let mut stdin = publisher.stdin();
+    let feeder = std::thread::spawn(move || {
+        let input: String = (1..=n).map(|i| format!("{i}\n")).collect();
+        // Dropping stdin at the end is the end of input.
+        stdin.write_all(input.as_bytes())
+    });
+    for cut in 1..=cuts {
+        // A PUBACK is 4 bytes, as is a v3.1.1 CONNACK (a v5 PUBACK with reason "success" may
+        // be 4 bytes too; a v5 CONNACK is longer): this comes a little early, if anything.
+        let acks = cut as u64 * step;
+        relay.wait_until(&format!("{acks} PUBACKs"), WAIT, |r| {
+            r.bytes_down() >= 4 * acks
+        });
+        assert_eq!(
+            relay.cut(),
+            1,
+            "cut {cut}: the publisher should have been connected"
+        );
+        publisher.wait_stderr("reconnected to", cut, WAIT);
+    }
+    let (out, _) = publisher.wait(Duration::from_secs(300));
+    feeder
+        .join()
+        .expect("stdin feeder")
+        .expect("write the lines to pub's stdin");
+    out.assert_code(0).assert_stdout(b"");
+    assert_eq!(
+        (
+            count(&out, "reconnecting in"),
+            count(&out, "reconnected to"),
+            lines_starting(&out, WARNING).len(),
+            lines_starting(&out, ERROR).len()
+        ),
+        (cuts, cuts, 2 * cuts, 0),
+        "one loss and one reconnect per cut, no other warning or error\n{}",
+        show(&out)
+    );
+    let (acked, produced, sent_again) = pub_progress(&out);
+    assert_eq!((acked, produced), (n as u64, n as u64), "{}", show(&out));
+
+    // The broker acknowledged everything; a marker behind it shows the subscriber has it all.
+    publish_one(port, &topic, "end");
+    sub.wait_for("the end marker", Duration::from_secs(300), |s| {
+        s.stdout.ends_with(b"\nend\n")
+    });
+    let sub_out = interrupt_sub(sub);
+    let stdout = sub_out.stdout_str();
+    let lines: Vec<&str> = stdout.lines().collect();
+    let (last, values) = lines.split_last().expect("the subscriber printed lines");
+    assert_eq!(*last, "end");
+    let duplicates = in_order_apart_from_duplicates(values, 1, n as u64)
+        .unwrap_or_else(|e| panic!("{e}; pub sent {sent_again} again"));
+    let summary = format!(
+        "{} lines printed, {duplicates} duplicates, pub sent {sent_again} again after its {cuts} reconnects",
+        values.len()
+    );
+    assert!(
+        duplicates <= sent_again,
+        "more duplicates than messages sent again: {summary}"
+    );
+    eprintln!("{test}: {summary}");
+}
+
+#[test]
+fn pub_lines_delivers_100000_qos1_lines_in_order_through_five_cut_connections() {
+    pub_lines_through_cut_connections(
+        "pub_lines_delivers_100000_qos1_lines_in_order_through_five_cut_connections",
+        Proto::V311,
+        100_000,
+        5,
+        15_000,
+    );
+}
+
+#[test]
+fn pub_lines_delivers_qos1_lines_in_order_through_cut_connections_v5() {
+    pub_lines_through_cut_connections(
+        "pub_lines_delivers_qos1_lines_in_order_through_cut_connections_v5",
+        Proto::V5,
+        20_000,
+        3,
+        4_000,
+    );
+}
+
+/// `pub --interval` also rides out a lost connection: the ticks produced meanwhile are sent
+/// after the reconnect, and every tick it counted arrives, in order apart from duplicates.
+#[test]
+fn pub_interval_rides_out_a_cut_connection() {
+    const TEST: &str = "pub_interval_rides_out_a_cut_connection";
+    let Some(broker) = Broker::mosquitto(TEST, &anonymous()) else {
+        return;
+    };
+    let port = broker.port(Proto::V311);
+    let relay = CutProxy::start(port);
+    let topic = unique_topic() + "ticks";
+    let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "120"]));
+    let mut publisher = Live::spawn(
+        at(relay.port(), "pub")
+            .args(["-t", &topic, "-q", "1", "-m", "{n}", "--interval", "50ms"])
+            .args(RECONNECT)
+            .env("RUST_LOG", "mqttcli=debug"),
+        false,
+    );
+    sub.wait_lines(3, WAIT);
+    assert_eq!(relay.cut(), 1, "the publisher was connected");
+    publisher.wait_stderr("reconnected to", 1, WAIT);
+    let after = sub.seen(|s| s.stdout_lines) + 3;
+    sub.wait_lines(after, WAIT);
+    signal(publisher.pid(), "INT");
+    let (out, _) = publisher.wait(WAIT);
+    out.assert_code(130).assert_stdout(b"");
+    let (acked, produced, _) = pub_progress(&out);
+    assert_eq!(acked, produced, "{}", show(&out));
+    assert_eq!(
+        (
+            count(&out, "reconnecting in"),
+            count(&out, "reconnected to")
+        ),
+        (1, 1),
+        "{}",
+        show(&out)
+    );
+    publish_one(port, &topic, "end");
+    sub.wait_line("end", WAIT);
+    let sub_out = interrupt_sub(sub);
+    let stdout = sub_out.stdout_str();
+    let lines: Vec<&str> = stdout.lines().collect();
+    let (last, values) = lines.split_last().expect("the subscriber printed lines");
+    assert_eq!(*last, "end");
+    let duplicates = in_order_apart_from_duplicates(values, 0, acked)
+        .unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
+    eprintln!("{TEST}: {acked} ticks acknowledged, {duplicates} duplicates");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. A stalled broker
+
+/// SIGSTOP keeps Mosquitto's sockets open but it answers nothing: only keepalive can tell.
+/// `sub -k 1` must notice, keep trying while it is stopped, reconnect after SIGCONT (a new
+/// session: it subscribes again) and then get what is published.
+#[test]
+fn stalled_broker_is_noticed_by_keepalive_and_sub_recovers_after_it_resumes() {
+    const TEST: &str = "stalled_broker_is_noticed_by_keepalive_and_sub_recovers_after_it_resumes";
+    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
+        return;
+    };
+    let port = broker.port(Proto::V311);
+    let topic = unique_topic() + "stall";
+    let mut sub = subscriber(
+        at(port, "sub")
+            .args([
+                "-t",
+                &topic,
+                "-q",
+                "1",
+                "-k",
+                "1",
+                "--connect-timeout",
+                "2s",
+            ])
+            .args(["-W", "120"])
+            .args(RECONNECT),
+    );
+    let pid = broker.pid();
+    signal(pid, "STOP");
+    let stopped = Instant::now();
+    sub.wait_for("the stall noticed", WAIT, |s| {
+        s.stderr.contains("stopped answering pings") || s.stderr.contains("no answer")
+    });
+    let noticed = stopped.elapsed();
+    signal(pid, "CONT");
+    sub.wait_stderr("reconnected to", 1, WAIT);
+    // A new session: it subscribes again.
+    sub.wait_stderr("SUBACK", 2, WAIT);
+    publish_one(port, &topic, "after the resume");
+    sub.wait_line("after the resume", WAIT);
+    let out = interrupt_sub(sub);
+    out.assert_stdout(b"after the resume\n");
+    let warnings = lines_starting(&out, WARNING);
+    let lost = format!(
+        "{WARNING}lost the connection to 127.0.0.1:{port}: the broker stopped answering pings; reconnecting in "
+    );
+    assert!(
+        warnings.first().is_some_and(|w| w.starts_with(&lost)),
+        "the first warning should be '{lost}…' (noticed after {noticed:?})\n{}",
+        show(&out)
+    );
+    assert!(
+        warnings.last().is_some_and(
+            |w| *w == format!("{WARNING}reconnected to 127.0.0.1:{port} (new session)")
+        ),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(count(&out, "reconnected to"), 1, "{}", show(&out));
+    // Pings every second, and the missing answer is seen at the next one: about 2 s.
+    assert!(
+        noticed < Duration::from_secs(8),
+        "the stall took {noticed:?} to notice with -k 1\n{}",
+        show(&out)
+    );
+    eprintln!("{TEST}: the stall was noticed after {noticed:?}");
+}
+
+/// `-C` counts messages across reconnects: two before a cut, two after (the broker kept no
+/// session, so `sub` subscribes again), then it exits 0.
+#[test]
+fn sub_count_spans_a_reconnect() {
+    const TEST: &str = "sub_count_spans_a_reconnect";
+    let Some(broker) = Broker::mosquitto(TEST, &anonymous()) else {
+        return;
+    };
+    let port = broker.port(Proto::V311);
+    let relay = CutProxy::start(port);
+    let topic = unique_topic() + "count";
+    let mut sub = subscriber(
+        at(relay.port(), "sub")
+            .args(["-t", &topic, "-q", "1", "-C", "4", "-W", "120"])
+            .args(RECONNECT),
+    );
+    publish_lines(port, &topic, &["one".into(), "two".into()]);
+    sub.wait_lines(2, WAIT);
+    assert_eq!(relay.cut(), 1, "the subscriber was connected");
+    sub.wait_stderr("reconnected to", 1, WAIT);
+    sub.wait_stderr("SUBACK", 2, WAIT);
+    publish_lines(port, &topic, &["three".into(), "four".into()]);
+    let (out, _) = sub.wait(WAIT);
+    out.assert_ok(b"one\ntwo\nthree\nfour\n");
+    assert!(
+        out.stderr.contains(&format!(
+            "{WARNING}reconnected to 127.0.0.1:{} (new session)",
+            relay.port()
+        )),
+        "{}",
+        show(&out)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. A refused CONNACK is final
+
+/// Wrong credentials are not a network problem: `sub` and `pub -l` (which both reconnect by
+/// default) exit 4 at once, without a `reconnecting` line, after a single attempt.
+#[test]
+fn refused_credentials_are_not_retried() {
+    const TEST: &str = "refused_credentials_are_not_retried";
+    let users = [("u", "right")];
+    let Some(mut broker) = Broker::mosquitto(
+        TEST,
+        &Setup {
+            users: &users,
+            ..Setup::default()
+        },
+    ) else {
+        return;
+    };
+    let port = broker.port(Proto::V311);
+    let topic = unique_topic() + "auth";
+    for (i, subcommand) in ["sub", "pub"].into_iter().enumerate() {
+        let mut cmd = at(port, subcommand);
+        cmd.args(["-t", &topic, "-u", "u", "-P", "wrong"])
+            .args(["--reconnect-delay", "5s"]);
+        let input = if subcommand == "sub" {
+            cmd.args(["-W", "60"]);
+            None
+        } else {
+            cmd.args(["-q", "1", "-l"]);
+            Some(b"one\ntwo\n".to_vec())
+        };
+        let start = Instant::now();
+        let out = run_with_timeout(&mut cmd, input, DEADLINE);
+        let took = start.elapsed();
+        out.assert_error(4, &["refused the connection", "not authorised"]);
+        // A second attempt could not come before 2.5 s (5 s with jitter down to half).
+        assert!(
+            took < Duration::from_millis(2500),
+            "{subcommand} took {took:?} to give up\n{}",
+            show(&out)
+        );
+        // Mosquitto logs each refusal as it closes the connection, just after the CONNACK.
+        let end = Instant::now() + WAIT;
+        let refusals = loop {
+            let n = broker
+                .log_text()
+                .matches("disconnected, not authorised")
+                .count();
+            if n > i || Instant::now() > end {
+                break n;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(
+            refusals,
+            i + 1,
+            "one attempt per run; broker log:\n{}",
+            broker.log_text()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. A single pub fails fast
+
+/// A single `pub -m` does not reconnect, even with reconnect flags given: against a closed port
+/// it fails at once with exit 3 and one line.
+#[test]
+fn single_pub_against_a_closed_port_exits_3_at_once() {
+    let port = free_port();
+    let start = Instant::now();
+    let out = run(at(port, "pub")
+        .args([
+            "-t",
+            "x",
+            "-q",
+            "1",
+            "-m",
+            "hello",
+            "--connect-timeout",
+            "5s",
+        ])
+        .args(RECONNECT));
+    let took = start.elapsed();
+    out.assert_error(
+        3,
+        &[
+            &format!("cannot connect to 127.0.0.1:{port}"),
+            "connection refused",
+        ],
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?}\n{}",
+        show(&out)
+    );
+}
+
+/// Against a broker that accepts TCP but never answers (stopped), a single `pub -m` gives up
+/// after --connect-timeout with exit 3, once.
+#[test]
+fn single_pub_against_a_stalled_broker_exits_3_after_the_connect_timeout() {
+    const TEST: &str = "single_pub_against_a_stalled_broker_exits_3_after_the_connect_timeout";
+    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
+        return;
+    };
+    let port = broker.port(Proto::V311);
+    let pid = broker.pid();
+    signal(pid, "STOP");
+    let start = Instant::now();
+    let out = run(at(port, "pub")
+        .args([
+            "-t",
+            "x",
+            "-q",
+            "1",
+            "-m",
+            "hello",
+            "--connect-timeout",
+            "1s",
+        ])
+        .args(RECONNECT));
+    let took = start.elapsed();
+    signal(pid, "CONT");
+    out.assert_error(3, &[&format!("no answer from 127.0.0.1:{port}")]);
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(6),
+        "took {took:?}\n{}",
+        show(&out)
+    );
+}
+
+/// A fake broker that accepts connections, answers the CONNECT with a CONNACK and closes the
+/// connection as soon as the client sends its next packet: a broker that dies mid-way.
+struct DyingBroker {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl DyingBroker {
+    fn start() -> DyingBroker {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let port = listener.local_addr().expect("address").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (connections.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        c.fetch_add(1, Ordering::SeqCst);
+                        std::thread::spawn(move || serve_once(conn));
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        DyingBroker {
+            port,
+            connections,
+            stop,
+        }
+    }
+}
+
+impl Drop for DyingBroker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Read one MQTT packet (fixed header, remaining length, body).
+fn read_packet(conn: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut byte = [0u8; 1];
+    conn.read_exact(&mut byte)?;
+    let mut packet = vec![byte[0]];
+    let (mut len, mut shift) = (0usize, 0);
+    loop {
+        conn.read_exact(&mut byte)?;
+        packet.push(byte[0]);
+        len |= ((byte[0] & 0x7f) as usize) << shift;
+        shift += 7;
+        if byte[0] & 0x80 == 0 {
+            break;
+        }
+    }
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body)?;
+    packet.extend(body);
+    Ok(packet)
+}
+
+fn serve_once(mut conn: TcpStream) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(WAIT));
+    let Ok(connect) = read_packet(&mut conn) else {
+        return;
+    };
+    // CONNECT: fixed header (2 bytes while short), "MQTT" with its length, level, flags.
+    if connect.len() < 10 || connect[0] != 0x10 {
+        return;
+    }
+    let clean_session = connect[9] & 0x02 != 0;
+    // CONNACK, accepted; a session is "present" when the client asked to keep one (`unsub`).
+    let connack = [0x20, 0x02, u8::from(!clean_session), 0x00];
+    if conn.write_all(&connack).is_err() {
+        return;
+    }
+    // The next packet (PUBLISH, UNSUBSCRIBE, …) is read whole, so closing sends a FIN.
+    let _ = read_packet(&mut conn);
+}
+
+/// `pub -m -q 1` and `unsub`, whose broker closes the connection after CONNACK: exit 3 after
+/// the one connection, no reconnect.
+#[test]
+fn single_pub_and_unsub_do_not_reconnect_when_the_broker_dies_mid_way() {
+    for subcommand in ["pub", "unsub"] {
+        let broker = DyingBroker::start();
+        let mut cmd = at(broker.port, subcommand);
+        cmd.args(["-t", "x"]).args(RECONNECT);
+        if subcommand == "pub" {
+            cmd.args(["-q", "1", "-m", "hello"]);
+        } else {
+            cmd.args(["-i", &unique_id()]);
+        }
+        let out = run(&mut cmd);
+        out.assert_error(
+            3,
+            &[&format!("lost the connection to 127.0.0.1:{}", broker.port)],
+        );
+        if subcommand == "pub" {
+            assert!(
+                out.stderr.contains("0 of 1 messages acknowledged"),
+                "{}",
+                show(&out)
+            );
+        }
+        assert_eq!(
+            broker.connections.load(Ordering::SeqCst),
+            1,
+            "{subcommand} connected more than once\n{}",
+            show(&out)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Signals for streaming publishers
+
+/// `pub --interval` with a will, ended by `sig`: exit 130, every message it counted as
+/// published is delivered (exactly those), and the will is not published.
+fn interval_pub_ends_cleanly_on(test: &str, sig: &str) {
+    let Some(broker) = Broker::mosquitto(test, &anonymous()) else {
+        return;
+    };
+    let port = broker.port(Proto::V311);
+    let base = unique_topic();
+    let (data, will) = (base.clone() + "data", base + "will");
+    let mut watcher = subscriber(at(port, "sub").args(["-t", &will, "-q", "1", "-W", "120"]));
+    let mut sub = subscriber(at(port, "sub").args(["-t", &data, "-q", "1", "-W", "120"]));
+    let publisher = Live::spawn(
+        at(port, "pub")
+            .args([
+                "-t",
+                &data,
+                "-q",
+                "1",
+                "-m",
+                "tick {n}",
+                "--interval",
+                "100ms",
+            ])
+            .args(["--will-topic", &will, "--will-payload", "will fired"])
+            .args(["--will-qos", "1"])
+            .env("RUST_LOG", "mqttcli=debug"),
+        false,
+    );
+    sub.wait_lines(3, WAIT);
+    signal(publisher.pid(), sig);
+    let (out, _) = publisher.wait(WAIT);
+    out.assert_code(130).assert_stdout(b"");
+    assert!(
+        lines_starting(&out, WARNING).is_empty() && lines_starting(&out, ERROR).is_empty(),
+        "{}",
+        show(&out)
+    );
+    let (acked, produced, again) = pub_progress(&out);
+    assert!(
+        acked == produced && again == 0 && acked >= 3,
+        "{}",
+        show(&out)
+    );
+
+    publish_one(port, &data, "end");
+    sub.wait_line("end", WAIT);
+    let expected: String = (0..acked)
+        .map(|n| format!("tick {n}\n"))
+        .chain(["end\n".to_string()])
+        .collect();
+    interrupt_sub(sub).assert_stdout(expected.as_bytes());
+    // Had the broker published the will, it would come before the marker.
+    publish_one(port, &will, "marker");
+    watcher.wait_line("marker", WAIT);
+    interrupt_sub(watcher).assert_stdout(b"marker\n");
+}
+
+#[test]
+fn sigint_ends_pub_interval_with_130_all_delivered_no_will() {
+    interval_pub_ends_cleanly_on(
+        "sigint_ends_pub_interval_with_130_all_delivered_no_will",
+        "INT",
+    );
+}
+
+#[test]
+fn sigterm_ends_pub_interval_with_130_all_delivered_no_will() {
+    interval_pub_ends_cleanly_on(
+        "sigterm_ends_pub_interval_with_130_all_delivered_no_will",
+        "TERM",
+    );
+}
+
+/// The control experiment for the two above: killed with SIGKILL, `pub` cannot disconnect,
+/// and the broker publishes its will.
+#[test]
+fn sigkill_of_pub_interval_lets_the_broker_publish_the_will() {
+    const TEST: &str = "sigkill_of_pub_interval_lets_the_broker_publish_the_will";
+    let Some(broker) = Broker::mosquitto(TEST, &anonymous()) else {
+        return;
+    };
+    let port = broker.port(Proto::V311);
+    let base = unique_topic();
+    let (data, will) = (base.clone() + "data", base + "will");
+    let mut watcher = subscriber(at(port, "sub").args(["-t", &will, "-q", "1", "-W", "120"]));
+    let mut sub = subscriber(at(port, "sub").args(["-t", &data, "-q", "1", "-W", "120"]));
+    let publisher = Live::spawn(
+        at(port, "pub")
+            .args([
+                "-t",
+                &data,
+                "-q",
+                "1",
+                "-m",
+                "tick {n}",
+                "--interval",
+                "100ms",
+            ])
+            .args(["--will-topic", &will, "--will-payload", "will fired"])
+            .args(["--will-qos", "1"]),
+        false,
+    );
+    sub.wait_lines(1, WAIT);
+    signal(publisher.pid(), "KILL");
+    let (out, _) = publisher.wait(WAIT);
+    assert_eq!(out.code, None, "killed by a signal\n{}", show(&out));
+    watcher.wait_line("will fired", WAIT);
+    interrupt_sub(watcher).assert_stdout(b"will fired\n");
+}
+
+/// `pub -l` reading a pipe that stays open (`tail -f … | mqttcli pub -l`): a signal ends it at
+/// once with 130 (nothing is outstanding, so no drain), not whenever input would end.
+fn open_pipe_pub_ends_promptly_on(test: &str, sig: &str) {
+    let Some(broker) = Broker::mosquitto(test, &anonymous()) else {
+        return;
+    };
+    let port = broker.port(Proto::V311);
+    let topic = unique_topic() + "pipe";
+    let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "120"]));
+    let mut publisher = Live::spawn(
+        at(port, "pub")
+            .args(["-t", &topic, "-q", "1", "-l"])
+            .args(RECONNECT),
+        true,
+    );
+    let mut stdin = publisher.stdin();
+    stdin.write_all(b"one\ntwo\n").expect("write to pub");
+    sub.wait_lines(2, WAIT);
+    let signalled = Instant::now();
+    signal(publisher.pid(), sig);
+    // Nothing is outstanding, so there is no drain: anything near 10 s is a hang.
+    while publisher.try_wait().is_none() {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "pub -l still running 10 s after SIG{sig}, with nothing outstanding and its stdin \
+             pipe open; stderr so far:\n{}",
+            publisher.seen(|s| s.stderr.clone())
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (out, exited) = publisher.wait(WAIT);
+    let took = exited - signalled;
+    drop(stdin);
+    out.assert_code(130).assert_stdout(b"");
+    assert_eq!(out.stderr, "", "{}", show(&out));
+    assert!(
+        took < Duration::from_secs(3),
+        "took {took:?} to end after SIG{sig}"
+    );
+    interrupt_sub(sub).assert_stdout(b"one\ntwo\n");
+}
+
+#[test]
+fn sigint_ends_pub_lines_on_an_open_pipe_promptly() {
+    open_pipe_pub_ends_promptly_on("sigint_ends_pub_lines_on_an_open_pipe_promptly", "INT");
+}
+
+#[test]
+fn sigterm_ends_pub_lines_on_an_open_pipe_promptly() {
+    open_pipe_pub_ends_promptly_on("sigterm_ends_pub_lines_on_an_open_pipe_promptly", "TERM");
+}
+
+/// The first SIGINT makes `pub` wait (up to 5 s) for an acknowledgement that cannot come (the
+/// broker is stopped); a second SIGINT ends it at once, with 130.
+#[test]
+fn second_sigint_during_the_drain_exits_at_once() {
+    const TEST: &str = "second_sigint_during_the_drain_exits_at_once";
+    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
+        return;
+    };
+    let port = broker.port(Proto::V311);
+    let relay = CutProxy::start(port);
+    let topic = unique_topic() + "drain";
+    let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "120"]));
+    let mut publisher = Live::spawn(
+        at(relay.port(), "pub")
+            .args(["-t", &topic, "-q", "1", "-l"])
+            .args(RECONNECT),
+        true,
+    );
+    let mut stdin = publisher.stdin();
+    stdin.write_all(b"one\n").expect("write to pub");
+    sub.wait_line("one", WAIT);
+    let pid = broker.pid();
+    signal(pid, "STOP");
+    // The relay sees the PUBLISH of "two" go by: it is outstanding.
+    let before = relay.bytes_up();
+    stdin.write_all(b"two\n").expect("write to pub");
+    relay.wait_until("the PUBLISH of 'two'", WAIT, |r| r.bytes_up() > before);
+
+    let first = Instant::now();
+    signal(publisher.pid(), "INT");
+    // Draining: still running a second later.
+    while first.elapsed() < Duration::from_secs(1) {
+        if let Some(status) = publisher.try_wait() {
+            signal(pid, "CONT");
+            panic!(
+                "pub ended {:?} after the first SIGINT ({status}) although 'two' was never \
+                 acknowledged: it should wait up to 5 s",
+                first.elapsed()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = Instant::now();
+    signal(publisher.pid(), "INT");
+    let (out, exited) = publisher.wait(WAIT);
+    signal(pid, "CONT");
+    drop(stdin);
+    out.assert_code(130).assert_stdout(b"");
+    let (after_second, after_first) = (exited - second, exited - first);
+    assert!(
+        after_second < Duration::from_millis(1500) && after_first < Duration::from_secs(4),
+        "ended {after_second:?} after the second SIGINT, {after_first:?} after the first\n{}",
+        show(&out)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Giving up
+
+/// With the broker gone for good, `sub --reconnect-attempts 2` makes exactly two attempts:
+/// one warning for the loss and one for the first failed attempt (each announcing the next),
+/// then an error that says it gave up, exit 3. `--quiet` leaves only the error;
+/// `--no-reconnect` makes no attempt at all.
+#[test]
+fn sub_gives_up_after_the_reconnect_attempts_with_exit_3() {
+    const TEST: &str = "sub_gives_up_after_the_reconnect_attempts_with_exit_3";
+    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
+        return;
+    };
+    let port = broker.port(Proto::V311);
+    let topic = unique_topic() + "gone";
+    let cmd = |extra: &[&str]| {
+        let mut cmd = at(port, "sub");
+        cmd.args(["-t", &topic, "-W", "120", "--reconnect-attempts", "2"])
+            .args(RECONNECT)
+            .args(extra);
+        cmd
+    };
+    let sub = subscriber(&mut cmd(&[]));
+    let once = subscriber(at(port, "sub").args(["-t", &topic, "-W", "120", "--no-reconnect"]));
+    // Without -d there is no SUBACK line: the broker's log shows when it is connected.
+    let quiet_id = unique_id();
+    let quiet = Live::spawn(&mut cmd(&["--quiet", "-i", &quiet_id]), false);
+    let end = Instant::now() + WAIT;
+    while !broker.log_text().contains(&format!(" as {quiet_id} ")) {
+        assert!(Instant::now() < end, "{quiet_id} did not connect");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    broker.stop_process("KILL");
+
+    let (out, _) = sub.wait(WAIT);
+    out.assert_code(3).assert_stdout(b"");
+    let warnings = lines_starting(&out, WARNING);
+    let errors = lines_starting(&out, ERROR);
+    let endpoint = format!("127.0.0.1:{port}");
+    assert!(
+        warnings.len() == 2
+            && warnings[0].starts_with(&format!("{WARNING}lost the connection to {endpoint}: "))
+            && warnings[1].starts_with(&format!(
+                "{WARNING}cannot connect to {endpoint}: connection refused"
+            ))
+            && warnings.iter().all(|w| w.contains("; reconnecting in ")),
+        "two warnings: the loss, then one failed attempt\n{}",
+        show(&out)
+    );
+    assert!(
+        errors.len() == 1
+            && errors[0].starts_with(&format!(
+                "{ERROR}gave up after 2 reconnect attempts: cannot connect to {endpoint}: connection refused"
+            )),
+        "{}",
+        show(&out)
+    );
+
+    let (quiet_out, _) = quiet.wait(WAIT);
+    quiet_out.assert_error(
+        3,
+        &["gave up after 2 reconnect attempts", "connection refused"],
+    );
+
+    let (once_out, _) = once.wait(WAIT);
+    once_out.assert_code(3).assert_stdout(b"");
+    let errors = lines_starting(&once_out, ERROR);
+    assert!(
+        lines_starting(&once_out, WARNING).is_empty()
+            && errors.len() == 1
+            && errors[0].starts_with(&format!("{ERROR}lost the connection to {endpoint}: ")),
+        "--no-reconnect: one error for the loss, no attempt\n{}",
+        show(&once_out)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Exit code truth
+
+/// `pub -l` of 4 000 QoS 1 lines whose broker is killed after the first 2 000 were
+/// acknowledged and never comes back: after its 3 attempts it exits 3 (not 0), soon after its
+/// input ends, saying how many were acknowledged.
+#[test]
+fn pub_lines_exits_3_reporting_the_acknowledged_count_when_the_broker_is_gone() {
+    const TEST: &str = "pub_lines_exits_3_reporting_the_acknowledged_count_when_the_broker_is_gone";
+    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
+        return;
+    };
+    let port = broker.port(Proto::V311);
+    let mut relay = CutProxy::start(port);
+    let topic = unique_topic() + "truth";
+    let mut publisher = Live::spawn(
+        at(relay.port(), "pub")
+            .args(["-t", &topic, "-q", "1", "-l", "--reconnect-attempts", "3"])
+            .args(RECONNECT),
+        true,
+    );
+    let mut stdin = publisher.stdin();
+    let half = |range: std::ops::RangeInclusive<u32>| -> String {
+        range.map(|i| format!("line {i}\n")).collect()
+    };
+    stdin
+        .write_all(half(1..=2000).as_bytes())
+        .expect("write to pub");
+    // CONNACK and 2 000 PUBACKs, 4 bytes each, are through the relay.
+    relay.wait_until("2 000 PUBACKs", WAIT, |r| r.bytes_down() >= 4 + 2000 * 4);
+    assert_eq!(relay.bytes_down(), 4 + 2000 * 4);
+    relay.set_accepting(false);
+    broker.stop_process("KILL");
+    relay.close();
+    // pub may already have given up and closed its end: ignore a failed write.
+    let _ = stdin.write_all(half(2001..=4000).as_bytes());
+    drop(stdin);
+    let input_ended = Instant::now();
+    let (out, exited) = publisher.wait(WAIT);
+    out.assert_code(3).assert_stdout(b"");
+    let warnings = lines_starting(&out, WARNING);
+    let errors = lines_starting(&out, ERROR);
+    assert!(
+        warnings.len() == 3
+            && warnings.iter().all(|w| w.contains("; reconnecting in "))
+            && out.stderr.lines().count() == 4,
+        "three warnings (the loss, two failed attempts) and the error\n{}",
+        show(&out)
+    );
+    assert!(
+        errors.len() == 1
+            && (errors[0].starts_with(&format!("{ERROR}2000 messages acknowledged: "))
+                || errors[0].starts_with(&format!("{ERROR}2000 of 4000 messages acknowledged: ")))
+            && errors[0].contains("gave up after 3 reconnect attempts"),
+        "{}",
+        show(&out)
+    );
+    let took = exited.saturating_duration_since(input_ended);
+    assert!(
+        took < Duration::from_secs(10),
+        "ended {took:?} after its input did\n{}",
+        show(&out)
+    );
+}

@@ -1,0 +1,204 @@
+//! A TCP relay on a free port of 127.0.0.1 that forwards bytes to a target port and can break
+//! every live connection on command (`cut`), refuse new ones for a while (`set_accepting`) or
+//! stop listening (`close`). It counts the bytes it forwarded each way, so a test can wait for
+//! a packet to be on the wire (or for acknowledgements to have come back) instead of guessing.
+//!
+//! Plain std threads: one accepting, two per connection. Everything stops when it is dropped.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often the accepting thread looks at its flags when nobody connects.
+const ACCEPT_POLL: Duration = Duration::from_millis(5);
+
+pub struct CutProxy {
+    port: u16,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    target: SocketAddr,
+    /// Both sockets of each connection being relayed, by connection number.
+    live: Mutex<Vec<(usize, TcpStream, TcpStream)>>,
+    /// False: connections are accepted and closed at once (the client sees the connection
+    /// closed before any answer).
+    accepting: AtomicBool,
+    /// True: stop listening, so that connecting is refused.
+    closed: AtomicBool,
+    /// Connections relayed to the target so far.
+    relayed: AtomicUsize,
+    /// Bytes written to the target (client to broker) and to clients (broker to client).
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+impl CutProxy {
+    /// Relay 127.0.0.1:<new port> to 127.0.0.1:`target_port`. The target need not be up yet:
+    /// a client that connects while it is down is disconnected at once.
+    pub fn start(target_port: u16) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the cut proxy");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let port = listener.local_addr().expect("proxy address").port();
+        let shared = Arc::new(Shared {
+            target: SocketAddr::from(([127, 0, 0, 1], target_port)),
+            live: Mutex::new(Vec::new()),
+            accepting: AtomicBool::new(true),
+            closed: AtomicBool::new(false),
+            relayed: AtomicUsize::new(0),
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+        });
+        let acceptor = {
+            let shared = shared.clone();
+            std::thread::spawn(move || accept_loop(listener, shared))
+        };
+        CutProxy {
+            port,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Break every live connection both ways (the client reads EOF, as does the broker), as a
+    /// dropped network path or a restarted NAT would. Returns how many there were.
+    pub fn cut(&self) -> usize {
+        let conns: Vec<_> = std::mem::take(&mut *self.shared.live.lock().unwrap());
+        for (_, client, target) in &conns {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = target.shutdown(Shutdown::Both);
+        }
+        conns.len()
+    }
+
+    /// While false, new connections are accepted and closed at once; live ones are untouched.
+    pub fn set_accepting(&self, accepting: bool) {
+        self.shared.accepting.store(accepting, Ordering::SeqCst);
+    }
+
+    /// Stop listening (connecting is refused from now on) and cut every live connection.
+    /// Returns once the port is closed.
+    pub fn close(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        self.cut();
+    }
+
+    /// Connections relayed to the target so far (not counting refused ones).
+    pub fn relayed(&self) -> usize {
+        self.shared.relayed.load(Ordering::SeqCst)
+    }
+
+    /// Bytes forwarded from clients to the target so far.
+    pub fn bytes_up(&self) -> u64 {
+        self.shared.up.load(Ordering::SeqCst)
+    }
+
+    /// Bytes forwarded from the target to clients so far.
+    pub fn bytes_down(&self) -> u64 {
+        self.shared.down.load(Ordering::SeqCst)
+    }
+
+    /// Wait until `cond(self)` holds, polling every few milliseconds; panics with `what` after
+    /// `deadline`.
+    #[track_caller]
+    pub fn wait_until(&self, what: &str, deadline: Duration, cond: impl Fn(&CutProxy) -> bool) {
+        let end = Instant::now() + deadline;
+        while !cond(self) {
+            assert!(
+                Instant::now() < end,
+                "cut proxy: no {what} within {deadline:?} (relayed {} connections, {} bytes up, {} bytes down)",
+                self.relayed(),
+                self.bytes_up(),
+                self.bytes_down()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut next_id = 0;
+    while !shared.closed.load(Ordering::SeqCst) {
+        let client = match listener.accept() {
+            Ok((client, _)) => client,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+            Err(_) => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+        };
+        if !shared.accepting.load(Ordering::SeqCst) {
+            let _ = client.shutdown(Shutdown::Both);
+            continue;
+        }
+        let target = match TcpStream::connect_timeout(&shared.target, Duration::from_secs(5)) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = client.shutdown(Shutdown::Both);
+                continue;
+            }
+        };
+        let _ = client.set_nonblocking(false);
+        let _ = client.set_nodelay(true);
+        let _ = target.set_nodelay(true);
+        let (Ok(c2), Ok(t2), Ok(c3), Ok(t3)) = (
+            client.try_clone(),
+            target.try_clone(),
+            client.try_clone(),
+            target.try_clone(),
+        ) else {
+            continue;
+        };
+        let id = next_id;
+        next_id += 1;
+        shared.live.lock().unwrap().push((id, c3, t3));
+        shared.relayed.fetch_add(1, Ordering::SeqCst);
+        let up = shared.clone();
+        std::thread::spawn(move || pump(client, target, id, &up, true));
+        let down = shared.clone();
+        std::thread::spawn(move || pump(t2, c2, id, &down, false));
+    }
+    // The listener is dropped here: the port is closed.
+}
+
+/// Copy `from` to `to` until either side fails or closes; then close both and forget the
+/// connection.
+fn pump(mut from: TcpStream, mut to: TcpStream, id: usize, shared: &Shared, up: bool) {
+    let counter = if up { &shared.up } else { &shared.down };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        counter.fetch_add(n as u64, Ordering::SeqCst);
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+    shared.live.lock().unwrap().retain(|(i, _, _)| *i != id);
+}
