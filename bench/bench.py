@@ -1,0 +1,794 @@
+#!/usr/bin/env python3
+"""Measurements for bench/run.sh: mqttcli against mosquitto_pub / mosquitto_sub.
+
+Called by bench/run.sh, which builds mqttcli, starts a private Mosquitto and stops it again.
+Standard library only. Every wait is bounded; every child process is killed on the way out.
+Configuration comes from the environment (see bench/run.sh for the list and defaults).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    if raw == "":
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        sys.exit(f"bench: {name}={raw!r} is not an integer")
+    if v < 0:
+        sys.exit(f"bench: {name} must not be negative")
+    return v
+
+
+MQTTCLI = os.environ["BENCH_MQTTCLI"]  # a private copy of the release binary
+PORT = os.environ["BENCH_PORT"]
+BROKER_PID = int(os.environ["BENCH_BROKER_PID"])
+WORKDIR = os.environ["BENCH_TMP"]
+RUNS = env_int("RUNS", 300)  # single-publish runs per tool and QoS
+LINES = env_int("LINES", 200_000)  # messages in the throughput runs
+PAYLOAD = env_int("PAYLOAD", 64)  # bytes per message (line length without the newline)
+REPEATS = env_int("REPEATS", 3)  # throughput runs per tool and case (median reported)
+RSS_RUNS = env_int("RSS_RUNS", 3)
+# mosquitto_pub 2.0.x loses QoS 1 messages in -l mode past 65535 lines (see BENCHMARKS.md), so
+# the QoS 1 `pub -l` comparison that counts against the target is also run below that limit.
+SMALL_LINES = min(env_int("SMALL_LINES", 60_000), LINES)
+PARTS = set(os.environ.get("PARTS", "single,pub,sub,rss").replace(" ", "").split(","))
+if not PARTS <= {"single", "pub", "sub", "rss"}:
+    sys.exit(f"bench: PARTS={os.environ.get('PARTS')!r}: a comma-separated subset of single,pub,sub,rss")
+WAIT = env_int("WAIT", 60)  # upper bound, in seconds, for any single wait
+QUIET = 3.0  # a QoS 0 run is over when nothing arrived for this long after the publisher exited
+HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+if RUNS < 1 or REPEATS < 1 or RSS_RUNS < 1 or LINES < 1 or PAYLOAD < 9:
+    sys.exit("bench: RUNS, REPEATS, RSS_RUNS and LINES must be at least 1, PAYLOAD at least 9")
+
+MOSQ_PUB = shutil.which("mosquitto_pub") or sys.exit("bench: mosquitto_pub not found")
+MOSQ_SUB = shutil.which("mosquitto_sub") or sys.exit("bench: mosquitto_sub not found")
+
+# ----------------------------------------------------------------------------- process hygiene
+
+_children: list[subprocess.Popen] = []
+
+
+def spawn(argv: list[str], **kw) -> subprocess.Popen:
+    p = subprocess.Popen(argv, **kw)
+    _children.append(p)
+    return p
+
+
+def reap(p: subprocess.Popen, timeout: float) -> tuple[int, float]:
+    """Wait (bounded) for p; return (exit code, user+sys CPU seconds of p itself)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid == p.pid:
+            p.returncode = os.waitstatus_to_exitcode(status)
+            if p in _children:
+                _children.remove(p)
+            return p.returncode, ru.ru_utime + ru.ru_stime
+        if time.monotonic() > deadline:
+            kill(p)
+            raise Failure(f"{os.path.basename(p.args[0])} did not exit within {timeout:.0f} s")
+        time.sleep(0.002)
+
+
+def kill(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        p.kill()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+    if p in _children:
+        _children.remove(p)
+
+
+def kill_all() -> None:
+    for p in list(_children):
+        kill(p)
+
+
+class Failure(Exception):
+    pass
+
+
+def _on_term(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _on_term)
+signal.signal(signal.SIGHUP, _on_term)
+
+# ----------------------------------------------------------------------------- tools
+
+TOOLS = ("mqttcli", "mosquitto")
+_topic_seq = 0
+
+
+def fresh_prefix() -> str:
+    """A topic prefix no earlier step used: each run gets its own topics and retained marker."""
+    global _topic_seq
+    _topic_seq += 1
+    return f"bench/{os.getpid()}/{_topic_seq}"
+
+
+def pub_argv(tool: str, topic: str, qos: int, message: str | None = None, lines: bool = False,
+             retain: bool = False) -> list[str]:
+    exe = MQTTCLI if tool == "mqttcli" else MOSQ_PUB
+    argv = [exe] if tool != "mqttcli" else [exe, "pub"]
+    argv += ["-h", HOST, "-p", PORT, "-t", topic, "-q", str(qos)]
+    argv += ["-l"] if lines else ["-m", message or ""]
+    if retain:
+        argv.append("-r")
+    return argv
+
+
+def sub_argv(tool: str, filt: str, qos: int, count: int | None, timeout: int) -> list[str]:
+    argv = [MQTTCLI, "sub"] if tool == "mqttcli" else [MOSQ_SUB]
+    argv += ["-h", HOST, "-p", PORT, "-t", filt, "-q", str(qos), "-W", str(timeout)]
+    if count is not None:
+        argv += ["-C", str(count)]
+    return argv
+
+
+def run_checked(argv: list[str], timeout: float = WAIT, stdin=subprocess.DEVNULL) -> None:
+    p = spawn(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill(p)
+        raise Failure(f"timed out after {timeout} s: {' '.join(argv)}")
+    _children.remove(p)
+    if p.returncode != 0:
+        raise Failure(f"exit {p.returncode}: {' '.join(argv)}: {err.decode(errors='replace').strip()}")
+
+
+def put_marker(prefix: str) -> None:
+    """Retained READY under the subscriber's filter: the first line a subscriber prints is this
+    marker, which the broker sends only after the SUBACK, so its arrival means 'subscribed'."""
+    run_checked(pub_argv("mosquitto", f"{prefix}/ready", 1, "READY", retain=True))
+
+
+def clear_marker(prefix: str) -> None:
+    run_checked([MOSQ_PUB, "-h", HOST, "-p", PORT, "-t", f"{prefix}/ready", "-q", "1", "-r", "-n"])
+
+
+class LineCounter:
+    """Reads a subscriber's stdout in a thread: counts lines, keeps the data (to check for
+    duplicates afterwards) and notes when the first marker and the last line arrived."""
+
+    def __init__(self, proc: subprocess.Popen, want: int | None, marker: bool = True):
+        self.proc = proc
+        self.marker = marker
+        self.want = want  # lines including the marker; None: no target
+        self.lines = 0
+        self.chunks: list[bytes] = []
+        self.t_last = 0.0
+        self.ready = threading.Event()
+        self.done = threading.Event()
+        self.eof = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                b = os.read(fd, 1 << 20)
+            except OSError:
+                break
+            if not b:
+                break
+            now = time.monotonic()
+            n = b.count(b"\n")
+            self.chunks.append(b)
+            if n:
+                self.lines += n
+                self.t_last = now
+                self.ready.set()
+                if self.want is not None and self.lines >= self.want:
+                    self.done.set()
+        self.eof.set()
+        self.ready.set()
+        self.done.set()
+
+    def data_lines(self) -> list[bytes]:
+        all_lines = b"".join(self.chunks).split(b"\n")
+        return [ln for ln in all_lines[1 if self.marker else 0:] if ln]  # without the READY marker
+
+    def wait_ready(self, what: str) -> None:
+        if not self.ready.wait(WAIT) or self.lines == 0:
+            raise Failure(f"{what} never became ready (no marker within {WAIT} s; exit {self.proc.poll()})")
+
+
+def start_subscriber(tool: str, prefix: str, qos: int, count: int | None,
+                     timeout: int) -> tuple[subprocess.Popen, LineCounter]:
+    p = spawn(sub_argv(tool, f"{prefix}/#", qos, None if count is None else count + 1, timeout),
+              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    c = LineCounter(p, None if count is None else count + 1)
+    c.wait_ready(f"{tool} subscriber")
+    return p, c
+
+
+def broker_cpu() -> float:
+    with open(f"/proc/{BROKER_PID}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_status_kb(pid: int, key: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise Failure(f"{key} missing from /proc/{pid}/status")
+
+
+def check_unique(counter: LineCounter) -> tuple[int, int]:
+    """(data lines received, distinct message numbers among them)."""
+    lines = counter.data_lines()
+    ids = {ln[:8] for ln in lines}
+    bad = [ln for ln in lines[:1000] if len(ln) != PAYLOAD]
+    if bad:
+        raise Failure(f"unexpected payload received: {bad[0][:80]!r}")
+    return len(lines), len(ids)
+
+
+def make_input(n: int) -> str:
+    path = os.path.join(WORKDIR, f"lines-{n}.txt")
+    if not os.path.exists(path):
+        pad = "x" * (PAYLOAD - 8)
+        with open(path, "w") as f:
+            f.writelines(f"{i:08d}{pad}\n" for i in range(n))
+    return path
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    if len(s) == 1:
+        return s[0]
+    k = (len(s) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- 1. single publish
+
+
+def bench_single(qos: int) -> dict[str, list[float]]:
+    topic = fresh_prefix() + "/single"
+    times: dict[str, list[float]] = {t: [] for t in TOOLS}
+    argv = {t: pub_argv(t, topic, qos, "hello") for t in TOOLS}
+    for t in TOOLS:  # warm the page cache and the broker
+        for _ in range(3):
+            run_checked(argv[t])
+    for i in range(RUNS):
+        order = TOOLS if i % 2 == 0 else TOOLS[::-1]  # alternate, so drift hits both alike
+        for t in order:
+            t0 = time.perf_counter()
+            p = subprocess.run(argv[t], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, timeout=WAIT)
+            dt = time.perf_counter() - t0
+            if p.returncode != 0:
+                raise Failure(f"{t} single publish exit {p.returncode}: {p.stderr.decode(errors='replace').strip()}")
+            times[t].append(dt)
+    return times
+
+
+# ----------------------------------------------------------------------------- 2. pub -l
+
+
+@dataclass
+class PubRun:
+    rate: float | None  # end-to-end messages/s (None when messages were lost at QoS 1)
+    received: int
+    distinct: int
+    seconds: float
+    client_cpu: float
+    exit_code: int
+
+
+def one_pub_lines(tool: str, qos: int, n: int) -> PubRun:
+    prefix = fresh_prefix()
+    put_marker(prefix)
+    # The one counting subscriber for both tools: mosquitto_sub at QoS 1 (so QoS 1 publishes
+    # are delivered at QoS 1, QoS 0 ones at QoS 0), writing to a pipe that this script reads.
+    sub, counter = start_subscriber("mosquitto", prefix, 1, n, WAIT)
+    with open(make_input(n), "rb") as stdin:
+        t0 = time.monotonic()
+        pub = spawn(pub_argv(tool, f"{prefix}/data", qos, lines=True), stdin=stdin,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        code, cpu = reap(pub, WAIT)
+    t_pub = time.monotonic()
+    # All in, or (publisher done and) nothing new for QUIET seconds, or WAIT overall.
+    while not counter.done.is_set():
+        seen = counter.lines
+        counter.done.wait(QUIET)
+        if counter.lines == seen or time.monotonic() - t0 > WAIT:
+            break
+    kill(sub)
+    counter.eof.wait(5)
+    clear_marker(prefix)
+    received, distinct = check_unique(counter)
+    seconds = (counter.t_last - t0) if received else (t_pub - t0)
+    complete = distinct == n
+    rate = received / seconds if received and (complete or qos == 0) else None
+    return PubRun(rate, received, distinct, seconds, cpu, code)
+
+
+def bench_pub_lines(qos: int, n: int) -> dict[str, list[PubRun]]:
+    out: dict[str, list[PubRun]] = {t: [] for t in TOOLS}
+    for i in range(REPEATS):
+        for t in (TOOLS if i % 2 == 0 else TOOLS[::-1]):
+            r = one_pub_lines(t, qos, n)
+            log(f"  pub -l q{qos} n={n} {t:9s}: {r.received}/{n} received ({r.distinct} distinct), "
+                f"{r.seconds:.2f} s, {'%.0f msg/s' % r.rate if r.rate else 'no rate'}, exit {r.exit_code}")
+            out[t].append(r)
+    return out
+
+
+# ----------------------------------------------------------------------------- 3. sub
+
+
+@dataclass
+class SubRun:
+    rate: float
+    received: int
+    distinct: int
+    seconds: float
+    client_cpu: float
+    broker_cpu: float
+    exit_code: int
+
+
+def one_sub(tool: str, n: int) -> SubRun:
+    prefix = fresh_prefix()
+    put_marker(prefix)
+    sub, counter = start_subscriber(tool, prefix, SUB_QOS, n, WAIT)
+    with open(make_input(n), "rb") as stdin:
+        b0 = broker_cpu()
+        t0 = time.monotonic()
+        pub = spawn(pub_argv(SUB_PUBLISHER, f"{prefix}/data", SUB_PUB_QOS, lines=True), stdin=stdin,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        counter.done.wait(WAIT)
+        b1 = broker_cpu()
+        pcode, _ = reap(pub, WAIT)
+    if not counter.done.is_set() or counter.lines < n + 1:
+        kill(sub)
+        raise Failure(f"{tool} sub received {max(counter.lines - 1, 0)} of {n} within {WAIT} s "
+                      f"(publisher exit {pcode})")
+    code, cpu = reap(sub, WAIT)
+    counter.eof.wait(5)
+    clear_marker(prefix)
+    if pcode != 0:
+        raise Failure(f"the publisher exited {pcode}")
+    received, distinct = check_unique(counter)
+    seconds = counter.t_last - t0
+    return SubRun(received / seconds, received, distinct, seconds, cpu, b1 - b0, code)
+
+
+# The fixed publisher for the `sub` runs: mosquitto_pub -l at QoS 0 (its QoS 1 -l mode loses
+# messages past 65535 lines); subscribers ask for QoS 1, so delivery is at QoS 0.
+SUB_PUBLISHER = "mosquitto"
+SUB_PUB_QOS = 0
+SUB_QOS = 1
+
+
+def bench_sub(n: int) -> dict[str, list[SubRun]]:
+    out: dict[str, list[SubRun]] = {t: [] for t in TOOLS}
+    for i in range(REPEATS):
+        for t in (TOOLS if i % 2 == 0 else TOOLS[::-1]):
+            r = one_sub(t, n)
+            log(f"  sub n={n} {t:9s}: {r.received} received ({r.distinct} distinct), {r.seconds:.2f} s, "
+                f"{r.rate:.0f} msg/s, client CPU {r.client_cpu:.2f} s, broker CPU {r.broker_cpu:.2f} s, exit {r.exit_code}")
+            out[t].append(r)
+    return out
+
+
+def one_drain(tool: str, n: int) -> SubRun:
+    """A backlog of n QoS 1 messages queued by the broker for an offline persistent session,
+    then drained by the subscriber: its own limit, on the QoS 1 path (a PUBACK per message),
+    whatever any publisher's speed."""
+    prefix = fresh_prefix()
+    cid = "bench-drain-" + prefix.replace("/", "-")
+    filt = f"{prefix}/#"
+    run_checked(sub_argv(tool, filt, 1, None, WAIT) + ["-c", "-i", cid, "-E"])
+    with open(make_input(n), "rb") as stdin:  # the loader: the one tool whose -l keeps QoS 1
+        run_checked(pub_argv("mqttcli", f"{prefix}/data", 1, lines=True), stdin=stdin)
+    b0 = broker_cpu()
+    t0 = time.monotonic()
+    sub = spawn(sub_argv(tool, filt, 1, n, WAIT) + ["-c", "-i", cid], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    counter = LineCounter(sub, n, marker=False)
+    counter.done.wait(WAIT)
+    b1 = broker_cpu()
+    if counter.lines < n:
+        kill(sub)
+        raise Failure(f"{tool} sub drained {counter.lines} of {n} queued messages within {WAIT} s")
+    code, cpu = reap(sub, WAIT)
+    counter.eof.wait(5)
+    # The emptied session stays in the private broker until it stops: discarding it with a
+    # clean-session connect could race the broker's reading of the old connection's DISCONNECT.
+    received, distinct = check_unique(counter)
+    seconds = counter.t_last - t0
+    return SubRun(received / seconds, received, distinct, seconds, cpu, b1 - b0, code)
+
+
+def bench_drain(n: int) -> dict[str, list[SubRun]]:
+    out: dict[str, list[SubRun]] = {t: [] for t in TOOLS}
+    for i in range(REPEATS):
+        for t in (TOOLS if i % 2 == 0 else TOOLS[::-1]):
+            r = one_drain(t, n)
+            log(f"  drain n={n} {t:9s}: {r.received} received ({r.distinct} distinct), {r.seconds:.2f} s, "
+                f"{r.rate:.0f} msg/s, client CPU {r.client_cpu:.2f} s, broker CPU {r.broker_cpu:.2f} s, exit {r.exit_code}")
+            out[t].append(r)
+    return out
+
+
+# ----------------------------------------------------------------------------- 4. idle RSS, size
+
+
+def bench_rss() -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {t: [] for t in TOOLS}
+    for i in range(RSS_RUNS):
+        for t in (TOOLS if i % 2 == 0 else TOOLS[::-1]):
+            prefix = fresh_prefix()
+            put_marker(prefix)
+            sub, counter = start_subscriber(t, prefix, 1, None, WAIT)
+            time.sleep(1.0)
+            hwm = proc_status_kb(sub.pid, "VmHWM")
+            sub.send_signal(signal.SIGTERM)
+            reap(sub, 10)
+            clear_marker(prefix)
+            out[t].append(hwm)
+    return out
+
+
+def lib_path(exe: str, name: str) -> str | None:
+    try:
+        out = subprocess.run(["ldd", exe], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(rf"{re.escape(name)}\S*\s*=>\s*(\S+)", out)
+    return os.path.realpath(m.group(1)) if m else None
+
+
+# ----------------------------------------------------------------------------- report
+
+
+@dataclass
+class Row:
+    what: str
+    unit: str
+    mqttcli: float | None
+    mosq: float | None
+    fmt: str = "{:.1f}"
+    note: str = ""
+    target: str = ""  # as shown, e.g. "ratio ≥ 1.0"
+    met: bool | None = None  # None: no target, or not measurable in this run
+
+    @property
+    def ratio(self) -> float | None:
+        if self.mqttcli is None or self.mosq is None or self.mosq == 0:
+            return None
+        return self.mqttcli / self.mosq
+
+    def ratio_target(self, op: str, limit: float) -> "Row":
+        self.target = f"ratio {op} {limit}"
+        r = self.ratio
+        self.met = None if r is None else (r <= limit if op == "≤" else r >= limit)
+        return self
+
+    def cells(self) -> list[str]:
+        f = lambda v: "n/a" if v is None else self.fmt.format(v)
+        r = self.ratio
+        status = "" if not self.target else ("**met**" if self.met else "**NOT met**" if self.met is False
+                                             else "**n/a**")
+        return [self.what, self.unit, f(self.mqttcli), f(self.mosq), "n/a" if r is None else f"{r:.2f}",
+                f"{self.target}: {status}" if self.target else "", self.note]
+
+
+HEAD = ["measure", "unit", "mqttcli", "mosquitto", "ratio", "target", "note"]
+
+
+def render_md(rows: list[Row]) -> str:
+    out = ["| " + " | ".join(HEAD) + " |", "|" + "|".join(["---"] * len(HEAD)) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(r.cells()) + " |")
+    return "\n".join(out)
+
+
+def render_text(rows: list[Row]) -> str:
+    cells = [HEAD] + [[c.replace("**", "") for c in r.cells()] for r in rows]
+    w = [max(len(c[i]) for c in cells) for i in range(len(HEAD))]
+    lines = []
+    for k, c in enumerate(cells):
+        lines.append("  ".join(x.ljust(w[i]) if i in (0, 1, 5, 6) else x.rjust(w[i]) for i, x in enumerate(c)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * x for x in w))
+    return "\n".join(lines)
+
+
+def first_line(argv: list[str]) -> str:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    text = (p.stdout + p.stderr).strip().splitlines()
+    return text[0].strip() if text else "?"
+
+
+def machine() -> dict[str, str]:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mosq_line = next((l for l in subprocess.run([MOSQ_PUB, "--help"], capture_output=True, text=True,
+                                                timeout=10).stdout.splitlines() if "version" in l), "?")
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "mqttcli": first_line([MQTTCLI, "--version"]),
+        "mosquitto": mosq_line.strip().rstrip("."),
+        "broker": first_line(["mosquitto", "-h"]) if shutil.which("mosquitto") else first_line(["/usr/sbin/mosquitto", "-h"]),
+        "rustc": first_line(["rustc", "--version"]),
+        "python": platform.python_version(),
+    }
+
+
+class Report:
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+        self.details: list[str] = []
+        self.failures: list[str] = []
+        self.others = ""
+
+    def row(self, r: Row) -> Row:
+        self.rows.append(r)
+        return r
+
+    def detail(self, text: str) -> None:
+        self.details.append(text)
+        log("  = " + text)
+
+
+def part_single(rep: Report) -> None:
+    for qos in (0, 1):
+        log(f"[single] one publish, QoS {qos}: {RUNS} runs per tool, alternating")
+        t = bench_single(qos)
+        m = {k: med(v) * 1000 for k, v in t.items()}
+        rep.row(Row(f"single publish QoS {qos}: start → exit (median of {RUNS})", "ms", m["mqttcli"],
+                    m["mosquitto"], fmt="{:.2f}")).ratio_target("≤", 1.0)
+        for k in TOOLS:
+            v = [x * 1000 for x in t[k]]
+            rep.detail(f"single publish QoS {qos}, {k}: median {med(v):.2f} ms, p10 {pct(v, .1):.2f}, "
+                       f"p90 {pct(v, .9):.2f}, min {min(v):.2f}, max {max(v):.2f} (n={len(v)})")
+
+
+def part_pub(rep: Report) -> None:
+    def case(qos: int, n: int, target: bool) -> None:
+        log(f"[pub] pub -l, QoS {qos}, {n} lines of {PAYLOAD} bytes: {REPEATS} runs per tool")
+        r = bench_pub_lines(qos, n)
+        meds: dict[str, float | None] = {}
+        notes = []
+        for k in TOOLS:
+            runs = r[k]
+            complete = all(x.distinct == n for x in runs)
+            rates = [x.rate for x in runs]
+            meds[k] = med(rates) if all(x is not None for x in rates) else None
+            recv = ", ".join(str(x.distinct) for x in runs)
+            codes = ", ".join(str(x.exit_code) for x in runs)
+            rep.detail(f"pub -l QoS {qos} n={n}, {k}: " +
+                       ", ".join("lost" if x.rate is None else f"{x.rate:.0f}" for x in runs) +
+                       f" msg/s; distinct messages received: {recv}; exit codes {codes}; "
+                       f"publisher CPU (median) {med([x.client_cpu for x in runs]):.2f} s")
+            if not complete:
+                notes.append(f"{'mosquitto_pub' if k == 'mosquitto' else k} delivered {recv} of {n}, exit {codes}")
+                if qos == 1 and k == "mqttcli":
+                    rep.failures.append(f"pub -l QoS 1 n={n}: mqttcli lost messages ({recv} of {n} arrived)")
+            if k == "mqttcli" and any(x.exit_code != 0 for x in runs):
+                rep.failures.append(f"pub -l QoS {qos} n={n}: mqttcli exit codes {codes}")
+        row = rep.row(Row(f"pub -l QoS {qos}, {n} msgs: end-to-end", "msg/s", meds["mqttcli"],
+                          meds["mosquitto"], fmt="{:.0f}", note="; ".join(notes)))
+        if target:
+            row.ratio_target("≥", 1.0)
+
+    case(0, LINES, True)
+    case(1, LINES, SMALL_LINES == LINES)
+    if SMALL_LINES != LINES:
+        case(1, SMALL_LINES, True)
+
+
+def sub_rows(rep: Report, label: str, s: dict[str, list[SubRun]], n: int, targets: bool) -> None:
+    rate = {k: med([x.rate for x in s[k]]) for k in TOOLS}
+    ccpu = {k: med([x.client_cpu for x in s[k]]) for k in TOOLS}
+    bcpu = {k: med([x.broker_cpu for x in s[k]]) for k in TOOLS}
+    # client CPU ÷ broker CPU within each run, then the median over the runs
+    share = {k: med([x.client_cpu / x.broker_cpu if x.broker_cpu else float("inf") for x in s[k]]) for k in TOOLS}
+    for k in TOOLS:
+        if k == "mqttcli" and any(x.distinct != n or x.exit_code != 0 for x in s[k]):
+            rep.failures.append(f"{label} {k}: " + ", ".join(f"{x.distinct} of {n} distinct, exit {x.exit_code}"
+                                                             for x in s[k]))
+        rep.detail(f"{label}, {k}: " + ", ".join(f"{x.rate:.0f}" for x in s[k]) +
+                   " msg/s; client CPU " + ", ".join(f"{x.client_cpu:.2f}" for x in s[k]) +
+                   " s; broker CPU " + ", ".join(f"{x.broker_cpu:.2f}" for x in s[k]) + " s")
+    us = lambda v: v / n * 1e6
+    r = rep.row(Row(f"{label}: msgs/s", "msg/s", rate["mqttcli"], rate["mosquitto"], fmt="{:.0f}"))
+    if targets:
+        r.ratio_target("≥", 1.2)
+    rep.row(Row(f"{label}: client CPU per msg", "µs", us(ccpu["mqttcli"]), us(ccpu["mosquitto"]), fmt="{:.2f}",
+                note="user+sys of the subscriber process (wait4)"))
+    rep.row(Row(f"{label}: broker CPU per msg", "µs", us(bcpu["mqttcli"]), us(bcpu["mosquitto"]), fmt="{:.2f}",
+                note="broker's user+sys over the same run, /proc/PID/stat (10 ms ticks)"))
+    r = rep.row(Row(f"{label}: client CPU ÷ broker CPU", "×", share["mqttcli"], share["mosquitto"], fmt="{:.2f}"))
+    if targets:
+        r.target = "mqttcli ≤ 0.5"
+        r.met = share["mqttcli"] <= 0.5
+        r.note = "the target is on mqttcli's own figure, not on the ratio"
+
+
+def part_sub(rep: Report) -> None:
+    log(f"[sub] sub to a pipe, {LINES} messages live from mosquitto_pub -l -q {SUB_PUB_QOS}, "
+        f"subscribers at -q {SUB_QOS}: {REPEATS} runs per tool")
+    sub_rows(rep, f"sub, {LINES} msgs live", bench_sub(LINES), LINES, True)
+    log(f"[sub] sub draining a backlog of {LINES} queued QoS 1 messages: {REPEATS} runs per tool")
+    sub_rows(rep, f"sub, {LINES} msgs QoS 1 backlog", bench_drain(LINES), LINES, False)
+
+
+def part_rss(rep: Report) -> None:
+    log(f"[rss] idle sub peak RSS: {RSS_RUNS} runs per tool")
+    rss = bench_rss()
+    for k in TOOLS:
+        rep.detail(f"idle sub VmHWM, {k}: " + ", ".join(f"{x} kB" for x in rss[k]))
+    rep.row(Row("idle sub peak RSS (VmHWM)", "KiB", med(rss["mqttcli"]), med(rss["mosquitto"]),
+                fmt="{:.0f}", note=f"median of {RSS_RUNS}, read 1 s after subscribing")).ratio_target("≤", 1.5)
+
+
+def part_size(rep: Report) -> None:
+    libmosq = lib_path(MOSQ_SUB, "libmosquitto.so")
+    lib_size = os.path.getsize(libmosq) if libmosq else 0
+    size_cli = os.path.getsize(MQTTCLI)
+    kib = lambda b: f"{b / 1024:.0f} KiB"
+    r = rep.row(Row("release binary size", "KiB", size_cli / 1024, (os.path.getsize(MOSQ_SUB) + lib_size) / 1024,
+                    fmt="{:.0f}",
+                    note=f"mosquitto = mosquitto_sub {kib(os.path.getsize(MOSQ_SUB))} + "
+                         f"{os.path.basename(libmosq) if libmosq else 'libmosquitto (not found)'} {kib(lib_size)} "
+                         f"(mosquitto_pub {kib(os.path.getsize(MOSQ_PUB))}), not counting libcjson, libssl, libcrypto; mqttcli needs only libc and libgcc_s"))
+    r.target = "mqttcli ≤ 8 MiB"
+    r.met = size_cli <= 8 * 1024 * 1024
+
+
+def busy_seconds() -> float:
+    """CPU time the whole machine spent busy since boot (all CPUs, from /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / CLK_TCK
+
+
+def own_seconds() -> float:
+    """CPU time of this script, its reaped children and the broker."""
+    import resource
+    a = resource.getrusage(resource.RUSAGE_SELF)
+    b = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime + broker_cpu()
+
+
+def main() -> int:
+    t_start = time.monotonic()
+    busy0, own0 = busy_seconds(), own_seconds()
+    info = machine()
+    log(f"bench: broker pid {BROKER_PID} on {HOST}:{PORT}; RUNS={RUNS} LINES={LINES} PAYLOAD={PAYLOAD} "
+        f"REPEATS={REPEATS} SMALL_LINES={SMALL_LINES} RSS_RUNS={RSS_RUNS} WAIT={WAIT} PARTS={','.join(sorted(PARTS))}")
+    rep = Report()
+    for name, part in (("single", part_single), ("pub", part_pub), ("sub", part_sub), ("rss", part_rss)):
+        if name in PARTS:
+            part(rep)
+    part_size(rep)
+
+    elapsed = time.monotonic() - t_start
+    others = max(0.0, (busy_seconds() - busy0) - (own_seconds() - own0))
+    rep.others = (f"other processes used {others:.0f} CPU-seconds during the {elapsed:.0f} s run "
+                  f"({others / elapsed:.2f} of {os.cpu_count()} CPUs on average)")
+    print()
+    print(render_text(rep.rows))
+    print()
+    for d in rep.details:
+        print("  " + d)
+    if rep.failures:
+        print("\nFAILURES:\n  " + "\n  ".join(rep.failures))
+    print(f"\n(measured in {elapsed:.0f} s; {rep.others})")
+
+    record = os.environ.get("BENCH_RECORD_FILE", "")
+    if record:
+        write_record(record, info, rep, elapsed)
+    return 1 if rep.failures else 0
+
+
+def write_record(path: str, info: dict[str, str], rep: Report, elapsed: float) -> None:
+    env = os.environ
+    rows, details, failures = rep.rows, rep.details, rep.failures
+    met = sum(1 for r in rows if r.target and r.met)
+    total = sum(1 for r in rows if r.target)
+    load_before = env.get("BENCH_LOAD_BEFORE", "?")
+    loaded = env.get("BENCH_LOADED", "")
+    parts = [
+        f"\n### Run of {env.get('BENCH_DATE', time.strftime('%Y-%m-%d %H:%M:%S %Z'))}\n",
+        f"- command: `{env.get('BENCH_COMMAND', 'bench/run.sh')}` (finished in {elapsed:.0f} s of measuring)",
+        f"- machine: {info['nproc']} CPUs, {info['cpu']}, Linux {info['kernel']}",
+        f"- load average before the run: {load_before}" + (f" — **{loaded}**" if loaded else ""),
+        f"- load average after the run: {read_load()} (includes the run itself); {rep.others}",
+        f"- versions: {info['mqttcli']} (git {env.get('BENCH_GIT', '?')}), {info['mosquitto']}, "
+        f"broker: {info['broker']}, {info['rustc']}, Python {info['python']}",
+        f"- settings: RUNS={RUNS} LINES={LINES} PAYLOAD={PAYLOAD} REPEATS={REPEATS} "
+        f"SMALL_LINES={SMALL_LINES} RSS_RUNS={RSS_RUNS}",
+        f"- targets met: {met} of {total}",
+        "",
+        render_md(rows),
+        "",
+        "<details><summary>per-run figures</summary>",
+        "",
+    ]
+    parts += [f"- {d}" for d in details]
+    parts += ["", "</details>", ""]
+    if failures:
+        parts += ["**Failures in this run:**", ""] + [f"- {f}" for f in failures] + [""]
+    notes = env.get("BENCH_NOTE", "").strip()
+    if notes:
+        parts += [f"Note: {notes}", ""]
+    exists = os.path.exists(path)
+    with open(path, "a") as f:
+        if not exists:
+            f.write("# Benchmarks\n\nRun with `bench/run.sh`; each run appends a section below.\n\n## Runs\n")
+        f.write("\n".join(parts))
+    log(f"bench: appended this run to {path}")
+
+
+def read_load() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (Failure, subprocess.TimeoutExpired) as e:
+        print(f"bench: FAILED: {e}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        kill_all()
