@@ -19,12 +19,21 @@ Examples:
   mqttcli sub -h broker.emqx.io -t 'python/mqtt' -v
   mqttcli pub -h broker.emqx.io -t 'python/mqtt' -m 'messages: {counter}' --interval 1s
   mqttcli pub -L mqtt://user@localhost:1883/sensors/1 -q 1 -l < readings.txt
-  mqttcli unsub -i my-session -t 'sensors/#'";
+  mqttcli unsub -i my-session -t 'sensors/#'
+  mqttcli check -h broker.emqx.io
+  mqttcli rr -V 5 -t services/time -m now -W 5s";
+
+/// What this build can do, for `--version` (`-V` is the protocol version).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (rustls/ring, websocket, http-proxy)"
+);
 
 #[derive(Parser, Debug)]
 #[command(
     name = "mqttcli",
     version,
+    long_version = LONG_VERSION,
     about = "Publish, subscribe and unsubscribe over MQTT 3.1.1 and 5.0",
     after_help = format!("{AFTER_HELP}\n\n{}", exit::TABLE),
     disable_help_flag = true,
@@ -40,7 +49,7 @@ pub struct Cli {
     #[arg(long, action = ArgAction::Help, global = true)]
     help: Option<bool>,
 
-    /// Print the version
+    /// Print the version and the build's features
     #[arg(long, action = ArgAction::Version)]
     version: Option<bool>,
 }
@@ -56,16 +65,28 @@ pub enum Command {
     /// Remove subscriptions from a persistent session (needs the session's -i)
     #[command(after_help = format!("Example:\n  mqttcli unsub -i my-session -t 'sensors/#'\n\n{}", exit::TABLE))]
     Unsub(UnsubArgs),
+    /// Check a broker end to end: connect, subscribe, publish, receive, unsubscribe, disconnect
+    #[command(after_help = format!("{}\n\n{}", crate::check::EXAMPLES, exit::TABLE))]
+    Check(crate::check::CheckArgs),
+    /// Request/response (MQTT 5): publish a request, print the matching response
+    #[command(after_help = format!("{}\n\n{}", crate::rr::EXAMPLES, exit::TABLE))]
+    Rr(crate::rr::RrArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    #[command(after_help = crate::completions::COMPLETIONS_EXAMPLES)]
+    Completions(crate::completions::CompletionsArgs),
+    /// Print the man page (roff), for packagers
+    #[command(hide = true)]
+    Man(crate::completions::ManArgs),
 }
 
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnArgs {
-    /// Broker host [default: localhost]
+    /// Broker host (also MQTT_HOST) [default: localhost]
     #[arg(short = 'h', long, value_name = "HOST")]
     pub host: Option<String>,
 
-    /// Broker port [default: 1883]
+    /// Broker port (also MQTT_PORT) [default: 1883]
     #[arg(short = 'p', long, value_name = "PORT")]
     pub port: Option<u16>,
 
@@ -89,7 +110,7 @@ pub struct ConnArgs {
     )]
     pub id_prefix: Option<String>,
 
-    /// Username
+    /// Username (also MQTT_USERNAME)
     #[arg(short = 'u', long, value_name = "USER")]
     pub username: Option<String>,
 
@@ -101,9 +122,9 @@ pub struct ConnArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "password")]
     pub password_file: Option<PathBuf>,
 
-    /// MQTT protocol version: 311 (mqttv311) or 5 (mqttv5)
-    #[arg(short = 'V', long = "protocol-version", value_name = "VERSION", default_value = "311", value_parser = parse_version)]
-    pub protocol: Protocol,
+    /// MQTT protocol version: 311 (mqttv311) or 5 (mqttv5) [default: 311; rr: 5]
+    #[arg(short = 'V', long = "protocol-version", value_name = "VERSION", value_parser = parse_version)]
+    pub protocol: Option<Protocol>,
 
     /// Keepalive interval in seconds (0 disables pings; MQTT 5 needs at least 5)
     #[arg(short = 'k', long, value_name = "SECS", default_value_t = 60)]
@@ -153,6 +174,15 @@ pub struct ConnArgs {
     /// Print no warnings, only errors
     #[arg(long, conflicts_with = "debug")]
     pub quiet: bool,
+
+    /// Connection profile from the config file (also MQTTCLI_PROFILE); flags and MQTT_*
+    /// variables override its values
+    #[arg(long, value_name = "NAME", help_heading = "Profiles")]
+    pub profile: Option<String>,
+
+    /// Config file with the profiles [default: MQTTCLI_CONFIG, else ~/.config/mqttcli/config.toml]
+    #[arg(long, value_name = "FILE", help_heading = "Profiles")]
+    pub config: Option<PathBuf>,
 }
 
 /// sub and streaming pub (-l, --interval) reconnect after a lost connection; a single pub fails
@@ -268,7 +298,7 @@ pub enum Protocol {
     V5,
 }
 
-fn parse_version(s: &str) -> Result<Protocol, String> {
+pub fn parse_version(s: &str) -> Result<Protocol, String> {
     match s.to_ascii_lowercase().as_str() {
         "311" | "mqttv311" | "3.1.1" | "4" => Ok(Protocol::V311),
         "5" | "mqttv5" | "5.0" => Ok(Protocol::V5),

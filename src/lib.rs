@@ -1,14 +1,19 @@
 //! mqttcli as a library: the binary (`src/main.rs`) calls [`main`]; the fuzz targets in
 //! `fuzz/` reach the parsers mqttcli owns through the public modules.
 
+mod check;
 pub mod cli;
+mod completions;
 pub mod connection;
 pub mod duration;
 pub mod exit;
+mod link;
 mod logging;
 pub mod output;
 pub mod payload;
+mod profile;
 mod publish;
+mod rr;
 pub mod secret;
 mod signals;
 mod subscribe;
@@ -32,11 +37,14 @@ pub fn main() -> ! {
         Err(e) => usage_error(e),
     };
     let conn = match &cli.command {
-        Command::Pub(a) => &a.conn,
-        Command::Sub(a) => &a.conn,
-        Command::Unsub(a) => &a.conn,
+        Command::Pub(a) => Some(&a.conn),
+        Command::Sub(a) => Some(&a.conn),
+        Command::Unsub(a) => Some(&a.conn),
+        Command::Check(a) => Some(&a.conn),
+        Command::Rr(a) => Some(&a.conn),
+        Command::Completions(_) | Command::Man(_) => None,
     };
-    logging::init(conn.debug, conn.quiet);
+    logging::init(conn.is_some_and(|c| c.debug), conn.is_some_and(|c| c.quiet));
     let code = match run(cli) {
         Ok(exit) => exit,
         Err(err) if exit::is_broken_pipe(&err) => Exit::Success,
@@ -85,6 +93,18 @@ fn usage_error(e: clap::Error) -> ! {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
+    // Generated text needs no runtime and no connection.
+    match &cli.command {
+        Command::Completions(args) => {
+            completions::completions(args, &mut std::io::stdout().lock())?;
+            return Ok(Exit::Success);
+        }
+        Command::Man(args) => {
+            completions::man(args, &mut std::io::stdout().lock())?;
+            return Ok(Exit::Success);
+        }
+        _ => {}
+    }
     // One thread: a CLI client gains nothing from a thread pool and starts faster without one.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -105,6 +125,16 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                 let settings = connection::settings::resolve(&args.conn, &env)?;
                 unsubscribe::run(args, settings, interrupt).await
             }
+            Command::Check(args) => {
+                let settings = connection::settings::resolve(&args.conn, &env)?;
+                check::run(args, settings, interrupt).await
+            }
+            Command::Rr(args) => {
+                let settings =
+                    connection::settings::resolve_for(&args.conn, &env, cli::Protocol::V5)?;
+                rr::run(args, settings, interrupt).await
+            }
+            Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
         }
     });
     // tokio reads stdin with a blocking read on a thread of its own that cannot be cancelled;

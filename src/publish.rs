@@ -77,6 +77,7 @@ pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt
     let mut interrupted = false;
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     let mut disconnect_sent = false;
+    let mut progress = Progress::new(streaming);
 
     loop {
         let deadline = drain_deadline;
@@ -128,6 +129,7 @@ pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt
                     }
                 }
             }
+            _ = progress.tick() => progress.show(&tracker),
             _ = interrupt.wait(), if !interrupted => {
                 interrupted = true;
                 let _ = stop_tx.send(true);
@@ -149,6 +151,7 @@ pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt
             disconnect_sent = true;
         }
     }
+    progress.clear();
     // The driver waits (bounded) for the broker to close after our DISCONNECT.
     let _ = tokio::time::timeout(Duration::from_secs(2), driver).await;
 
@@ -179,6 +182,61 @@ pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt
     } else {
         Exit::Success
     })
+}
+
+/// A one-line progress report for long streams, redrawn every second on stderr, only when
+/// stderr is a terminal (never in logs or pipes).
+struct Progress {
+    ticks: Option<tokio::time::Interval>,
+    started: std::time::Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(streaming: bool) -> Self {
+        use std::io::IsTerminal;
+        let ticks = (streaming && std::io::stderr().is_terminal()).then(|| {
+            let start = tokio::time::Instant::now() + Duration::from_secs(1);
+            tokio::time::interval_at(start, Duration::from_secs(1))
+        });
+        Progress {
+            ticks,
+            started: std::time::Instant::now(),
+            shown: false,
+        }
+    }
+
+    async fn tick(&mut self) {
+        match self.ticks.as_mut() {
+            Some(t) => {
+                t.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    fn show(&mut self, tracker: &Tracker) {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let sent = tracker.next_seq;
+        eprint!(
+            "\r\x1b[Kmqttcli: {sent} sent, {} {}, {:.0} msg/s",
+            tracker.done,
+            if tracker.qos == 0 {
+                "written"
+            } else {
+                "acknowledged"
+            },
+            tracker.done as f64 / secs
+        );
+        self.shown = true;
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
 }
 
 /// Runs the event loop and hands every event to the publishing task. Ends after our

@@ -1,6 +1,15 @@
 //! ConnArgs → Settings: every default that depends on other options is settled here, and every
 //! bad combination becomes a usage error before a socket is opened.
+//!
+//! Where a value comes from, first found wins (the README's "Profiles and environment"):
+//! 1. a flag, or a part of `-L`'s URL (explicit flags beat the URL's parts);
+//! 2. the environment: `MQTT_HOST`, `MQTT_PORT`, `MQTT_USERNAME`, `MQTT_PASSWORD`;
+//! 3. the profile named by `--profile` or `MQTTCLI_PROFILE` (its own fields beat its `url`);
+//! 4. the default.
+//!
+//! A profile's `url` is ignored when `-L` is given: one URL decides the scheme.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,9 +18,10 @@ use bytes::Bytes;
 use rand::distr::{Alphanumeric, SampleString};
 
 use super::proxy::{self, ProxySettings};
-use super::url::{self, Scheme};
-use crate::cli::{ConnArgs, Protocol};
+use super::url::{self, BrokerUrl, Scheme};
+use crate::cli::{ConnArgs, Protocol, TlsArgs};
 use crate::exit::{fail, Exit};
+use crate::profile::{self, Profile};
 use crate::secret::Secret;
 
 pub const DEFAULT_PORT: u16 = 1883;
@@ -86,17 +96,43 @@ pub struct Settings {
     pub manual_acks: bool,
 }
 
-/// Where the password may come from besides the flags; passed in so tests need no process env.
+/// What the process environment says, read once; passed in so tests need no process env.
+/// Empty variables count as unset (except `MQTT_PASSWORD`: an empty password may be meant).
 #[derive(Default)]
 pub struct Environment {
+    /// `MQTT_PASSWORD`
     pub password: Option<String>,
+    /// `MQTT_HOST`
+    pub host: Option<String>,
+    /// `MQTT_PORT`, checked in `resolve` so that a bad value is a usage error naming it.
+    pub port: Option<String>,
+    /// `MQTT_USERNAME`
+    pub username: Option<String>,
+    /// `MQTTCLI_PROFILE`: the profile to use when `--profile` is absent.
+    pub profile: Option<String>,
+    /// `MQTTCLI_CONFIG`: the config file when `--config` is absent.
+    pub config: Option<PathBuf>,
+    /// The platform's default config file (`~/.config/mqttcli/config.toml`).
+    pub default_config: Option<PathBuf>,
+    /// Every variable, for a profile's `password_env`.
+    pub vars: HashMap<String, String>,
     pub proxy: proxy::ProxyEnv,
 }
 
 impl Environment {
     pub fn from_process() -> Self {
+        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Environment {
             password: std::env::var("MQTT_PASSWORD").ok(),
+            host: set("MQTT_HOST"),
+            port: set("MQTT_PORT"),
+            username: set("MQTT_USERNAME"),
+            profile: set("MQTTCLI_PROFILE"),
+            config: set("MQTTCLI_CONFIG").map(PathBuf::from),
+            default_config: profile::default_path(),
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
             proxy: proxy::ProxyEnv::from_process(),
         }
     }
@@ -107,35 +143,69 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 pub fn resolve(args: &ConnArgs, env: &Environment) -> Result<Settings> {
-    let url = match &args.url {
+    resolve_for(args, env, Protocol::V311)
+}
+
+/// `resolve`, with the protocol to use when neither `-V` nor the profile names one (`rr`
+/// speaks MQTT 5 by default, since it needs v5 properties).
+pub fn resolve_for(
+    args: &ConnArgs,
+    env: &Environment,
+    default_protocol: Protocol,
+) -> Result<Settings> {
+    let loaded = selected_profile(args, env)?;
+    let p = loaded.as_ref().map(|l| &l.profile);
+    let in_profile = |what: &str| {
+        let l = loaded.as_ref().expect("only asked with a profile");
+        format!("profile '{}' in {}: {what}", l.name, l.file.display())
+    };
+    let flag_url = match &args.url {
         Some(u) => Some(url::parse(u).map_err(usage)?),
         None => None,
     };
-    let scheme = url.as_ref().map(|u| u.scheme);
-    let (url_host, url_port, url_user, url_pass, url_topic, url_ws_path) = match url {
-        Some(u) => (
-            Some(u.host),
-            u.port,
-            u.username,
-            u.password,
-            u.topic,
-            u.ws_path,
-        ),
-        None => (None, None, None, None, None, None),
+    // One URL decides the scheme: -L replaces the profile's url altogether.
+    let profile_url = match p.and_then(|p| p.url.as_deref()) {
+        Some(u) if flag_url.is_none() => Some(url::parse(u).map_err(|e| usage(in_profile(&e)))?),
+        _ => None,
     };
+    let scheme = flag_url.as_ref().or(profile_url.as_ref()).map(|u| u.scheme);
+    let fu = UrlParts::from(flag_url);
+    let pu = UrlParts::from(profile_url);
+    let env_port = match &env.port {
+        Some(v) => match v.trim().parse::<u16>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(usage(format!(
+                    "MQTT_PORT='{v}' is not a port number: set it to e.g. 1883, or unset it"
+                )))
+            }
+        },
+        None => None,
+    };
+    let tls_args = with_profile_tls(&args.tls, p);
 
     let host = args
         .host
         .clone()
-        .or(url_host)
+        .or(fu.host)
+        .or_else(|| env.host.clone())
+        .or_else(|| p.and_then(|p| p.host.clone()))
+        .or(pu.host)
         .unwrap_or_else(|| "localhost".to_string());
-    let explicit_port = args.port.or(url_port);
+    let explicit_port = args
+        .port
+        .or(fu.port)
+        .or(env_port)
+        .or(p.and_then(|p| p.port))
+        .or(pu.port);
     // As mosquitto's tools: any TLS option, an mqtts/wss URL, or the TLS port itself means TLS
     // (unless a URL says mqtt:// or ws:// outright).
-    let use_tls = args.tls.any()
+    let use_tls = tls_args.any()
         || scheme.is_some_and(Scheme::tls)
         || (explicit_port == Some(DEFAULT_TLS_PORT) && scheme.is_none());
-    let use_ws = args.web.ws || scheme.is_some_and(Scheme::websocket);
+    let use_ws = args.web.ws
+        || p.and_then(|p| p.ws).unwrap_or(false)
+        || scheme.is_some_and(Scheme::websocket);
     let port = explicit_port.unwrap_or(match (use_tls, use_ws) {
         (false, false) => DEFAULT_PORT,
         (true, false) => DEFAULT_TLS_PORT,
@@ -148,7 +218,7 @@ pub fn resolve(args: &ConnArgs, env: &Environment) -> Result<Settings> {
         ));
     }
     let tls = if use_tls {
-        Some(tls_settings(args)?)
+        Some(tls_settings(&tls_args)?)
     } else {
         None
     };
@@ -157,7 +227,9 @@ pub fn resolve(args: &ConnArgs, env: &Environment) -> Result<Settings> {
             .web
             .ws_path
             .clone()
-            .or(url_ws_path)
+            .or(fu.ws_path)
+            .or_else(|| p.and_then(|p| p.ws_path.clone()))
+            .or(pu.ws_path)
             .unwrap_or_else(|| "/mqtt".to_string());
         let path = if path.starts_with('/') {
             path
@@ -176,13 +248,33 @@ pub fn resolve(args: &ConnArgs, env: &Environment) -> Result<Settings> {
         }
         None
     };
-    let proxy = proxy::resolve(args.web.proxy.as_deref(), &env.proxy, &host).map_err(usage)?;
+    let proxy_flag = args
+        .web
+        .proxy
+        .as_deref()
+        .or(p.and_then(|p| p.proxy.as_deref()));
+    let proxy = proxy::resolve(proxy_flag, &env.proxy, &host).map_err(usage)?;
 
-    let username = args.username.clone().or(url_user);
+    let username = args
+        .username
+        .clone()
+        .or(fu.username)
+        .or_else(|| env.username.clone())
+        .or_else(|| p.and_then(|p| p.username.clone()))
+        .or(pu.username);
     let password = match (&args.password, &args.password_file) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(path)) => Some(read_password_file(path)?),
-        (None, None) => url_pass.or_else(|| env.password.clone().map(Secret::new)),
+        (None, None) => match fu
+            .password
+            .or_else(|| env.password.clone().map(Secret::new))
+        {
+            Some(pass) => Some(pass),
+            None => match p {
+                Some(p) => profile_password(p, env, &in_profile)?.or(pu.password),
+                None => None,
+            },
+        },
     };
     if password.is_some() && username.is_none() {
         return Err(usage(
@@ -204,18 +296,27 @@ pub fn resolve(args: &ConnArgs, env: &Environment) -> Result<Settings> {
                 return Err(usage("the client id is longer than 65535 bytes"))
             }
             Some(id) => id.clone(),
-            None => random_client_id(args.id_prefix.as_deref().unwrap_or("mqttcli-")),
+            None => random_client_id(
+                args.id_prefix
+                    .as_deref()
+                    .or(p.and_then(|p| p.id_prefix.as_deref()))
+                    .unwrap_or("mqttcli-"),
+            ),
         };
 
+    let protocol = args
+        .protocol
+        .or(p.and_then(|p| p.protocol))
+        .unwrap_or(default_protocol);
     let keepalive = Duration::from_secs(args.keepalive.into());
-    if args.protocol == Protocol::V5 && args.keepalive < 5 {
+    if protocol == Protocol::V5 && args.keepalive < 5 {
         return Err(usage(format!(
             "keepalive {} is too short for MQTT 5 here: use -k 5 or more",
             args.keepalive
         )));
     }
 
-    let session_expiry = match (args.protocol, args.session_expiry) {
+    let session_expiry = match (protocol, args.session_expiry) {
         (Protocol::V311, Some(_)) => {
             return Err(usage("-x/--session-expiry is an MQTT 5 feature: add -V 5"))
         }
@@ -244,7 +345,7 @@ pub fn resolve(args: &ConnArgs, env: &Environment) -> Result<Settings> {
         client_id,
         username,
         password,
-        protocol: args.protocol,
+        protocol,
         keepalive,
         clean_session: !args.no_clean,
         session_expiry,
@@ -262,13 +363,104 @@ pub fn resolve(args: &ConnArgs, env: &Environment) -> Result<Settings> {
         tls,
         websocket,
         proxy,
-        url_topic,
+        url_topic: fu.topic.or(pu.topic),
         manual_acks: false,
     })
 }
 
-fn tls_settings(args: &ConnArgs) -> Result<TlsSettings> {
-    let t = &args.tls;
+/// The parts of a URL, each to be ranked on its own against flags, environment and profile.
+#[derive(Default)]
+struct UrlParts {
+    host: Option<String>,
+    port: Option<u16>,
+    username: Option<String>,
+    password: Option<Secret>,
+    topic: Option<String>,
+    ws_path: Option<String>,
+}
+
+impl From<Option<BrokerUrl>> for UrlParts {
+    fn from(url: Option<BrokerUrl>) -> Self {
+        match url {
+            Some(u) => UrlParts {
+                host: Some(u.host),
+                port: u.port,
+                username: u.username,
+                password: u.password,
+                topic: u.topic,
+                ws_path: u.ws_path,
+            },
+            None => UrlParts::default(),
+        }
+    }
+}
+
+/// `--profile NAME` (else `MQTTCLI_PROFILE`) from `--config FILE` (else `MQTTCLI_CONFIG`, else
+/// the platform's config file). No profile named: no file is read.
+fn selected_profile(args: &ConnArgs, env: &Environment) -> Result<Option<profile::Loaded>> {
+    let Some(name) = args.profile.as_deref().or(env.profile.as_deref()) else {
+        if let Some(file) = &args.config {
+            return Err(usage(format!(
+                "--config {} names the profiles file: choose a profile with --profile NAME",
+                file.display()
+            )));
+        }
+        return Ok(None);
+    };
+    let file = args
+        .config
+        .clone()
+        .or_else(|| env.config.clone())
+        .or_else(|| env.default_config.clone())
+        .ok_or_else(|| {
+            usage(format!(
+                "profile '{name}': no config directory on this system: give the file with --config FILE"
+            ))
+        })?;
+    let loaded = profile::load(&file, name)?;
+    tracing::debug!("using profile '{name}' from {}", file.display());
+    Ok(Some(loaded))
+}
+
+/// Flags first, the profile's TLS fields where a flag is absent.
+fn with_profile_tls(flags: &TlsArgs, p: Option<&Profile>) -> TlsArgs {
+    let mut t = flags.clone();
+    if let Some(p) = p {
+        t.tls |= p.tls.unwrap_or(false);
+        t.cafile = t.cafile.or_else(|| p.cafile.clone());
+        // A client identity is a pair: take both from the flags or both from the profile.
+        if t.cert.is_none() && t.key.is_none() {
+            t.cert = p.cert.clone();
+            t.key = p.key.clone();
+        }
+        t.tls_server_name = t.tls_server_name.or_else(|| p.tls_server_name.clone());
+    }
+    t
+}
+
+fn profile_password(
+    p: &Profile,
+    env: &Environment,
+    in_profile: &dyn Fn(&str) -> String,
+) -> Result<Option<Secret>> {
+    if let Some(pass) = &p.password {
+        return Ok(Some(pass.clone()));
+    }
+    if let Some(path) = &p.password_file {
+        return read_password_file(path).map(Some);
+    }
+    if let Some(var) = &p.password_env {
+        return match env.vars.get(var) {
+            Some(v) => Ok(Some(Secret::new(v.clone()))),
+            None => Err(usage(in_profile(&format!(
+                "password_env names {var}, which is not set: export {var}, or remove password_env"
+            )))),
+        };
+    }
+    Ok(None)
+}
+
+fn tls_settings(t: &TlsArgs) -> Result<TlsSettings> {
     let identity = match (&t.cert, &t.key) {
         (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
         (None, None) => None,

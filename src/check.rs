@@ -1,0 +1,971 @@
+//! `mqttcli check`: an end-to-end test of a broker for scripts and CI. Connect, subscribe to a
+//! topic no one else uses, publish N messages, receive them back (payloads and order checked),
+//! unsubscribe, disconnect; report each step's time and the round-trip latency. A failure names
+//! its step and exits with that failure's code (3 unreachable, 4 refused CONNACK, 5 refused
+//! subscribe/publish, 6 timeout, 7 TLS).
+//!
+//! `--probe` then asks, on a second connection, what the broker allows: retained messages,
+//! wildcard and shared subscriptions, QoS 2, and the largest payload it passes on.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use clap::Args;
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::cli::{ConnArgs, Protocol};
+use crate::connection::{self, Event, Settings};
+use crate::exit::{exit_for, fail, Exit};
+use crate::link::{Link, Wait};
+use crate::signals::Interrupt;
+use crate::{duration, topic};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  mqttcli check -h broker.emqx.io
+  mqttcli check -L mqtts://broker.example -u ci --password-file pw.txt --json | jq .latency_ms
+  mqttcli check --profile staging -V 5 -q 2 -C 10 --probe";
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Messages to send and receive back
+    #[arg(short = 'C', long, value_name = "N", default_value_t = 3, value_parser = parse_count)]
+    pub count: u32,
+
+    /// Quality of service of the subscription and the messages: 0, 1 or 2
+    #[arg(short = 'q', long, value_name = "QOS", default_value = "1", value_parser = crate::cli::parse_qos)]
+    pub qos: u8,
+
+    /// How long each step may wait for the broker (SUBACK, acknowledgements, the messages
+    /// coming back, UNSUBACK); connecting has --connect-timeout
+    #[arg(short = 'W', long = "timeout", value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    pub timeout: Duration,
+
+    /// Topic prefix, for brokers whose access rules allow only some topics; the check uses
+    /// PREFIX/ and a random suffix
+    #[arg(short = 't', long = "topic", value_name = "PREFIX", default_value = "mqttcli/check", value_parser = topic::parse_topic)]
+    pub topic: String,
+
+    /// Print one JSON object (ok, steps with timings, latency, error) instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also report what the broker allows: retained messages, wildcard and shared
+    /// subscriptions, QoS 2, and the largest payload it passes on (1 KiB to 1 MiB)
+    #[arg(long)]
+    pub probe: bool,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+fn parse_count(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=MAX_COUNT).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not a count from 1 to {MAX_COUNT}")),
+    }
+}
+
+const MAX_COUNT: u32 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Connect,
+    Subscribe,
+    Publish,
+    Receive,
+    Unsubscribe,
+    Disconnect,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Connect => "connect",
+            Step::Subscribe => "subscribe",
+            Step::Publish => "publish",
+            Step::Receive => "receive",
+            Step::Unsubscribe => "unsubscribe",
+            Step::Disconnect => "disconnect",
+        }
+    }
+}
+
+struct StepResult {
+    step: Step,
+    ok: bool,
+    time: Duration,
+    detail: String,
+}
+
+/// A step that went wrong, with the error that carries its exit code.
+struct Failed {
+    step: Step,
+    error: anyhow::Error,
+}
+
+/// Everything the output shows, filled in as the steps run.
+struct Report {
+    broker: String,
+    transport: &'static str,
+    protocol: &'static str,
+    client_id: String,
+    topic: String,
+    qos: u8,
+    count: u32,
+    steps: Vec<StepResult>,
+    latencies: Vec<Duration>,
+    probe: Option<Vec<Finding>>,
+}
+
+pub async fn run(
+    args: CheckArgs,
+    mut settings: Settings,
+    mut interrupt: Interrupt,
+) -> Result<Exit> {
+    // A check reports a lost connection; it does not ride it out.
+    settings.reconnect.enabled = false;
+    let topic = format!(
+        "{}/{}",
+        args.topic.trim_end_matches('/'),
+        Alphanumeric.sample_string(&mut rand::rng(), 16)
+    );
+    let mut report = Report {
+        broker: format!("{}:{}", settings.host, settings.port),
+        transport: match (settings.tls.is_some(), settings.websocket.is_some()) {
+            (false, false) => "tcp",
+            (true, false) => "tls",
+            (false, true) => "ws",
+            (true, true) => "wss",
+        },
+        protocol: match settings.protocol {
+            Protocol::V311 => "3.1.1",
+            Protocol::V5 => "5.0",
+        },
+        client_id: settings.client_id.clone(),
+        topic,
+        qos: args.qos,
+        count: args.count,
+        steps: Vec::new(),
+        latencies: Vec::new(),
+        probe: None,
+    };
+
+    let outcome = check(&args, &settings, &mut report, &mut interrupt).await;
+    let interrupted = matches!(&outcome, Err(None));
+    let failed = match outcome {
+        Ok(()) => None,
+        Err(None) => None,
+        Err(Some(f)) => Some(f),
+    };
+    if failed.is_none() && !interrupted && args.probe {
+        report.probe = Some(probe(&args, &settings, &report.topic, &mut interrupt).await);
+    }
+
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            json_report(&report, failed.as_ref(), interrupted)
+        )?;
+    } else {
+        write!(out, "{}", text_report(&report, interrupted))?;
+    }
+    out.flush()?;
+    match failed {
+        Some(f) => Err(f
+            .error
+            .context(format!("check failed at the {} step", f.step.name()))),
+        None if interrupted => Ok(Exit::Interrupted),
+        None => Ok(Exit::Success),
+    }
+}
+
+/// The check proper. `Err(None)`: interrupted by a signal.
+async fn check(
+    args: &CheckArgs,
+    settings: &Settings,
+    report: &mut Report,
+    interrupt: &mut Interrupt,
+) -> Result<(), Option<Failed>> {
+    let topic = report.topic.clone();
+    let count = args.count as usize;
+    let wait = args.timeout;
+
+    // connect
+    let started = Instant::now();
+    let connected = tokio::select! {
+        c = connection::connect(settings) => c,
+        _ = interrupt.wait() => return Err(None),
+    };
+    let connected = connected.map_err(|e| failed(report, Step::Connect, started, e))?;
+    report.steps.push(ok(Step::Connect, started, String::new()));
+    let mut link = Link::start(connected);
+
+    // subscribe
+    let started = Instant::now();
+    let granted = match subscribe(&mut link, &topic, args.qos, wait, interrupt).await {
+        Ok(granted) => granted,
+        Err(e) => return Err(e.map(|e| failure(report, Step::Subscribe, started, e))),
+    };
+    let detail = if granted < args.qos {
+        format!("granted QoS {granted} (asked for {})", args.qos)
+    } else {
+        format!("granted QoS {granted}")
+    };
+    report.steps.push(ok(Step::Subscribe, started, detail));
+
+    // publish and receive: all N queued back to back, then acks and messages as they come
+    let nonce = Alphanumeric.sample_string(&mut rand::rng(), 8);
+    let payloads: Vec<Bytes> = (0..count)
+        .map(|i| Bytes::from(format!("mqttcli check {nonce} {}/{count}", i + 1)))
+        .collect();
+    let started = Instant::now();
+    let deadline = started + wait;
+    let mut sent_at = Vec::with_capacity(count);
+    for payload in &payloads {
+        sent_at.push(Instant::now());
+        link.client
+            .publish(&topic, args.qos, false, payload.clone())
+            .await
+            .map_err(|e| failed(report, Step::Publish, started, e))?;
+    }
+    let mut done = 0usize; // written (QoS 0) or acknowledged (QoS 1/2)
+    let mut published_at = None;
+    let mut received_at = None;
+    let mut latencies = Vec::with_capacity(count);
+    while published_at.is_none() || received_at.is_none() {
+        let ev = match link.next(deadline, interrupt).await {
+            Ok(Wait::Event(ev)) => ev,
+            Ok(Wait::Interrupted) => return Err(None),
+            Ok(Wait::Timeout) => {
+                let (step, error) = if published_at.is_none() {
+                    let what = if args.qos == 0 {
+                        "written"
+                    } else {
+                        "acknowledged"
+                    };
+                    (
+                        Step::Publish,
+                        fail(
+                            Exit::Timeout,
+                            format!(
+                                "{done} of {count} messages {what} within {}: raise -W for a slow link",
+                                humanize(wait)
+                            ),
+                        ),
+                    )
+                } else {
+                    (
+                        Step::Receive,
+                        fail(
+                            Exit::Timeout,
+                            format!(
+                                "{} of {count} messages came back within {} on '{topic}': the broker may not let this client read or write it (check its access rules, or choose a prefix with -t)",
+                                latencies.len(),
+                                humanize(wait)
+                            ),
+                        ),
+                    )
+                };
+                return Err(Some(failure(report, step, started, error)));
+            }
+            Err(e) => {
+                let step = if published_at.is_none() {
+                    Step::Publish
+                } else {
+                    Step::Receive
+                };
+                return Err(Some(failure(report, step, started, e)));
+            }
+        };
+        match ev {
+            Event::Written { .. } if args.qos == 0 => done += 1,
+            Event::Acked { .. } if args.qos > 0 => done += 1,
+            Event::PublishRefused { reason, .. } => {
+                let e = fail(
+                    Exit::Rejected,
+                    format!("the broker refused a publish to '{topic}': {reason}"),
+                );
+                return Err(Some(failure(report, Step::Publish, started, e)));
+            }
+            Event::Message(m) if m.topic == topic => {
+                let i = latencies.len();
+                if i >= count {
+                    continue; // a duplicate (QoS 1) after all have arrived
+                }
+                if m.payload != payloads[i] {
+                    let e = match payloads.iter().position(|p| *p == m.payload) {
+                        Some(j) if j < i => fail(
+                            Exit::Other,
+                            format!(
+                                "message {} arrived again after message {i}: a duplicate",
+                                j + 1
+                            ),
+                        ),
+                        Some(j) => fail(
+                            Exit::Other,
+                            format!(
+                                "message {} arrived when message {} was due: out of order",
+                                j + 1,
+                                i + 1
+                            ),
+                        ),
+                        None => fail(
+                            Exit::Other,
+                            format!(
+                                "message {} came back altered: {} bytes instead of the {} sent",
+                                i + 1,
+                                m.payload.len(),
+                                payloads[i].len()
+                            ),
+                        ),
+                    };
+                    return Err(Some(failure(report, Step::Receive, started, e)));
+                }
+                latencies.push(sent_at[i].elapsed());
+            }
+            _ => {}
+        }
+        if published_at.is_none() && done >= count {
+            published_at = Some(Instant::now());
+        }
+        if received_at.is_none() && latencies.len() >= count {
+            received_at = Some(Instant::now());
+        }
+    }
+    let verb = if args.qos == 0 {
+        "written"
+    } else {
+        "acknowledged"
+    };
+    report.steps.push(StepResult {
+        step: Step::Publish,
+        ok: true,
+        time: published_at.unwrap_or(started) - started,
+        detail: format!("{count} {verb}"),
+    });
+    report.steps.push(StepResult {
+        step: Step::Receive,
+        ok: true,
+        time: received_at.unwrap_or(started) - started,
+        detail: format!("{count} of {count}, payloads and order as sent"),
+    });
+    report.latencies = latencies;
+
+    // unsubscribe
+    let started = Instant::now();
+    if let Err(e) = unsubscribe(&mut link, &topic, wait, interrupt).await {
+        return Err(e.map(|e| failure(report, Step::Unsubscribe, started, e)));
+    }
+    report
+        .steps
+        .push(ok(Step::Unsubscribe, started, String::new()));
+
+    // disconnect
+    let started = Instant::now();
+    link.disconnect()
+        .await
+        .map_err(|e| failed(report, Step::Disconnect, started, e))?;
+    report
+        .steps
+        .push(ok(Step::Disconnect, started, String::new()));
+    Ok(())
+}
+
+fn ok(step: Step, started: Instant, detail: String) -> StepResult {
+    StepResult {
+        step,
+        ok: true,
+        time: started.elapsed(),
+        detail,
+    }
+}
+
+/// Records the failed step in the report and returns what `check` ends with.
+fn failure(report: &mut Report, step: Step, started: Instant, error: anyhow::Error) -> Failed {
+    report.steps.push(StepResult {
+        step,
+        ok: false,
+        time: started.elapsed(),
+        detail: String::new(),
+    });
+    Failed { step, error }
+}
+
+fn failed(
+    report: &mut Report,
+    step: Step,
+    started: Instant,
+    error: anyhow::Error,
+) -> Option<Failed> {
+    Some(failure(report, step, started, error))
+}
+
+/// Subscribes to one filter and waits for its SUBACK: the granted QoS. `Err(None)`: interrupted.
+async fn subscribe(
+    link: &mut Link,
+    filter: &str,
+    qos: u8,
+    wait: Duration,
+    interrupt: &mut Interrupt,
+) -> Result<u8, Option<anyhow::Error>> {
+    let deadline = Instant::now() + wait;
+    link.client
+        .subscribe(&[(filter.to_string(), qos)])
+        .await
+        .map_err(Some)?;
+    loop {
+        match link.next(deadline, interrupt).await.map_err(Some)? {
+            Wait::Event(Event::SubAck(codes)) => {
+                return match codes.into_iter().next() {
+                    Some(Ok(granted)) => Ok(granted),
+                    Some(Err(reason)) => Err(Some(fail(
+                        Exit::Rejected,
+                        format!("the broker refused the subscription to '{filter}': {reason}"),
+                    ))),
+                    None => Err(Some(fail(Exit::Other, "the SUBACK carried no reason code"))),
+                };
+            }
+            Wait::Event(_) => {}
+            Wait::Timeout => {
+                return Err(Some(fail(
+                    Exit::Timeout,
+                    format!("no SUBACK for '{filter}' within {}", humanize(wait)),
+                )))
+            }
+            Wait::Interrupted => return Err(None),
+        }
+    }
+}
+
+async fn unsubscribe(
+    link: &mut Link,
+    filter: &str,
+    wait: Duration,
+    interrupt: &mut Interrupt,
+) -> Result<(), Option<anyhow::Error>> {
+    let deadline = Instant::now() + wait;
+    link.client.unsubscribe(filter).await.map_err(Some)?;
+    loop {
+        match link.next(deadline, interrupt).await.map_err(Some)? {
+            Wait::Event(Event::UnsubAck(codes)) => {
+                return match codes.into_iter().next().unwrap_or(Ok(())) {
+                    Ok(()) => Ok(()),
+                    Err(reason) => Err(Some(fail(
+                        Exit::Rejected,
+                        format!("the broker refused to unsubscribe from '{filter}': {reason}"),
+                    ))),
+                };
+            }
+            Wait::Event(_) => {}
+            Wait::Timeout => {
+                return Err(Some(fail(
+                    Exit::Timeout,
+                    format!("no UNSUBACK for '{filter}' within {}", humanize(wait)),
+                )))
+            }
+            Wait::Interrupted => return Err(None),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// --probe
+
+/// One thing the probe asked the broker, and its answer.
+struct Finding {
+    key: &'static str,
+    label: &'static str,
+    /// Some(true/false) for yes/no questions, None for the payload size (see `value`).
+    allowed: Option<bool>,
+    /// For the largest payload: bytes that came back.
+    value: Option<u64>,
+    note: String,
+}
+
+const PROBE_WAIT: Duration = Duration::from_secs(3);
+const PAYLOAD_SIZES: std::ops::RangeInclusive<u32> = 10..=20; // 1 KiB ..= 1 MiB, as powers of two
+
+/// A probe connection, opened again after the broker drops it (some answer a probe that way).
+struct ProbeLink<'a> {
+    settings: &'a Settings,
+    link: Option<Link>,
+}
+
+impl ProbeLink<'_> {
+    async fn get(&mut self) -> Result<&mut Link> {
+        if self.link.is_none() {
+            let c = connection::connect(self.settings).await?;
+            self.link = Some(Link::start(c));
+        }
+        Ok(self.link.as_mut().expect("just connected"))
+    }
+
+    fn lost(&mut self) {
+        self.link = None;
+    }
+}
+
+async fn probe(
+    args: &CheckArgs,
+    settings: &Settings,
+    base: &str,
+    interrupt: &mut Interrupt,
+) -> Vec<Finding> {
+    let wait = args.timeout.min(PROBE_WAIT);
+    let mut conn = ProbeLink {
+        settings,
+        link: None,
+    };
+    let mut findings = Vec::new();
+    let qos1 = 1;
+
+    let t = format!("{base}/qos2");
+    let f = delivery(&mut conn, &t, &t, 2, false, wait, interrupt).await;
+    findings.push(yes_no("qos2", "QoS 2", f, |m| {
+        (m.qos == 2)
+            .then_some(())
+            .ok_or(format!("delivered at QoS {}", m.qos))
+    }));
+
+    let f = delivery(
+        &mut conn,
+        &format!("{base}/wild/+/#"),
+        &format!("{base}/wild/a/b"),
+        qos1,
+        false,
+        wait,
+        interrupt,
+    )
+    .await;
+    findings.push(yes_no(
+        "wildcard_subscriptions",
+        "wildcard subscriptions",
+        f,
+        |_| Ok(()),
+    ));
+
+    let f = delivery(
+        &mut conn,
+        &format!("$share/mqttcli-check/{base}/shared"),
+        &format!("{base}/shared"),
+        qos1,
+        false,
+        wait,
+        interrupt,
+    )
+    .await;
+    findings.push(yes_no(
+        "shared_subscriptions",
+        "shared subscriptions",
+        f,
+        |_| Ok(()),
+    ));
+
+    let t = format!("{base}/retained");
+    let f = delivery(&mut conn, &t, &t, qos1, true, wait, interrupt).await;
+    findings.push(yes_no("retained_messages", "retained messages", f, |m| {
+        m.retain
+            .then_some(())
+            .ok_or("delivered, but not as a retained message".to_string())
+    }));
+    // Clear what a broker that does retain now holds.
+    if let Ok(link) = conn.get().await {
+        let _ = link.client.publish(&t, qos1, true, Bytes::new()).await;
+    }
+
+    findings.push(largest_payload(&mut conn, &format!("{base}/size"), wait, interrupt).await);
+
+    if let Some(link) = conn.link.take() {
+        let _ = link.disconnect().await;
+    }
+    findings
+}
+
+/// What a probe's delivery test saw.
+enum Delivery {
+    Delivered(connection::Message),
+    NotDelivered(String),
+}
+
+/// Subscribe to `filter`, publish to `topic` (retained first and subscribed after, if
+/// `retain`), and see whether the message comes back; unsubscribes afterwards.
+#[allow(clippy::too_many_arguments)]
+async fn delivery(
+    conn: &mut ProbeLink<'_>,
+    filter: &str,
+    topic: &str,
+    qos: u8,
+    retain: bool,
+    wait: Duration,
+    interrupt: &mut Interrupt,
+) -> Delivery {
+    let payload = Bytes::from(format!(
+        "mqttcli probe {}",
+        Alphanumeric.sample_string(&mut rand::rng(), 8)
+    ));
+    let result: Result<Delivery, Option<anyhow::Error>> = async {
+        let link = conn.get().await.map_err(Some)?;
+        if retain {
+            link.client
+                .publish(topic, qos, true, payload.clone())
+                .await
+                .map_err(Some)?;
+            if let Some(refused) = acked(link, Instant::now() + wait, interrupt).await? {
+                return Ok(Delivery::NotDelivered(refused));
+            }
+        }
+        match subscribe(link, filter, qos, wait, interrupt).await {
+            Ok(_) => {}
+            Err(Some(e)) if exit_for(&e) == Exit::Rejected => {
+                return Ok(Delivery::NotDelivered(e.to_string()))
+            }
+            Err(e) => return Err(e),
+        }
+        if !retain {
+            link.client
+                .publish(topic, qos, false, payload.clone())
+                .await
+                .map_err(Some)?;
+        }
+        let deadline = Instant::now() + wait;
+        let found = loop {
+            match link.next(deadline, interrupt).await.map_err(Some)? {
+                Wait::Event(Event::Message(m)) if m.payload == payload => {
+                    break Delivery::Delivered(m)
+                }
+                Wait::Event(Event::PublishRefused { reason, .. }) => {
+                    break Delivery::NotDelivered(format!("publish refused: {reason}"))
+                }
+                Wait::Event(_) => {}
+                Wait::Timeout => {
+                    break Delivery::NotDelivered(format!(
+                        "nothing came back within {}",
+                        humanize(wait)
+                    ))
+                }
+                Wait::Interrupted => return Err(None),
+            }
+        };
+        let _ = unsubscribe(link, filter, wait, interrupt).await;
+        Ok(found)
+    }
+    .await;
+    match result {
+        Ok(d) => d,
+        Err(None) => Delivery::NotDelivered("interrupted".into()),
+        Err(Some(e)) => {
+            if exit_for(&e) == Exit::Unreachable {
+                conn.lost();
+            }
+            Delivery::NotDelivered(format!("{e:#}"))
+        }
+    }
+}
+
+/// Waits for the acknowledgement of one publish: `Some(reason)` if the broker refused it.
+async fn acked(
+    link: &mut Link,
+    deadline: Instant,
+    interrupt: &mut Interrupt,
+) -> Result<Option<String>, Option<anyhow::Error>> {
+    loop {
+        match link.next(deadline, interrupt).await.map_err(Some)? {
+            Wait::Event(Event::Acked { .. }) => return Ok(None),
+            Wait::Event(Event::PublishRefused { reason, .. }) => {
+                return Ok(Some(format!("publish refused: {reason}")))
+            }
+            Wait::Event(_) => {}
+            Wait::Timeout => return Ok(Some("no acknowledgement".into())),
+            Wait::Interrupted => return Err(None),
+        }
+    }
+}
+
+fn yes_no(
+    key: &'static str,
+    label: &'static str,
+    d: Delivery,
+    judge: impl Fn(&connection::Message) -> Result<(), String>,
+) -> Finding {
+    let (allowed, note) = match d {
+        Delivery::Delivered(m) => match judge(&m) {
+            Ok(()) => (true, String::new()),
+            Err(note) => (false, note),
+        },
+        Delivery::NotDelivered(note) => (false, note),
+    };
+    Finding {
+        key,
+        label,
+        allowed: Some(allowed),
+        value: None,
+        note,
+    }
+}
+
+/// Doubles the payload from 1 KiB to 1 MiB until one does not come back.
+async fn largest_payload(
+    conn: &mut ProbeLink<'_>,
+    topic: &str,
+    wait: Duration,
+    interrupt: &mut Interrupt,
+) -> Finding {
+    let mut largest = None;
+    let mut note = "the largest tried".to_string();
+    for exp in PAYLOAD_SIZES {
+        let size = 1usize << exp;
+        let payload = Bytes::from(vec![b'x'; size]);
+        let result: Result<Option<String>, Option<anyhow::Error>> = async {
+            let link = conn.get().await.map_err(Some)?;
+            if exp == *PAYLOAD_SIZES.start() {
+                subscribe(link, topic, 1, wait, interrupt).await?;
+            }
+            link.client
+                .publish(topic, 1, false, payload.clone())
+                .await
+                .map_err(Some)?;
+            let deadline = Instant::now() + wait;
+            loop {
+                match link.next(deadline, interrupt).await.map_err(Some)? {
+                    Wait::Event(Event::Message(m)) if m.payload.len() == size => return Ok(None),
+                    Wait::Event(Event::PublishRefused { reason, .. }) => {
+                        return Ok(Some(format!("publish refused: {reason}")))
+                    }
+                    Wait::Event(_) => {}
+                    Wait::Timeout => {
+                        return Ok(Some(format!("did not come back within {}", humanize(wait))))
+                    }
+                    Wait::Interrupted => return Err(None),
+                }
+            }
+        }
+        .await;
+        let why = match result {
+            Ok(None) => {
+                largest = Some(size as u64);
+                continue;
+            }
+            Ok(Some(why)) => why,
+            Err(None) => "interrupted".to_string(),
+            Err(Some(e)) => {
+                if exit_for(&e) == Exit::Unreachable {
+                    conn.lost();
+                }
+                format!("{e:#}")
+            }
+        };
+        note = format!("{} failed: {why}", bytes_text(size as u64));
+        break;
+    }
+    Finding {
+        key: "largest_payload",
+        label: "largest payload",
+        allowed: None,
+        value: largest,
+        note,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// output
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn ms_text(d: Duration) -> String {
+    let v = d.as_secs_f64() * 1e3;
+    if v < 10.0 {
+        format!("{v:.2} ms")
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+/// `10s`, `1.5s`, `250ms`.
+fn humanize(d: Duration) -> String {
+    format!("{d:?}")
+}
+
+fn bytes_text(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// (min, median, max)
+fn stats(samples: &[Duration]) -> Option<(Duration, Duration, Duration)> {
+    let mut s = samples.to_vec();
+    s.sort_unstable();
+    let n = s.len();
+    let median = match n {
+        0 => return None,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2,
+    };
+    Some((s[0], median, s[n - 1]))
+}
+
+fn text_report(r: &Report, interrupted: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "checking {} ({}, MQTT {}) on topic {} with {} message{} at QoS {}",
+        r.broker,
+        r.transport,
+        r.protocol,
+        r.topic,
+        r.count,
+        if r.count == 1 { "" } else { "s" },
+        r.qos
+    );
+    for s in &r.steps {
+        let _ = write!(
+            out,
+            "{:<12} {:<6} {:>10}",
+            s.step.name(),
+            if s.ok { "ok" } else { "FAILED" },
+            ms_text(s.time)
+        );
+        if !s.detail.is_empty() {
+            let _ = write!(out, "  {}", s.detail);
+        }
+        out.push('\n');
+    }
+    if interrupted {
+        out.push_str("interrupted\n");
+    }
+    if let Some((min, median, max)) = stats(&r.latencies) {
+        let _ = writeln!(
+            out,
+            "round trip   min {}, median {}, max {}",
+            ms_text(min),
+            ms_text(median),
+            ms_text(max)
+        );
+    }
+    if let Some(findings) = &r.probe {
+        out.push_str("probe\n");
+        for f in findings {
+            let answer = match (f.allowed, f.value) {
+                (Some(true), _) => "yes".to_string(),
+                (Some(false), _) => "no".to_string(),
+                (None, Some(v)) => bytes_text(v),
+                (None, None) => "none".to_string(),
+            };
+            let _ = write!(out, "  {:<24} {answer}", f.label);
+            if !f.note.is_empty() {
+                let _ = write!(out, " ({})", f.note);
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn json_report(r: &Report, failed: Option<&Failed>, interrupted: bool) -> Value {
+    let steps: Vec<Value> = r
+        .steps
+        .iter()
+        .map(|s| {
+            let mut v = json!({"step": s.step.name(), "ok": s.ok, "ms": ms(s.time)});
+            if !s.detail.is_empty() {
+                v["detail"] = json!(s.detail);
+            }
+            v
+        })
+        .collect();
+    let latency = stats(&r.latencies).map(|(min, median, max)| {
+        json!({
+            "min": ms(min),
+            "median": ms(median),
+            "max": ms(max),
+            "samples": r.latencies.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+        })
+    });
+    let error = match (failed, interrupted) {
+        (Some(f), _) => json!({
+            "step": f.step.name(),
+            "exit_code": exit_for(&f.error).code(),
+            "message": format!("{:#}", f.error),
+        }),
+        (None, true) => json!({
+            "step": r.steps.last().map_or("connect", |s| s.step.name()),
+            "exit_code": Exit::Interrupted.code(),
+            "message": "interrupted",
+        }),
+        (None, false) => Value::Null,
+    };
+    let mut v = json!({
+        "ok": failed.is_none() && !interrupted,
+        "broker": r.broker,
+        "transport": r.transport,
+        "protocol": r.protocol,
+        "client_id": r.client_id,
+        "topic": r.topic,
+        "qos": r.qos,
+        "count": r.count,
+        "steps": steps,
+        "latency_ms": latency,
+        "error": error,
+    });
+    if let Some(findings) = &r.probe {
+        let mut p = serde_json::Map::new();
+        for f in findings {
+            let mut entry = json!({});
+            if let Some(a) = f.allowed {
+                entry["allowed"] = json!(a);
+            }
+            if f.key == "largest_payload" {
+                entry["bytes"] = json!(f.value);
+                entry["tried_up_to"] = json!(1u64 << PAYLOAD_SIZES.end());
+            }
+            if !f.note.is_empty() {
+                entry["note"] = json!(f.note);
+            }
+            p.insert(f.key.to_string(), entry);
+        }
+        v["probe"] = Value::Object(p);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        let d = |ms: u64| Duration::from_millis(ms);
+        assert_eq!(stats(&[d(3), d(1), d(2)]), Some((d(1), d(2), d(3))));
+        assert_eq!(
+            stats(&[d(4), d(1), d(2), d(3)]),
+            Some((d(1), d(2) + d(1) / 2, d(4)))
+        );
+        assert_eq!(stats(&[]), None);
+    }
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(bytes_text(1024), "1 KiB");
+        assert_eq!(bytes_text(1 << 20), "1 MiB");
+        assert_eq!(bytes_text(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        assert_eq!(parse_count("3"), Ok(3));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("10001").is_err());
+    }
+}
