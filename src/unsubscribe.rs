@@ -36,6 +36,7 @@ pub async fn run(
         client,
         mut events,
         session_present,
+        ..
     } = tokio::select! {
         c = connection::connect(&settings) => c?,
         _ = interrupt.wait() => return Ok(Exit::Interrupted),

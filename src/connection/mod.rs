@@ -51,6 +51,23 @@ pub struct Message {
     pub properties: Option<Properties>,
 }
 
+/// The limits an MQTT 5 broker announces in its CONNACK properties. `None` is "not said",
+/// which MQTT 5 defines as the most permissive value (no limit, or available).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerLimits {
+    pub receive_maximum: Option<u16>,
+    pub maximum_packet_size: Option<u32>,
+    pub maximum_qos: Option<u8>,
+    pub retain_available: Option<bool>,
+    pub wildcard_subscriptions: Option<bool>,
+    pub shared_subscriptions: Option<bool>,
+    pub subscription_identifiers: Option<bool>,
+    pub topic_alias_maximum: Option<u16>,
+    pub server_keep_alive: Option<u16>,
+    pub session_expiry_interval: Option<u32>,
+    pub assigned_client_id: Option<String>,
+}
+
 #[derive(Debug)]
 pub enum Event {
     Message(Message),
@@ -73,6 +90,8 @@ pub enum Event {
     UnsubAck(Vec<Result<(), String>>),
     ConnAck {
         session_present: bool,
+        /// What an MQTT 5 broker's CONNACK says it allows; None under 3.1.1.
+        limits: Option<BrokerLimits>,
     },
     /// The connection was lost and will be retried. Requests not yet acknowledged may be gone:
     /// rumqttc drops them when the broker has no session to resume.
@@ -111,6 +130,8 @@ pub struct Connected {
     pub client: Client,
     pub events: Events,
     pub session_present: bool,
+    /// The first CONNACK's MQTT 5 limits (None under 3.1.1).
+    pub limits: Option<BrokerLimits>,
 }
 
 /// Requests queued ahead of the event loop. A full queue makes `Client::publish` wait, which is
@@ -144,12 +165,13 @@ pub async fn connect(settings: &Settings) -> Result<Connected> {
         pending_delay: None,
     };
     let timeout = settings.connect_timeout;
-    let session_present = tokio::time::timeout(timeout, async {
+    let (session_present, limits) = tokio::time::timeout(timeout, async {
         loop {
             match events.poll(false).await? {
-                Event::ConnAck { session_present } => {
-                    return Ok::<_, anyhow::Error>(session_present)
-                }
+                Event::ConnAck {
+                    session_present,
+                    limits,
+                } => return Ok::<_, anyhow::Error>((session_present, limits)),
                 other => tracing::debug!(?other, "event before CONNACK"),
             }
         }
@@ -158,6 +180,7 @@ pub async fn connect(settings: &Settings) -> Result<Connected> {
     .map_err(|_| errors::connect_timeout(&events.peer, Some(timeout)))??;
     tracing::debug!(
         session_present,
+        ?limits,
         "CONNACK received: connected to {}",
         events.peer.endpoint
     );
@@ -165,6 +188,7 @@ pub async fn connect(settings: &Settings) -> Result<Connected> {
         client,
         events,
         session_present,
+        limits,
     })
 }
 
@@ -205,7 +229,9 @@ impl Events {
         loop {
             let connected = self.lost.is_none();
             let err = match self.poll(connected).await {
-                Ok(Event::ConnAck { session_present }) if self.lost.is_some() => {
+                Ok(Event::ConnAck {
+                    session_present, ..
+                }) if self.lost.is_some() => {
                     self.lost = None;
                     tracing::warn!(
                         "reconnected to {} ({})",

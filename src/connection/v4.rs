@@ -52,6 +52,7 @@ pub fn event(ev: rumqttc::Event) -> Event {
         }),
         rumqttc::Event::Incoming(Packet::ConnAck(ack)) => Event::ConnAck {
             session_present: ack.session_present,
+            limits: None,
         },
         rumqttc::Event::Incoming(Packet::PubAck(ack)) => Event::Acked { pkid: ack.pkid },
         rumqttc::Event::Incoming(Packet::PubComp(comp)) => Event::Acked { pkid: comp.pkid },

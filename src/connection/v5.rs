@@ -1,15 +1,15 @@
 //! MQTT 5.0 through rumqttc's v5 API.
 
 use rumqttc::v5::mqttbytes::v5::{
-    ConnectReturnCode, LastWill, Packet, PubAckReason, PubCompReason, PubRecReason,
-    PublishProperties, SubscribeReasonCode, UnsubAckReason,
+    ConnAckProperties, ConnectReturnCode, LastWill, Packet, PubAckReason, PubCompReason,
+    PubRecReason, PublishProperties, SubscribeReasonCode, UnsubAckReason,
 };
 use rumqttc::v5::mqttbytes::Error as WireError;
 use rumqttc::v5::{AsyncClient, ConnectionError, EventLoop, MqttOptions, StateError};
 use rumqttc::{NetworkOptions, Outgoing};
 
 use super::transport::{header_modifier, Peer, Wire};
-use super::{errors, to_qos5, Event, Message, Properties, Settings, MAX_PACKET};
+use super::{errors, to_qos5, BrokerLimits, Event, Message, Properties, Settings, MAX_PACKET};
 
 pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
     let mut opts = MqttOptions::new(s.client_id.clone(), wire.broker.clone(), s.port);
@@ -58,6 +58,23 @@ fn properties(p: Option<PublishProperties>) -> Properties {
     }
 }
 
+fn limits(p: ConnAckProperties) -> BrokerLimits {
+    let flag = |v: Option<u8>| v.map(|v| v != 0);
+    BrokerLimits {
+        receive_maximum: p.receive_max,
+        maximum_packet_size: p.max_packet_size,
+        maximum_qos: p.max_qos,
+        retain_available: flag(p.retain_available),
+        wildcard_subscriptions: flag(p.wildcard_subscription_available),
+        shared_subscriptions: flag(p.shared_subscription_available),
+        subscription_identifiers: flag(p.subscription_identifiers_available),
+        topic_alias_maximum: p.topic_alias_max,
+        server_keep_alive: p.server_keep_alive,
+        session_expiry_interval: p.session_expiry_interval,
+        assigned_client_id: p.assigned_client_identifier,
+    }
+}
+
 pub fn event(ev: rumqttc::v5::Event) -> Event {
     use rumqttc::v5::Event as E;
     match ev {
@@ -70,6 +87,7 @@ pub fn event(ev: rumqttc::v5::Event) -> Event {
         }),
         E::Incoming(Packet::ConnAck(ack)) => Event::ConnAck {
             session_present: ack.session_present,
+            limits: Some(ack.properties.map(limits).unwrap_or_default()),
         },
         E::Incoming(Packet::PubAck(ack)) => match ack.reason {
             PubAckReason::Success | PubAckReason::NoMatchingSubscribers => {
