@@ -49,7 +49,10 @@ pub fn main() -> ! {
         Ok(exit) => exit,
         Err(err) if exit::is_broken_pipe(&err) => Exit::Success,
         Err(err) => {
-            tracing::debug!("{err:?}");
+            // Each cause's Debug form, for -d; not anyhow's own Debug, which appends a
+            // backtrace when RUST_BACKTRACE is set.
+            let causes: Vec<String> = err.chain().map(|e| format!("{e:?}")).collect();
+            tracing::debug!(?causes, "error");
             eprintln!("mqttcli: error: {err:#}");
             exit::exit_for(&err)
         }

@@ -193,5 +193,11 @@ mod tests {
             .contains("not supported"));
         let e = parse("http://u:secret@:80", "--proxy").unwrap_err();
         assert!(e.contains("not a proxy address") && !e.contains("secret"));
+        // Without a scheme too: the whole value must not be echoed.
+        let e = parse("u:secret@proxy.local:x", "HTTPS_PROXY").unwrap_err();
+        assert!(
+            e.contains("not a proxy address") && !e.contains("secret"),
+            "{e}"
+        );
     }
 }

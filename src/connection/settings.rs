@@ -58,10 +58,26 @@ pub struct Reconnect {
     pub attempts: Option<u64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebSocket {
     pub path: String,
     pub headers: Vec<(String, String)>,
+}
+
+/// Header values are left out: `--header 'Authorization: Bearer …'` carries a secret, and
+/// `-d` prints the settings.
+impl std::fmt::Debug for WebSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(name, _)| format!("{name}: (redacted)"))
+            .collect();
+        f.debug_struct("WebSocket")
+            .field("path", &self.path)
+            .field("headers", &names)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]

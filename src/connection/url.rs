@@ -62,7 +62,15 @@ pub fn parse(input: &str) -> Result<BrokerUrl, String> {
         Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
         None => (None, authority),
     };
-    let (host, port) = split_host_port(hostport)?;
+    let (host, port) = split_host_port(hostport).map_err(|e| {
+        // Past an '@' the host part may really be a password with '/' in it
+        // (mqtt://u:pa/ss@h): name the problem without echoing any of it.
+        if rest.contains('@') {
+            "the URL's host or port cannot be read: if the user or password holds '/', '@' or ':', percent-encode them (%2F, %40, %3A)".to_string()
+        } else {
+            e
+        }
+    })?;
     if host.is_empty() {
         return Err(format!("the URL '{}' has no host", redact(input)));
     }
@@ -122,15 +130,17 @@ fn parse_port(p: &str) -> Result<u16, String> {
         .map_err(|_| format!("'{p}' in the URL is not a port number (1-65535)"))
 }
 
-/// The URL with any password replaced, fit for an error message.
+/// The URL with any password replaced, fit for an error message. It may hide more than the
+/// password (a path holding `@`), never less: a password with an unencoded `/` in it, or a URL
+/// without a scheme (a proxy given as `user:pass@host`), is hidden too.
 pub fn redact(input: &str) -> String {
-    let Some((scheme, rest)) = input.split_once("://") else {
-        return input.to_string();
+    let (prefix, rest) = match input.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), input),
     };
-    let end = rest.find('/').unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
+    match rest.rfind('@') {
         Some(at) => match rest[..at].split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+            Some((user, _)) => format!("{prefix}{user}:***{}", &rest[at..]),
             None => input.to_string(),
         },
         None => input.to_string(),
@@ -201,5 +211,14 @@ mod tests {
     fn redaction_hides_only_the_password() {
         assert_eq!(redact("mqtt://u:secret@h:1/t"), "mqtt://u:***@h:1/t");
         assert_eq!(redact("mqtt://h/a@b"), "mqtt://h/a@b");
+        assert_eq!(redact("mqtt://u:pa/ss@h"), "mqtt://u:***@h");
+        assert_eq!(redact("u:secret@proxy:x"), "u:***@proxy:x");
+    }
+
+    #[test]
+    fn a_password_with_a_slash_is_not_echoed() {
+        let e = parse("mqtt://u:s3cr/et@h").unwrap_err();
+        assert!(!e.contains("s3cr") && !e.contains("et@"), "{e}");
+        assert!(e.contains("percent-encode"), "{e}");
     }
 }

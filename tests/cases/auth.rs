@@ -111,3 +111,78 @@ fn every_way_to_give_the_password() {
         .assert_ok(b"");
     sub.finish().assert_ok(b"env\nfile\nurl\n");
 }
+
+/// Other places a secret travels: a WebSocket header (`-d` prints the settings), a proxy's
+/// password and a URL's password in a value too malformed to use. None reaches stderr.
+#[test]
+fn header_proxy_and_url_secrets_never_appear_on_stderr() {
+    const SECRET: &str = "s3cr3t-token";
+    let closed = crate::common::broker::free_port().to_string();
+    let header = format!("Authorization: Bearer {SECRET}");
+    // (arguments, environment, exit code)
+    type Case = (Vec<String>, Vec<(&'static str, String)>, i32);
+    let cases: Vec<Case> = vec![
+        (
+            // Closed port: the connection fails after the settings were logged.
+            [
+                "pub",
+                "--ws",
+                "--header",
+                &header,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &closed,
+                "-d",
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec![],
+            3,
+        ),
+        (
+            [
+                "pub",
+                "--proxy",
+                &format!("u:{SECRET}@proxy.test:x"),
+                "-h",
+                "broker.test",
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec![],
+            2,
+        ),
+        (
+            ["pub", "-h", "broker.test"].map(String::from).to_vec(),
+            vec![("HTTPS_PROXY", format!("u:{SECRET}@proxy.test:x"))],
+            2,
+        ),
+        (
+            [
+                "pub",
+                "-L",
+                &format!("mqtt://u:{SECRET}/x@127.0.0.1:{closed}"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec![],
+            2,
+        ),
+    ];
+    for (args, env, code) in cases {
+        let mut cmd = crate::common::mqttcli();
+        cmd.args(&args).args(["-t", "t", "-m", "x"]);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = run(&mut cmd);
+        out.assert_code(code);
+        assert!(
+            !out.stderr.contains(SECRET) && !out.stderr.contains("s3cr3t"),
+            "{args:?} {env:?}: secret on stderr:\n{}",
+            out.stderr
+        );
+        assert!(!out.stderr.is_empty(), "{args:?}: no error at all");
+    }
+}
