@@ -278,18 +278,25 @@ pub struct WebArgs {
     pub proxy: Option<String>,
 }
 
-fn parse_header(s: &str) -> Result<(String, String), String> {
-    match s.split_once(':') {
-        Some((name, value))
-            if http::HeaderName::from_bytes(name.trim().as_bytes()).is_ok()
-                && http::HeaderValue::from_str(value.trim()).is_ok() =>
-        {
-            Ok((name.trim().to_string(), value.trim().to_string()))
-        }
-        _ => Err(format!(
-            "'{s}' is not an HTTP header: write it as 'Name: value'"
-        )),
+/// `Name: value`. Errors never echo the value: it is often a token.
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = s.split_once(':') else {
+        return Err(
+            "a header needs a colon between its name and value: write it as 'Name: value'".into(),
+        );
+    };
+    let (name, value) = (name.trim(), value.trim());
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!(
+            "'{name}' is not an HTTP header name (letters, digits and -): write the header as 'Name: value'"
+        ));
     }
+    if http::HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "the value of header '{name}' holds characters HTTP does not allow (such as control characters)"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,7 +5,8 @@
 use proptest::prelude::*;
 use std::time::Duration;
 
-use crate::connection::url;
+use crate::cli::parse_header;
+use crate::connection::{proxy, url};
 use crate::output::template;
 use crate::payload::Payload;
 use crate::{duration, topic};
@@ -22,6 +23,9 @@ proptest! {
         let _ = url::parse(&s);
         let _ = duration::parse(&s);
         let _ = Payload::from_message(&s, false).render(7);
+        let _ = proxy::parse(&s, "--proxy");
+        let _ = parse_header(&s);
+        let _ = url::redact(&s);
     }
 
     #[test]
@@ -71,5 +75,22 @@ proptest! {
         prop_assert_eq!(u.host, host);
         prop_assert_eq!(u.port, Some(port));
         prop_assert_eq!(u.topic, Some(topic));
+    }
+
+    /// Whatever the URL or proxy value, its password never shows in an error or a redaction.
+    #[test]
+    fn passwords_never_show(user in "[a-z]{1,8}", pass in "[A-Z]{6}[a-z/@]{0,6}", rest in "[a-z0-9:./@]{0,20}") {
+        for input in [format!("mqtt://{user}:{pass}@{rest}"), format!("{user}:{pass}@{rest}"), format!("http://{user}:{pass}@{rest}")] {
+            let secret = &pass[..6];
+            prop_assert!(!url::redact(&input).contains(secret), "{}", input);
+            if let Err(e) = url::parse(&input) { prop_assert!(!e.contains(secret), "{} → {}", input, e); }
+            if let Err(e) = proxy::parse(&input, "--proxy") { prop_assert!(!e.contains(secret), "{} → {}", input, e); }
+        }
+    }
+
+    #[test]
+    fn header_errors_never_show_the_value(name in "[A-Za-z-]{0,10}", value in "SECRET[\\x00-\\x1f a-z]{0,6}") {
+        if let Err(e) = parse_header(&format!("{name}:{value}")) { prop_assert!(!e.contains("SECRET"), "{}", e); }
+        if let Err(e) = parse_header(&value) { prop_assert!(!e.contains("SECRET"), "{}", e); }
     }
 }

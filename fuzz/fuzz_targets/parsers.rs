@@ -2,7 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mqttcli::connection::url;
+use mqttcli::cli::parse_header;
+use mqttcli::connection::{proxy, url};
 use mqttcli::output::template;
 use mqttcli::payload::Payload;
 use mqttcli::{duration, topic};
@@ -20,4 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = url::parse(s);
     let _ = duration::parse(s);
     let _ = Payload::from_message(s, false).render(u64::MAX);
+    let _ = proxy::parse(s, "--proxy");
+    let _ = parse_header(s);
+    let _ = url::redact(s);
 });

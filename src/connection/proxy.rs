@@ -80,8 +80,9 @@ fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
         .any(|e| e == "*" || host == e || host.ends_with(&format!(".{e}")))
 }
 
-fn parse(url: &str, origin: &str) -> Result<ProxySettings, String> {
-    let rest = match url.split_once("://") {
+/// `http://[user[:pass]@]host[:port]`; `origin` names where it came from, for the message.
+pub fn parse(url: &str, origin: &str) -> Result<ProxySettings, String> {
+    let rest = match super::url::split_scheme(url) {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
         Some((scheme, _)) => {
             return Err(format!(

@@ -39,8 +39,18 @@ pub struct BrokerUrl {
     pub ws_path: Option<String>,
 }
 
+/// `scheme://rest`, where the scheme is a scheme (RFC 3986: a letter, then letters, digits,
+/// `+`, `-`, `.`), not the start of a userinfo that happens to hold `://`.
+pub fn split_scheme(input: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = input.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic() && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
+        .then_some((scheme, rest))
+}
+
 pub fn parse(input: &str) -> Result<BrokerUrl, String> {
-    let (scheme, rest) = input.split_once("://").ok_or_else(|| {
+    let (scheme, rest) = split_scheme(input).ok_or_else(|| {
         "the URL has no scheme: write it as mqtt://[user[:pass]@]host[:port][/topic]".to_string()
     })?;
     let scheme = match scheme.to_ascii_lowercase().as_str() {
@@ -134,7 +144,7 @@ fn parse_port(p: &str) -> Result<u16, String> {
 /// password (a path holding `@`), never less: a password with an unencoded `/` in it, or a URL
 /// without a scheme (a proxy given as `user:pass@host`), is hidden too.
 pub fn redact(input: &str) -> String {
-    let (prefix, rest) = match input.split_once("://") {
+    let (prefix, rest) = match split_scheme(input) {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
         None => (String::new(), input),
     };
