@@ -27,6 +27,8 @@ enum End {
     Done,
     Timeout,
     Interrupted,
+    /// Every subscription refused.
+    Failed(anyhow::Error),
 }
 
 pub async fn run(args: SubArgs, settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
@@ -87,7 +89,10 @@ pub async fn run(args: SubArgs, settings: Settings, mut interrupt: Interrupt) ->
                 session_present: false,
             } => client.subscribe(&plan.filters).await?,
             Event::SubAck(codes) => {
-                check_suback(&plan.filters, &codes)?;
+                if let Err(e) = check_suback(&plan.filters, &codes) {
+                    // Still a clean DISCONNECT below, as for every other end.
+                    break End::Failed(e);
+                }
                 if plan.exit_after_sub {
                     break End::Done;
                 }
@@ -127,6 +132,7 @@ pub async fn run(args: SubArgs, settings: Settings, mut interrupt: Interrupt) ->
         End::Done => Ok(Exit::Success),
         End::Interrupted => Ok(Exit::Interrupted),
         End::Timeout => Err(timeout_error(args.timeout, received)),
+        End::Failed(e) => Err(e),
     }
 }
 
@@ -189,22 +195,27 @@ fn check_suback(filters: &[(String, u8)], codes: &[Result<u8, String>]) -> Resul
                     );
                 }
             }
-            Err(reason) => {
-                tracing::warn!("subscription to '{filter}' was refused: {reason}");
-                refused.push(format!("'{filter}': {reason}"));
-            }
+            Err(reason) => refused.push((filter, reason)),
         }
     }
-    if !refused.is_empty() && refused.len() == filters.len() {
-        return Err(fail(
-            Exit::Rejected,
-            format!(
-                "the broker refused every subscription ({}): check the filters and the broker's access rules",
-                refused.join(", ")
-            ),
-        ));
+    if refused.len() < filters.len() {
+        for (filter, reason) in refused {
+            tracing::warn!("subscription to '{filter}' was refused: {reason}");
+        }
+        return Ok(());
     }
-    Ok(())
+    // Every one refused: one error line says it all, with no warning per filter before it.
+    let refused: Vec<String> = refused
+        .iter()
+        .map(|(filter, reason)| format!("'{filter}': {reason}"))
+        .collect();
+    Err(fail(
+        Exit::Rejected,
+        format!(
+            "the broker refused every subscription ({}): check the filters and the broker's access rules",
+            refused.join(", ")
+        ),
+    ))
 }
 
 fn ended_by_output(err: anyhow::Error) -> Result<End> {
