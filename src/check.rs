@@ -5,7 +5,8 @@
 //! subscribe/publish, 6 timeout, 7 TLS).
 //!
 //! `--probe` then asks, on a second connection, what the broker allows: retained messages,
-//! wildcard and shared subscriptions, QoS 2, and the largest payload it passes on.
+//! wildcard and shared subscriptions, QoS 2, the largest payload it passes on, and the limits
+//! an MQTT 5 broker states in its CONNACK.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -19,7 +20,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::cli::{ConnArgs, Protocol};
-use crate::connection::{self, Event, Settings};
+use crate::connection::{self, BrokerLimits, Event, Settings};
 use crate::exit::{exit_for, fail, Exit};
 use crate::link::{Link, Wait};
 use crate::signals::Interrupt;
@@ -56,7 +57,8 @@ pub struct CheckArgs {
     pub json: bool,
 
     /// Also report what the broker allows: retained messages, wildcard and shared
-    /// subscriptions, QoS 2, and the largest payload it passes on (1 KiB to 1 MiB)
+    /// subscriptions, QoS 2, the largest payload it passes on (1 KiB to 1 MiB), and the
+    /// limits an MQTT 5 broker states in its CONNACK
     #[arg(long)]
     pub probe: bool,
 
@@ -120,7 +122,7 @@ struct Report {
     count: u32,
     steps: Vec<StepResult>,
     latencies: Vec<Duration>,
-    probe: Option<Vec<Finding>>,
+    probe: Option<Probe>,
 }
 
 pub async fn run(
@@ -334,23 +336,26 @@ async fn check(
             _ => {}
         }
         if published_at.is_none() && done >= count {
-            published_at = Some(Instant::now());
+            let now = Instant::now();
+            published_at = Some(now);
+            // Recorded now: if the messages then never come back, the report still shows
+            // that the broker took them.
+            let verb = if args.qos == 0 {
+                "written"
+            } else {
+                "acknowledged"
+            };
+            report.steps.push(StepResult {
+                step: Step::Publish,
+                ok: true,
+                time: now - started,
+                detail: format!("{count} {verb}"),
+            });
         }
         if received_at.is_none() && latencies.len() >= count {
             received_at = Some(Instant::now());
         }
     }
-    let verb = if args.qos == 0 {
-        "written"
-    } else {
-        "acknowledged"
-    };
-    report.steps.push(StepResult {
-        step: Step::Publish,
-        ok: true,
-        time: published_at.unwrap_or(started) - started,
-        detail: format!("{count} {verb}"),
-    });
     report.steps.push(StepResult {
         step: Step::Receive,
         ok: true,
@@ -479,6 +484,83 @@ async fn unsubscribe(
 // ---------------------------------------------------------------------------------------------
 // --probe
 
+/// What `--probe` found.
+struct Probe {
+    findings: Vec<Finding>,
+    /// The limits an MQTT 5 broker announced in CONNACK; None under 3.1.1.
+    limits: Option<BrokerLimits>,
+}
+
+/// The CONNACK limits the broker stated, as (JSON key, words for the table, JSON value). A
+/// limit it left out is not listed: MQTT 5 reads that as no limit, or available.
+fn limit_entries(l: &BrokerLimits) -> Vec<(&'static str, String, Value)> {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let mut v = Vec::new();
+    if let Some(n) = l.receive_maximum {
+        v.push(("receive_maximum", format!("receive maximum {n}"), json!(n)));
+    }
+    if let Some(n) = l.maximum_packet_size {
+        v.push((
+            "maximum_packet_size",
+            format!("maximum packet size {}", bytes_text(n.into())),
+            json!(n),
+        ));
+    }
+    if let Some(n) = l.maximum_qos {
+        v.push(("maximum_qos", format!("maximum QoS {n}"), json!(n)));
+    }
+    if let Some(b) = l.retain_available {
+        v.push((
+            "retain_available",
+            format!("retain available {}", yes_no(b)),
+            json!(b),
+        ));
+    }
+    if let Some(b) = l.wildcard_subscriptions {
+        v.push((
+            "wildcard_subscriptions",
+            format!("wildcard subscriptions {}", yes_no(b)),
+            json!(b),
+        ));
+    }
+    if let Some(b) = l.shared_subscriptions {
+        v.push((
+            "shared_subscriptions",
+            format!("shared subscriptions {}", yes_no(b)),
+            json!(b),
+        ));
+    }
+    if let Some(b) = l.subscription_identifiers {
+        v.push((
+            "subscription_identifiers",
+            format!("subscription identifiers {}", yes_no(b)),
+            json!(b),
+        ));
+    }
+    if let Some(n) = l.topic_alias_maximum {
+        v.push((
+            "topic_alias_maximum",
+            format!("topic alias maximum {n}"),
+            json!(n),
+        ));
+    }
+    if let Some(n) = l.server_keep_alive {
+        v.push((
+            "server_keep_alive",
+            format!("server keepalive {n} s"),
+            json!(n),
+        ));
+    }
+    if let Some(n) = l.session_expiry_interval {
+        v.push((
+            "session_expiry_interval",
+            format!("session expiry {n} s"),
+            json!(n),
+        ));
+    }
+    v
+}
+
 /// One thing the probe asked the broker, and its answer.
 struct Finding {
     key: &'static str,
@@ -497,12 +579,17 @@ const PAYLOAD_SIZES: std::ops::RangeInclusive<u32> = 10..=20; // 1 KiB ..= 1 MiB
 struct ProbeLink<'a> {
     settings: &'a Settings,
     link: Option<Link>,
+    /// What the first probe connection's CONNACK announced (MQTT 5; None under 3.1.1).
+    limits: Option<BrokerLimits>,
 }
 
 impl ProbeLink<'_> {
     async fn get(&mut self) -> Result<&mut Link> {
         if self.link.is_none() {
             let c = connection::connect(self.settings).await?;
+            if self.limits.is_none() {
+                self.limits = c.limits.clone();
+            }
             self.link = Some(Link::start(c));
         }
         Ok(self.link.as_mut().expect("just connected"))
@@ -518,11 +605,12 @@ async fn probe(
     settings: &Settings,
     base: &str,
     interrupt: &mut Interrupt,
-) -> Vec<Finding> {
+) -> Probe {
     let wait = args.timeout.min(PROBE_WAIT);
     let mut conn = ProbeLink {
         settings,
         link: None,
+        limits: None,
     };
     let mut findings = Vec::new();
     let qos1 = 1;
@@ -571,22 +659,36 @@ async fn probe(
 
     let t = format!("{base}/retained");
     let f = delivery(&mut conn, &t, &t, qos1, true, wait, interrupt).await;
-    findings.push(yes_no("retained_messages", "retained messages", f, |m| {
+    let retained = yes_no("retained_messages", "retained messages", f, |m| {
         m.retain
             .then_some(())
             .ok_or("delivered, but not as a retained message".to_string())
-    }));
-    // Clear what a broker that does retain now holds.
-    if let Ok(link) = conn.get().await {
-        let _ = link.client.publish(&t, qos1, true, Bytes::new()).await;
+    });
+    // Clear what a broker that does retain now holds. Not on a broker that refused it: one
+    // without retained messages may close the connection at a retained publish, which would
+    // spoil the next finding.
+    if retained.allowed == Some(true) {
+        if let Ok(link) = conn.get().await {
+            let cleared = match link.client.publish(&t, qos1, true, Bytes::new()).await {
+                Ok(()) => acked(link, Instant::now() + wait, interrupt).await,
+                Err(e) => Err(Some(e)),
+            };
+            if matches!(&cleared, Err(Some(e)) if exit_for(e) == Exit::Unreachable) {
+                conn.lost();
+            }
+        }
     }
+    findings.push(retained);
 
     findings.push(largest_payload(&mut conn, &format!("{base}/size"), wait, interrupt).await);
 
     if let Some(link) = conn.link.take() {
         let _ = link.disconnect().await;
     }
-    findings
+    Probe {
+        findings,
+        limits: conn.limits,
+    }
 }
 
 /// What a probe's delivery test saw.
@@ -854,9 +956,9 @@ fn text_report(r: &Report, interrupted: bool) -> String {
             ms_text(max)
         );
     }
-    if let Some(findings) = &r.probe {
+    if let Some(probe) = &r.probe {
         out.push_str("probe\n");
-        for f in findings {
+        for f in &probe.findings {
             let answer = match (f.allowed, f.value) {
                 (Some(true), _) => "yes".to_string(),
                 (Some(false), _) => "no".to_string(),
@@ -869,6 +971,18 @@ fn text_report(r: &Report, interrupted: bool) -> String {
             }
             out.push('\n');
         }
+        let limits = match &probe.limits {
+            None => "none (MQTT 3.1.1 has no CONNACK properties)".to_string(),
+            Some(l) => {
+                let words: Vec<String> = limit_entries(l).into_iter().map(|e| e.1).collect();
+                if words.is_empty() {
+                    "none stated".to_string()
+                } else {
+                    words.join(", ")
+                }
+            }
+        };
+        let _ = writeln!(out, "  {:<24} {limits}", "CONNACK limits");
     }
     out
 }
@@ -919,9 +1033,9 @@ fn json_report(r: &Report, failed: Option<&Failed>, interrupted: bool) -> Value 
         "latency_ms": latency,
         "error": error,
     });
-    if let Some(findings) = &r.probe {
+    if let Some(probe) = &r.probe {
         let mut p = serde_json::Map::new();
-        for f in findings {
+        for f in &probe.findings {
             let mut entry = json!({});
             if let Some(a) = f.allowed {
                 entry["allowed"] = json!(a);
@@ -935,6 +1049,15 @@ fn json_report(r: &Report, failed: Option<&Failed>, interrupted: bool) -> Value 
             }
             p.insert(f.key.to_string(), entry);
         }
+        let limits = probe.limits.as_ref().map(|l| {
+            Value::Object(
+                limit_entries(l)
+                    .into_iter()
+                    .map(|(k, _, v)| (k.to_string(), v))
+                    .collect(),
+            )
+        });
+        p.insert("connack_limits".to_string(), json!(limits));
         v["probe"] = Value::Object(p);
     }
     v

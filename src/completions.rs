@@ -33,7 +33,13 @@ pub struct ManArgs {
 
 pub fn completions(args: &CompletionsArgs, out: &mut dyn Write) -> Result<()> {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "mqttcli", out);
+    // clap_complete panics when its writer fails, and a reader that goes away
+    // (`mqttcli completions bash | head`) is a normal end: render into memory, then write, so a
+    // closed stdout is an error that `main` recognises as a broken pipe.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "mqttcli", &mut script);
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(())
 }
 

@@ -38,8 +38,19 @@ pub const NETWORK_ENV: [&str; 10] = [
 /// The binary with a clean environment, as a user's shell would not have our variables.
 pub fn mqttcli() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqttcli"));
-    cmd.env_remove("MQTT_PASSWORD")
-        .env_remove("RUST_LOG")
+    // The MQTT_* and profile variables change what the binary connects to: a developer's own
+    // would leak into every test.
+    for name in [
+        "MQTT_HOST",
+        "MQTT_PORT",
+        "MQTT_USERNAME",
+        "MQTT_PASSWORD",
+        "MQTTCLI_PROFILE",
+        "MQTTCLI_CONFIG",
+    ] {
+        cmd.env_remove(name);
+    }
+    cmd.env_remove("RUST_LOG")
         .env_remove("NO_COLOR")
         .env("RUST_BACKTRACE", "0");
     for name in NETWORK_ENV {

@@ -1,0 +1,373 @@
+//! `mqttcli completions SHELL` and `mqttcli man [SUBCOMMAND]`: generated from the clap
+//! definitions. Scripts are syntax-checked by their shell when it is installed, and the man
+//! pages rendered by groff (or man); where neither is installed, the roff is checked by hand,
+//! and a line on stderr says so.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::common::broker::find_program;
+use crate::common::{mqttcli, run, run_with_timeout, Out, DEADLINE};
+
+/// The subcommands every completion script and the main man page must name.
+const SUBCOMMANDS: [&str; 6] = ["pub", "sub", "unsub", "check", "rr", "completions"];
+
+fn loud(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+#[track_caller]
+fn generated(args: &[&str]) -> String {
+    let out = run(mqttcli().args(args));
+    out.assert_code(0);
+    assert_eq!(out.stderr, "", "{args:?} wrote to stderr");
+    let text = String::from_utf8(out.stdout.clone()).expect("UTF-8");
+    assert!(!text.trim().is_empty(), "{args:?} printed nothing");
+    text
+}
+
+/// `program args… < input`, with a deadline.
+fn pipe_through(program: &str, args: &[&str], input: &str) -> Out {
+    run_with_timeout(
+        Command::new(program).args(args),
+        Some(input.as_bytes().to_vec()),
+        DEADLINE,
+    )
+}
+
+#[test]
+fn bash_completion_names_the_subcommands_and_parses() {
+    let script = generated(&["completions", "bash"]);
+    assert!(script.contains("_mqttcli()"), "no completion function");
+    assert!(
+        script.contains("complete -F _mqttcli") && script.contains("mqttcli"),
+        "no complete line"
+    );
+    for sub in SUBCOMMANDS {
+        assert!(
+            script.contains(&format!("mqttcli,{sub})")),
+            "bash script lacks the subcommand {sub}"
+        );
+    }
+    for flag in ["--probe", "--profile", "--response-topic", "--json"] {
+        assert!(script.contains(flag), "bash script lacks {flag}");
+    }
+    if find_program("bash").is_some() {
+        let out = pipe_through("bash", &["-n"], &script);
+        out.assert_code(0);
+        assert_eq!(out.stderr, "", "bash -n found problems");
+        // Loaded into a shell, it registers itself for mqttcli.
+        let out = pipe_through(
+            "bash",
+            &["-c", "source /dev/stdin && complete -p mqttcli"],
+            &script,
+        );
+        out.assert_code(0);
+        assert!(
+            out.stdout_str().contains("_mqttcli") && out.stdout_str().contains("mqttcli"),
+            "{}",
+            out.stdout_str()
+        );
+    } else {
+        loud("NOTE: no bash here: bash_completion_names_the_subcommands_and_parses checked text only");
+    }
+}
+
+#[test]
+fn zsh_completion_names_the_subcommands() {
+    let script = generated(&["completions", "zsh"]);
+    assert!(
+        script.starts_with("#compdef mqttcli\n"),
+        "{}",
+        &script[..60]
+    );
+    for sub in SUBCOMMANDS {
+        assert!(
+            script.contains(&format!("'{sub}:")),
+            "zsh script lacks the subcommand {sub}"
+        );
+    }
+    assert!(script.contains("--probe"));
+    if find_program("zsh").is_some() {
+        let out = pipe_through("zsh", &["-n"], &script);
+        out.assert_code(0);
+        assert_eq!(out.stderr, "", "zsh -n found problems");
+    } else {
+        loud("NOTE: no zsh here: zsh_completion_names_the_subcommands checked text only");
+    }
+}
+
+#[test]
+fn fish_completion_names_the_subcommands() {
+    let script = generated(&["completions", "fish"]);
+    for sub in SUBCOMMANDS {
+        assert!(
+            script
+                .lines()
+                .any(|l| l.starts_with("complete -c mqttcli")
+                    && l.contains(&format!(" -a \"{sub}\""))),
+            "fish script lacks the subcommand {sub}"
+        );
+    }
+    assert!(script.contains("-l probe"));
+    if find_program("fish").is_some() {
+        let out = pipe_through("fish", &["--no-execute"], &script);
+        out.assert_code(0);
+        assert_eq!(out.stderr, "", "fish --no-execute found problems");
+    } else {
+        loud("NOTE: no fish here: fish_completion_names_the_subcommands checked text only");
+    }
+}
+
+#[test]
+fn completions_for_other_shells_and_a_bad_one() {
+    for shell in ["powershell", "elvish"] {
+        let script = generated(&["completions", shell]);
+        assert!(
+            script.contains("mqttcli") && script.contains("check"),
+            "{shell}"
+        );
+    }
+    run(mqttcli().args(["completions", "tcsh"])).assert_exact_error(
+        2,
+        "mqttcli: error: invalid value 'tcsh' for '<SHELL>' [possible values: bash, elvish, fish, powershell, zsh]; tip: a similar value exists: 'zsh'",
+    );
+}
+
+/// A reader that goes away (`mqttcli completions bash | head -1`) ends it quietly, exit 0; the
+/// script is larger than a pipe holds, so the write is sure to fail. This panicked in
+/// clap_complete ("failed to write completion file") before.
+#[cfg(target_os = "linux")]
+#[test]
+fn completions_into_a_closed_pipe_exit_0_without_a_panic() {
+    for shell in ["bash", "zsh", "fish"] {
+        // A FIFO opened for reading and writing, then for writing; closing the first leaves
+        // the child a pipe with no reader: its writes fail with EPIPE, with no race.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out");
+        let status = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+        assert!(status.success());
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        drop(reader);
+        let out = crate::common::Proc::spawn(
+            mqttcli().args(["completions", shell]),
+            None,
+            Stdio::from(writer),
+        )
+        .wait(DEADLINE);
+        out.assert_code(0);
+        assert_eq!(out.stderr, "", "{shell}: stderr");
+    }
+}
+
+/// How the man page is rendered here: groff, else man, else None (checked by hand).
+fn renderer() -> Option<(&'static str, Vec<&'static str>)> {
+    if find_program("groff").is_some() {
+        // -ww: every warning; -P-cbou: plain text, no overstriking.
+        Some(("groff", vec!["-man", "-Tutf8", "-ww", "-P-cbou"]))
+    } else if find_program("man").is_some() {
+        Some(("man", vec!["-l", "-"]))
+    } else {
+        None
+    }
+}
+
+/// The page rendered to plain text, or None after a loud note when nothing can render it.
+#[track_caller]
+fn render(page: &str, test: &str) -> Option<String> {
+    let Some((program, args)) = renderer() else {
+        loud(&format!(
+            "NOTE: neither groff nor man here: {test} checked the roff structure only"
+        ));
+        return None;
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(&args)
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat")
+        .env("MANWIDTH", "80")
+        .env("GROFF_NO_SGR", "1");
+    let out = run_with_timeout(&mut cmd, Some(page.as_bytes().to_vec()), DEADLINE);
+    out.assert_code(0);
+    assert_eq!(out.stderr, "", "{program} warned about the page");
+    // Whatever overstriking is left (man may ask for it): keep the last of `x\bx`.
+    let mut text = String::new();
+    for c in out.stdout_str().chars() {
+        if c == '\u{8}' {
+            text.pop();
+        } else {
+            text.push(c);
+        }
+    }
+    Some(text)
+}
+
+/// Rendered text with every run of white space as one space: formatters justify lines.
+fn squeezed(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What any roff man page needs: a title, sections, and no line a formatter would misread.
+#[track_caller]
+fn assert_roff_structure(page: &str, title: &str, sections: &[&str]) {
+    assert!(
+        page.lines()
+            .any(|l| l.starts_with(&format!(".TH {title} 1 "))),
+        "no .TH {title} 1 line"
+    );
+    for section in sections {
+        assert!(
+            page.lines().any(|l| l == format!(".SH {section}")),
+            "no .SH {section}"
+        );
+    }
+    for line in page.lines() {
+        // A body line starting with ' or an unknown request would be swallowed.
+        assert!(!line.starts_with('\''), "line starts with a quote: {line}");
+        if let Some(request) = line.strip_prefix('.') {
+            let name = request.split([' ', '\t']).next().unwrap_or("");
+            assert!(
+                [
+                    "TH", "SH", "SS", "TP", "PP", "P", "LP", "IP", "RS", "RE", "B", "I", "br",
+                    "sp", "nf", "fi", "ie", "el", "ds", "in", "ti", "HP", "BR", "IR"
+                ]
+                .contains(&name),
+                "unknown roff request: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn man_page_renders() {
+    let page = generated(&["man"]);
+    let sections = [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "SUBCOMMANDS",
+        "ENVIRONMENT",
+        "FILES",
+        "VERSION",
+    ];
+    assert_roff_structure(&page, "mqttcli", &sections);
+    let Some(text) = render(&page, "man_page_renders") else {
+        return;
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    for section in sections {
+        assert!(
+            lines.contains(&section),
+            "rendered page lacks {section}:\n{text}"
+        );
+    }
+    assert!(
+        squeezed(&text)
+            .contains("mqttcli - Publish, subscribe and unsubscribe over MQTT 3.1.1 and 5.0"),
+        "NAME line:\n{text}"
+    );
+    for sub in SUBCOMMANDS {
+        assert!(
+            text.contains(&format!("mqttcli-{sub}(1)")),
+            "rendered page lacks mqttcli-{sub}(1):\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("mqttcli-man"),
+        "the hidden man subcommand is listed"
+    );
+    for var in [
+        "MQTT_HOST",
+        "MQTT_PORT",
+        "MQTT_USERNAME",
+        "MQTT_PASSWORD",
+        "MQTTCLI_PROFILE",
+        "MQTTCLI_CONFIG",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.trim() == var),
+            "ENVIRONMENT lacks {var}:\n{text}"
+        );
+    }
+    assert!(text.contains("~/.config/mqttcli/config.toml"));
+    // Escaped hyphens come out as plain ones a reader can type.
+    assert!(
+        squeezed(&text).contains("when -h and -L give none"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("v{}", env!("CARGO_PKG_VERSION"))));
+}
+
+#[test]
+fn man_page_of_check_renders() {
+    let page = generated(&["man", "check"]);
+    let sections = [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "ENVIRONMENT",
+        "FILES",
+    ];
+    assert_roff_structure(&page, "mqttcli-check", &sections);
+    assert!(!page.contains(".SH SUBCOMMANDS"));
+    let Some(text) = render(&page, "man_page_of_check_renders") else {
+        return;
+    };
+    assert!(
+        squeezed(&text).contains("mqttcli-check - Check a broker end to end"),
+        "NAME line:\n{text}"
+    );
+    for option in [
+        "--probe",
+        "--json",
+        "--count",
+        "--timeout",
+        "--profile",
+        "--config",
+    ] {
+        assert!(
+            text.lines().any(|l| l.trim_start().contains(option)),
+            "OPTIONS lacks {option}:\n{text}"
+        );
+    }
+    assert!(
+        squeezed(&text).contains("mqttcli check -h broker.emqx.io"),
+        "examples:\n{text}"
+    );
+}
+
+#[test]
+fn man_page_of_every_subcommand_renders_and_a_bad_name_is_refused() {
+    for sub in ["pub", "sub", "unsub", "rr", "completions"] {
+        let page = generated(&["man", sub]);
+        assert_roff_structure(&page, &format!("mqttcli-{sub}"), &["NAME", "SYNOPSIS"]);
+        if let Some(text) = render(&page, "man_page_of_every_subcommand_renders") {
+            assert!(
+                squeezed(&text).contains(&format!("mqttcli-{sub} - ")),
+                "{sub}:\n{text}"
+            );
+        }
+    }
+    let out = run(mqttcli().args(["man", "nope"]));
+    out.assert_code(2);
+    out.assert_stdout(b"");
+    assert!(
+        out.stderr
+            .starts_with("mqttcli: error: no subcommand 'nope': choose one of pub, sub, unsub, check, rr, completions"),
+        "{}",
+        out.stderr
+    );
+    // The man subcommand is hidden: it has no page of its own.
+    let out = run(mqttcli().args(["man", "man"]));
+    out.assert_code(2);
+    assert!(out
+        .stderr
+        .starts_with("mqttcli: error: no subcommand 'man'"));
+}
