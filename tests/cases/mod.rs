@@ -1,10 +1,17 @@
 mod auth;
+mod check;
+mod completions;
 mod errors;
+mod help;
 mod output;
+mod profiles;
 mod proxy;
 mod pub_sub;
 mod reliability;
+mod rr;
+mod shared;
 mod signals;
+mod suback;
 mod tls;
 mod unsub;
 mod ws;

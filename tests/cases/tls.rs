@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use crate::common::broker::free_port;
-use crate::common::certs::{self, Ca, Leaf, Pki, EXPIRED_AT};
+use crate::common::certs::{self, Ca, Leaf, Pki, EXPIRED_AT, VALID_FROM};
 use crate::common::{at_localhost, mqttcli, run, unique_topic, Broker, Out, Proto, Setup, Sub};
 use Proto::{V311, V5};
 
@@ -251,6 +251,27 @@ fn expired_server_certificate_exits_7() {
         &format!(
             "the broker's certificate expired at {EXPIRED_AT}: renew it on the broker, \
              or check this machine's clock"
+        ),
+    );
+    for proto in [V311, V5] {
+        for out in pub_and_sub(|subcommand| tls.cmd(subcommand, proto)) {
+            out.assert_exact_error(7, &expected);
+        }
+    }
+}
+
+#[test]
+fn not_yet_valid_server_certificate_exits_7() {
+    let test = "not_yet_valid_server_certificate_exits_7";
+    let Some(tls) = TlsBroker::start_with(test, Offers::Tls12And13, |ca, _| {
+        vec![ca.not_yet_valid_server("future").mosquitto_tls()]
+    }) else {
+        return;
+    };
+    let expected = handshake_failed(
+        &format!("localhost:{}", tls.tls_port()),
+        &format!(
+            "the broker's certificate is not valid before {VALID_FROM}: check this machine's clock"
         ),
     );
     for proto in [V311, V5] {

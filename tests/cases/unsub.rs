@@ -61,3 +61,44 @@ fn unsub_leaves_queued_messages_for_the_session() {
     run(session_sub(&broker, V311, &id, &[&queued]).args(["-C", "1", "-W", "30"]))
         .assert_ok(b"waiting\n");
 }
+
+/// `unsub -V 5` of a filter its session never subscribed to: Mosquitto answers UNSUBACK 0x11,
+/// which is a warning naming the filter, not a failure (exit 0). A client id the broker has
+/// no session for gets a warning about that too.
+#[test]
+fn unsub_v5_of_a_filter_never_subscribed_warns_no_subscription_existed() {
+    let broker = Broker::start();
+    if !broker.is_mosquitto("unsub_v5_of_a_filter_never_subscribed_warns_no_subscription_existed") {
+        return;
+    }
+    let t = unique_topic();
+    let (subscribed, never) = (format!("{t}subscribed"), format!("{t}never/#"));
+
+    // A session that exists, subscribed to something else.
+    let id = unique_id();
+    run(session_sub(&broker, V5, &id, &[&subscribed]).args(["-E", "-W", "30"])).assert_ok(b"");
+    let out = run(broker.cmd("unsub", V5).args(["-i", &id, "-t", &never]));
+    out.assert_ok(b"");
+    assert_eq!(
+        out.stderr,
+        format!("mqttcli: warning: '{never}': no subscription existed (0x11)\n"),
+        "stderr of unsub"
+    );
+    // The session's own subscription is untouched.
+    publish(&broker, V5, &subscribed, &["-q", "1", "-m", "still there"]);
+    run(session_sub(&broker, V5, &id, &[&subscribed]).args(["-C", "1", "-W", "30"]))
+        .assert_ok(b"still there\n");
+
+    // No session at all for this id.
+    let fresh = unique_id();
+    let out = run(broker.cmd("unsub", V5).args(["-i", &fresh, "-t", &never]));
+    out.assert_ok(b"");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "mqttcli: warning: the broker had no session for client id '{fresh}': there was nothing to unsubscribe\n\
+             mqttcli: warning: '{never}': no subscription existed (0x11)\n"
+        ),
+        "stderr of unsub with a new client id"
+    );
+}

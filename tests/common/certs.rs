@@ -1,5 +1,6 @@
 //! Certificates made at test time with rcgen, written as PEM files into a tempdir: CAs, server
-//! and client certificates, an expired one, and the same key in each format `--key` accepts.
+//! and client certificates, an expired one, one not valid yet, and the same key in each format
+//! `--key` accepts.
 //! Nothing is checked in, so nothing can expire under CI.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,9 @@ use tempfile::TempDir;
 
 /// When the expired server certificate stopped being valid: 2001-02-03T04:05:06Z.
 pub const EXPIRED_AT: &str = "2001-02-03T04:05:06Z";
+
+/// When the not-yet-valid server certificate starts being valid: 2999-01-02T03:04:05Z.
+pub const VALID_FROM: &str = "2999-01-02T03:04:05Z";
 
 /// A tempdir of PEM files. Mosquitto reads them too (it runs as the same user, or as root).
 pub struct Pki {
@@ -117,6 +121,37 @@ impl Ca {
             None,
             true,
         )
+    }
+
+    /// A server certificate for localhost and 127.0.0.1 that is not valid before `VALID_FROM`.
+    pub fn not_yet_valid_server(&self, name: &str) -> Leaf {
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("mqttcli test {name}"));
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.not_before =
+            date_time_ymd(2999, 1, 2) + std::time::Duration::from_secs(3 * 3600 + 4 * 60 + 5);
+        params.not_after = date_time_ymd(3999, 1, 1);
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign leaf certificate");
+        let write = |file: String, contents: String| {
+            let path = self.dir.join(file);
+            std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {path:?}: {e}"));
+            path
+        };
+        Leaf {
+            cert: write(format!("{name}.pem"), cert.pem()),
+            key: write(format!("{name}.key"), key.serialize_pem()),
+        }
     }
 
     /// A client certificate (ECDSA P-256 key).

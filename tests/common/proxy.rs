@@ -1,6 +1,8 @@
 //! A small HTTP CONNECT proxy on a thread, on a free port of 127.0.0.1. It records what each
 //! client asked for and, inside each tunnel, the first bytes the client sent (for plain ws:
-//! the upgrade request line and headers). It only dials loopback targets: a CONNECT to any
+//! the upgrade request line and headers). It only dials loopback targets, and names a test
+//! mapped to 127.0.0.1 with `map_to_loopback` (so a client can dial a name that is not
+//! loopback, such as `broker.test`, which environment proxies are used for): a CONNECT to any
 //! other host is answered 502 without a name lookup, so a test never sends traffic off the
 //! machine.
 
@@ -73,6 +75,8 @@ struct Shared {
     accepted: Mutex<Vec<SocketAddr>>,
     stop: AtomicBool,
     tunnels: Mutex<Vec<Tunnel>>,
+    /// Host names (lower case) that CONNECT requests may name, dialled at 127.0.0.1.
+    names: Mutex<Vec<String>>,
 }
 
 pub struct Proxy {
@@ -131,6 +135,15 @@ impl Proxy {
     /// `http://127.0.0.1:PORT`, for `--proxy` or `HTTPS_PROXY`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Open tunnels to `name:PORT` at 127.0.0.1:PORT, as if `name` resolved to 127.0.0.1.
+    pub fn map_to_loopback(&self, name: &str) {
+        self.shared
+            .names
+            .lock()
+            .unwrap()
+            .push(name.to_ascii_lowercase());
     }
 
     /// The CONNECT requests received so far (complete heads only), in arrival order.
@@ -195,7 +208,7 @@ fn serve(mut client: TcpStream, mode: Mode, shared: &Shared) -> io::Result<()> {
         return Ok(());
     }
     let target = shared.tunnels.lock().unwrap()[index].clone();
-    let Some(addr) = loopback_target(&target) else {
+    let Some(addr) = loopback_target(&target).or_else(|| mapped_target(&target, shared)) else {
         client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")?;
         return Ok(());
     };
@@ -271,6 +284,21 @@ fn loopback_target(tunnel: &Tunnel) -> Option<SocketAddr> {
         host.parse::<IpAddr>().ok().filter(IpAddr::is_loopback)?
     };
     Some(SocketAddr::new(ip, port))
+}
+
+/// The address to dial for a CONNECT to `NAME:PORT` where `NAME` was given to
+/// `Proxy::map_to_loopback`: 127.0.0.1:PORT.
+fn mapped_target(tunnel: &Tunnel, shared: &Shared) -> Option<SocketAddr> {
+    if !tunnel.request_line.starts_with("CONNECT ") {
+        return None;
+    }
+    let (host, port) = tunnel.target().rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.to_ascii_lowercase();
+    let names = shared.names.lock().unwrap();
+    names
+        .contains(&host)
+        .then(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
