@@ -593,7 +593,7 @@ fn refused_credentials_are_not_retried() {
     for (i, subcommand) in ["sub", "pub"].into_iter().enumerate() {
         let mut cmd = at(port, subcommand);
         cmd.args(["-t", &topic, "-u", "u", "-P", "wrong"])
-            .args(["--reconnect-delay", "5s"]);
+            .args(["--reconnect-delay", "60s"]);
         let input = if subcommand == "sub" {
             cmd.args(["-W", "60"]);
             None
@@ -605,9 +605,9 @@ fn refused_credentials_are_not_retried() {
         let out = run_with_timeout(&mut cmd, input, DEADLINE);
         let took = start.elapsed();
         out.assert_error(4, &["refused the connection", "not authorised"]);
-        // A second attempt could not come before 2.5 s (5 s with jitter down to half).
+        // A second attempt could not come before 30 s (60 s with jitter down to half).
         assert!(
-            took < Duration::from_millis(2500),
+            took < Duration::from_secs(20),
             "{subcommand} took {took:?} to give up\n{}",
             show(&out)
         );
@@ -970,7 +970,7 @@ fn open_pipe_pub_ends_promptly_on(test: &str, sig: &str) {
     out.assert_code(130).assert_stdout(b"");
     assert_eq!(out.stderr, "", "{}", show(&out));
     assert!(
-        took < Duration::from_secs(3),
+        took < Duration::from_secs(5),
         "took {took:?} to end after SIG{sig}"
     );
     interrupt_sub(sub).assert_stdout(b"one\ntwo\n");
@@ -1036,7 +1036,8 @@ fn second_sigint_during_the_drain_exits_at_once() {
     out.assert_code(130).assert_stdout(b"");
     let (after_second, after_first) = (exited - second, exited - first);
     assert!(
-        after_second < Duration::from_millis(1500) && after_first < Duration::from_secs(4),
+        // The drain alone would last 5 s after the first: under 4.5 s, the second cut it short.
+        after_second < Duration::from_secs(3) && after_first < Duration::from_millis(4500),
         "ended {after_second:?} after the second SIGINT, {after_first:?} after the first\n{}",
         show(&out)
     );
