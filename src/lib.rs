@@ -49,9 +49,9 @@ pub fn main() -> ! {
         Ok(exit) => exit,
         Err(err) if exit::is_broken_pipe(&err) => Exit::Success,
         Err(err) => {
-            // Each cause's Debug form, for -d; not anyhow's own Debug, which appends a
-            // backtrace when RUST_BACKTRACE is set.
-            let causes: Vec<String> = err.chain().map(|e| format!("{e:?}")).collect();
+            // Each cause in words, for -d: a Debug form would carry anyhow's backtrace when
+            // RUST_BACKTRACE is set.
+            let causes: Vec<String> = err.chain().map(|e| e.to_string()).collect();
             tracing::debug!(?causes, "error");
             eprintln!("mqttcli: error: {err:#}");
             exit::exit_for(&err)

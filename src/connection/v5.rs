@@ -261,6 +261,19 @@ pub fn error(e: ConnectionError, connected: bool, peer: &Peer) -> anyhow::Error 
             let words = words.rsplit_once(" (").map_or(words.as_str(), |(w, _)| w);
             errors::refused(peer, words, n)
         }
+        // After CONNACK the same parse error means an ack (PUBACK, PUBREC, ...) or DISCONNECT
+        // carried a reason code rumqttc does not know for that packet: Mosquitto answers an
+        // oversized QoS 1/2 PUBLISH with PUBACK 0x95.
+        ConnectionError::MqttState(StateError::Deserialization(WireError::InvalidConnectReturnCode(n))) if connected => {
+            let what = match n {
+                0x95 => "packet too large (0x95): the message is larger than the broker accepts (its max_packet_size or message_size_limit)".to_string(),
+                _ => format!("reason code 0x{n:02x}, which this client cannot read"),
+            };
+            crate::exit::fail(
+                crate::exit::Exit::Rejected,
+                format!("the broker at {} refused the request: {what}", peer.endpoint),
+            )
+        }
         // A 3.1.1-only broker answers a v5 CONNECT with a v3 code this parser does not know.
         ConnectionError::MqttState(StateError::Deserialization(WireError::InvalidConnectReturnCode(n))) => {
             crate::exit::fail(
@@ -274,6 +287,10 @@ pub fn error(e: ConnectionError, connected: bool, peer: &Peer) -> anyhow::Error 
         ConnectionError::MqttState(StateError::OutgoingPacketTooLarge { pkt_size, max }) => {
             errors::too_large(peer, pkt_size, max)
         }
+        ConnectionError::MqttState(StateError::Deserialization(WireError::OutgoingPacketTooLarge {
+            pkt_size,
+            max,
+        })) => errors::too_large(peer, pkt_size as usize, max as usize),
         ConnectionError::MqttState(StateError::Deserialization(WireError::PayloadSizeLimitExceeded {
             pkt_size,
             max,
