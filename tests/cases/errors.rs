@@ -182,3 +182,47 @@ fn publish_refused_by_acl_exits_5() {
         .args(["-t", "allowed/x", "-q", "1", "-m", "x"]))
     .assert_ok(b"");
 }
+
+/// A message larger than the broker takes, under MQTT 5: Mosquitto's `message_size_limit`
+/// answers a QoS 1/2 PUBLISH with PUBACK/PUBREC 0x95, and its `max_packet_size` is announced
+/// in CONNACK, so mqttcli refuses to send. Both are exit 5 with what to do.
+#[test]
+fn oversized_publish_under_mqtt5_exits_5() {
+    let payload = "a".repeat(3000);
+    for (limit, qos, expected) in [
+        (
+            "message_size_limit 1000",
+            "1",
+            "refused the request: packet too large (0x95): the message is larger than the broker accepts (its max_packet_size or message_size_limit)",
+        ),
+        (
+            "message_size_limit 1000",
+            "2",
+            "refused the request: packet too large (0x95): the message is larger than the broker accepts (its max_packet_size or message_size_limit)",
+        ),
+        ("max_packet_size 1000", "1", ""),
+    ] {
+        let setup = crate::common::Setup {
+            anonymous: true,
+            extra: &[limit],
+            ..Default::default()
+        };
+        let Some(broker) = Broker::mosquitto("oversized_publish_under_mqtt5_exits_5", &setup)
+        else {
+            return;
+        };
+        let endpoint = format!("127.0.0.1:{}", broker.port(Proto::V5));
+        let out = run(broker
+            .cmd("pub", Proto::V5)
+            .args(["-t", "t", "-q", qos, "-m", &payload]));
+        let line = if expected.is_empty() {
+            // 1 + 2 (remaining length) + 3 (topic) + 2 (packet id) + 1 (no properties) + 3000.
+            format!(
+                "mqttcli: error: 0 of 1 messages acknowledged: a packet of 3009 bytes exceeds the limit of 1000 bytes for {endpoint}: send a smaller message"
+            )
+        } else {
+            format!("mqttcli: error: 0 of 1 messages acknowledged: the broker at {endpoint} {expected}")
+        };
+        out.assert_exact_error(5, &line);
+    }
+}

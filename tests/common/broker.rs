@@ -59,6 +59,9 @@ pub struct Setup<'a> {
     /// Keep sessions and queued messages in a file in the broker's tempdir: Mosquitto writes it
     /// when it stops on SIGTERM and reads it when started again (`Broker::restart`).
     pub persistence: bool,
+    /// More lines for mosquitto.conf, e.g. `log_type all`. They go into the main section,
+    /// after the generated lines (so they can override them) and before the extra listeners.
+    pub extra: &'a [&'a str],
 }
 
 pub struct Broker {
@@ -365,6 +368,10 @@ impl Mosquitto {
                 "persistence true\npersistence_location {}/\n",
                 dir.path().display()
             );
+        }
+        for line in setup.extra {
+            conf += line;
+            conf += "\n";
         }
         for (lines, extra) in setup.listeners.iter().zip(&extra_ports) {
             conf += &format!("\nlistener {extra} 127.0.0.1\n{}\n", lines.trim_end());

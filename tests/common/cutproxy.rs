@@ -30,6 +30,8 @@ struct Shared {
     accepting: AtomicBool,
     /// True: stop listening, so that connecting is refused.
     closed: AtomicBool,
+    /// True: bytes from clients are not forwarded for now (see `hold_up`).
+    hold_up: AtomicBool,
     /// Connections relayed to the target so far.
     relayed: AtomicUsize,
     /// Bytes written to the target (client to broker) and to clients (broker to client).
@@ -51,6 +53,7 @@ impl CutProxy {
             live: Mutex::new(Vec::new()),
             accepting: AtomicBool::new(true),
             closed: AtomicBool::new(false),
+            hold_up: AtomicBool::new(false),
             relayed: AtomicUsize::new(0),
             up: AtomicU64::new(0),
             down: AtomicU64::new(0),
@@ -84,6 +87,13 @@ impl CutProxy {
     /// While false, new connections are accepted and closed at once; live ones are untouched.
     pub fn set_accepting(&self, accepting: bool) {
         self.shared.accepting.store(accepting, Ordering::SeqCst);
+    }
+
+    /// While true, nothing more from clients reaches the target: it waits in the sockets'
+    /// buffers (and is lost if the connection is cut meanwhile), as on a path that stalls one
+    /// way. Bytes to clients still flow.
+    pub fn hold_up(&self, hold: bool) {
+        self.shared.hold_up.store(hold, Ordering::SeqCst);
     }
 
     /// Stop listening (connecting is refused from now on) and cut every live connection.
@@ -188,7 +198,14 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 fn pump(mut from: TcpStream, mut to: TcpStream, id: usize, shared: &Shared, up: bool) {
     let counter = if up { &shared.up } else { &shared.down };
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
+    'relay: loop {
+        while up && shared.hold_up.load(Ordering::SeqCst) {
+            // Held: stop when the connection is cut meanwhile.
+            if !shared.live.lock().unwrap().iter().any(|(i, _, _)| *i == id) {
+                break 'relay;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
