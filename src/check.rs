@@ -132,6 +132,7 @@ pub async fn run(
 ) -> Result<Exit> {
     // A check reports a lost connection; it does not ride it out.
     settings.reconnect.enabled = false;
+    settings.publish_qos = Some(args.qos);
     let topic = format!(
         "{}/{}",
         args.topic.trim_end_matches('/'),

@@ -53,6 +53,7 @@ pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt
     // A single publish fails fast; only streams (-l, --interval) ride out a lost connection.
     let streaming = matches!(source, Source::Lines) || args.interval.is_some();
     settings.reconnect.enabled &= streaming;
+    settings.publish_qos = Some(args.qos);
 
     let connection::Connected { client, events, .. } = tokio::select! {
         c = connection::connect(&settings) => c?,

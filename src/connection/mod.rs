@@ -119,6 +119,9 @@ pub struct Events {
     lost: Option<u64>,
     /// The wait before the first reconnect attempt, taken on the call after `ConnectionLost`.
     pending_delay: Option<Duration>,
+    /// The packet id of the last PUBLISH written, which tells the order in which the ids of
+    /// unacknowledged ones were handed out (they cycle 1..=inflight).
+    last_written: u16,
 }
 
 enum EventLoop {
@@ -163,6 +166,7 @@ pub async fn connect(settings: &Settings) -> Result<Connected> {
         reconnect: settings.reconnect.clone(),
         lost: None,
         pending_delay: None,
+        last_written: 0,
     };
     let timeout = settings.connect_timeout;
     let (session_present, limits) = tokio::time::timeout(timeout, async {
@@ -233,6 +237,9 @@ impl Events {
                     session_present, ..
                 }) if self.lost.is_some() => {
                     self.lost = None;
+                    if session_present {
+                        self.prepare_replays();
+                    }
                     tracing::warn!(
                         "reconnected to {} ({})",
                         self.peer.endpoint,
@@ -244,7 +251,14 @@ impl Events {
                     );
                     return Ok(Event::Reconnected { session_present });
                 }
-                Ok(ev) => return Ok(ev),
+                Ok(ev) => {
+                    if let Event::Written { pkid } = ev {
+                        if pkid != 0 {
+                            self.last_written = pkid;
+                        }
+                    }
+                    return Ok(ev);
+                }
                 Err(e) => e,
             };
             // Only "cannot reach" failures are worth retrying: a refused CONNACK or a
@@ -267,6 +281,39 @@ impl Events {
             }
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// A resumed session's unacknowledged PUBLISHes (and PUBRELs) wait in rumqttc's pending
+    /// queue, to go out again before anything new. Two things need mending first:
+    /// - rumqttc sends them with DUP cleared, but a re-delivery must carry it [MQTT-3.3.1-1];
+    /// - its v5 queue is in packet-id order, not the order they were sent [MQTT-4.6.0-1]: once
+    ///   ids wrapped (1..=inflight), newer messages would overtake older ones.
+    ///
+    /// Ids are handed out in sequence, so the ones after the last written id are the oldest.
+    /// Only entries with an id were sent before: requests that never left the queue get theirs
+    /// when they go out, keep their place after the replays, and get no DUP.
+    fn prepare_replays(&mut self) {
+        let last = self.last_written;
+        let age = |pkid| replay_age(pkid, last);
+        let replays = match &mut self.inner {
+            EventLoop::V4(el) => reorder(&mut el.pending, |r| match r {
+                rumqttc::Request::Publish(p) if p.pkid != 0 => {
+                    p.dup = true;
+                    Some(age(p.pkid))
+                }
+                rumqttc::Request::PubRel(r) => Some(age(r.pkid)),
+                _ => None,
+            }),
+            EventLoop::V5(el) => reorder(&mut el.pending, |r| match r {
+                rumqttc::v5::Request::Publish(p) if p.pkid != 0 => {
+                    p.dup = true;
+                    Some(age(p.pkid))
+                }
+                rumqttc::v5::Request::PubRel(r) => Some(age(r.pkid)),
+                _ => None,
+            }),
+        };
+        tracing::debug!("{replays} unacknowledged PUBLISH/PUBREL to send again, oldest first");
     }
 
     async fn poll(&mut self, connected: bool) -> Result<Event> {
@@ -302,6 +349,40 @@ impl Events {
             EventLoop::V5(el) => el.poll().await.ok().map(v5::event),
         }
     }
+}
+
+/// How long ago packet id `pkid` was handed out, in ids, when `last` was the last one: ids
+/// above `last` come from before the ids wrapped, so they are older than those up to it.
+fn replay_age(pkid: u16, last: u16) -> u32 {
+    let (id, last) = (u32::from(pkid), u32::from(last));
+    if id > last {
+        id - last
+    } else {
+        id + 0x1_0000 - last
+    }
+}
+
+/// Puts the entries `key` gives an age first, oldest first, and the others after them in their
+/// order. Returns how many had an age.
+fn reorder<T>(
+    queue: &mut std::collections::VecDeque<T>,
+    mut key: impl FnMut(&mut T) -> Option<u32>,
+) -> usize {
+    let mut aged = Vec::new();
+    let mut rest = Vec::new();
+    for mut item in queue.drain(..) {
+        match key(&mut item) {
+            Some(age) => aged.push((age, item)),
+            None => rest.push(item),
+        }
+    }
+    // Stable, so entries of the same age (a PUBLISH and its PUBREL cannot both be here) keep
+    // their order.
+    aged.sort_by_key(|(age, _)| *age);
+    let n = aged.len();
+    queue.extend(aged.into_iter().map(|(_, item)| item));
+    queue.extend(rest);
+    n
 }
 
 /// Exponential backoff with jitter: `initial × 2^attempt`, capped, then scaled by a random
@@ -404,5 +485,40 @@ mod tests {
             let full = Duration::from_secs(full);
             assert!(d <= full && d >= full / 2, "attempt {attempt}: {d:?}");
         }
+    }
+
+    #[test]
+    fn replays_go_oldest_first_after_the_ids_wrapped() {
+        // Ids 1..=20; 15..=20 went out before the wrap, then 1..=14, the last one 14. Entries
+        // without an id (never sent) stay behind the replays, in their order.
+        let mut queue: std::collections::VecDeque<(u16, &str)> = [
+            (0, "new a"),
+            (3, ""),
+            (18, ""),
+            (14, ""),
+            (15, ""),
+            (0, "new b"),
+            (1, ""),
+        ]
+        .into();
+        let n = reorder(&mut queue, |(pkid, _)| {
+            (*pkid != 0).then(|| replay_age(*pkid, 14))
+        });
+        assert_eq!(n, 5);
+        let order: Vec<(u16, &str)> = queue.into_iter().collect();
+        assert_eq!(
+            order,
+            [
+                (15, ""),
+                (18, ""),
+                (1, ""),
+                (3, ""),
+                (14, ""),
+                (0, "new a"),
+                (0, "new b")
+            ]
+        );
+        // No wrap: plain id order.
+        assert!(replay_age(3, 20) < replay_age(7, 20));
     }
 }

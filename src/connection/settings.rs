@@ -110,6 +110,8 @@ pub struct Settings {
     pub url_topic: Option<String>,
     /// Leave received QoS 1/2 messages unacknowledged (unsub must not consume a session's queue).
     pub manual_acks: bool,
+    /// The QoS this run publishes at, if it publishes (`pub`, `check`): see `v4::new`.
+    pub publish_qos: Option<u8>,
 }
 
 /// What the process environment says, read once; passed in so tests need no process env.
@@ -381,6 +383,7 @@ pub fn resolve_for(
         proxy,
         url_topic: fu.topic.or(pu.topic),
         manual_acks: false,
+        publish_qos: None,
     })
 }
 

@@ -8,6 +8,9 @@ use rumqttc::{
 use super::transport::{header_modifier, Peer, Wire};
 use super::{errors, to_qos4, Event, Message, Settings, MAX_PACKET};
 
+/// In-flight QoS 2 PUBLISHes under 3.1.1: see `new`.
+const QOS2_INFLIGHT: u16 = 20;
+
 pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
     let mut opts = MqttOptions::new(s.client_id.clone(), wire.broker.clone(), s.port);
     opts.set_transport(wire.transport.clone());
@@ -21,6 +24,14 @@ pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
         .set_clean_session(s.clean_session)
         .set_max_packet_size(MAX_PACKET, MAX_PACKET);
     opts.set_manual_acks(s.manual_acks);
+    if s.publish_qos == Some(2) {
+        // MQTT 3.1.1 has no Receive Maximum, and a 3.1.1 PUBREC no reason code: Mosquitto
+        // takes at most 20 incoming QoS 2 messages in flight (max_inflight_messages) and
+        // answers the 21st with a PUBREC that means "quota exceeded", dropping it. rumqttc's
+        // default window of 100 would lose messages while reporting them acknowledged; 20 is
+        // libmosquitto's own default.
+        opts.set_inflight(QOS2_INFLIGHT);
+    }
     if let Some(user) = &s.username {
         let pass = s.password.as_ref().map(|p| p.expose().to_string());
         opts.set_credentials(user.clone(), pass.unwrap_or_default());

@@ -1,6 +1,7 @@
 mod auth;
 mod check;
 mod completions;
+mod delivery;
 mod errors;
 mod help;
 mod output;
