@@ -16,7 +16,7 @@ use crate::cli::{ConnArgs, Protocol};
 use crate::connection::{self, Client, Event, Settings};
 use crate::exit::{fail, is_broken_pipe, Exit};
 use crate::link::{sleep_until, Link, Wait};
-use crate::output::{template, Mode, Printer};
+use crate::output::{Mode, Printer};
 use crate::payload::Payload;
 use crate::signals::Interrupt;
 use crate::{duration, topic};
@@ -123,15 +123,7 @@ pub async fn run(args: RrArgs, mut settings: Settings, mut interrupt: Interrupt)
         )
     });
     let payload = request(&args).await?;
-    let mode = if args.json {
-        Mode::Json
-    } else if let Some(f) = &args.format {
-        Mode::Template(template::parse(f).map_err(|e| fail(Exit::Usage, e))?)
-    } else if args.verbose {
-        Mode::Verbose
-    } else {
-        Mode::Payload
-    };
+    let mode = Mode::from_flags(args.json, args.format.as_deref(), args.verbose)?;
     // One request, one answer: a lost connection ends the run.
     settings.reconnect.enabled = false;
     let deadline = args.timeout.map(|t| Instant::now() + t);

@@ -11,7 +11,7 @@ use anyhow::Result;
 use crate::cli::SubArgs;
 use crate::connection::{self, Event, Message, Settings};
 use crate::exit::{fail, is_broken_pipe, Exit};
-use crate::output::{template, Mode, Printer};
+use crate::output::{Mode, Printer};
 use crate::signals::Interrupt;
 
 struct Plan {
@@ -35,15 +35,7 @@ pub async fn run(args: SubArgs, settings: Settings, mut interrupt: Interrupt) ->
     let started = tokio::time::Instant::now();
     let deadline = args.timeout.map(|t| started + t);
     let plan = plan(&args, &settings)?;
-    let mode = if args.json {
-        Mode::Json
-    } else if let Some(f) = &args.format {
-        Mode::Template(template::parse(f).map_err(|e| fail(Exit::Usage, e))?)
-    } else if args.verbose {
-        Mode::Verbose
-    } else {
-        Mode::Payload
-    };
+    let mode = Mode::from_flags(args.json, args.format.as_deref(), args.verbose)?;
     let stdout = std::io::stdout().lock();
     let mut printer = Printer::new(
         std::io::BufWriter::with_capacity(64 * 1024, stdout),

@@ -23,6 +23,24 @@ pub enum Mode {
     Json,
 }
 
+impl Mode {
+    /// The mode the output flags ask for (`--json`, `-F`, `-v`, or none): `sub` and `rr` share
+    /// them. A bad template is a usage error.
+    pub fn from_flags(json: bool, format: Option<&str>, verbose: bool) -> anyhow::Result<Mode> {
+        Ok(if json {
+            Mode::Json
+        } else if let Some(f) = format {
+            Mode::Template(
+                template::parse(f).map_err(|e| crate::exit::fail(crate::exit::Exit::Usage, e))?,
+            )
+        } else if verbose {
+            Mode::Verbose
+        } else {
+            Mode::Payload
+        })
+    }
+}
+
 pub struct Printer<W: Write> {
     out: W,
     mode: Mode,

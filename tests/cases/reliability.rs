@@ -25,12 +25,13 @@ use crate::common::{
 };
 
 /// Small delays, so that a reconnect comes within about a second whatever the attempt.
-const RECONNECT: [&str; 4] = ["--reconnect-delay", "100ms", "--reconnect-max-delay", "1s"];
+pub(super) const RECONNECT: [&str; 4] =
+    ["--reconnect-delay", "100ms", "--reconnect-max-delay", "1s"];
 /// For one event to happen (a message, a reconnect). Generous: a loaded 2-core machine.
-const WAIT: Duration = Duration::from_secs(30);
+pub(super) const WAIT: Duration = Duration::from_secs(30);
 
-const WARNING: &str = "mqttcli: warning: ";
-const ERROR: &str = "mqttcli: error: ";
+pub(super) const WARNING: &str = "mqttcli: warning: ";
+pub(super) const ERROR: &str = "mqttcli: error: ";
 
 fn anonymous() -> Setup<'static> {
     Setup {
@@ -46,7 +47,7 @@ fn at(port: u16, subcommand: &str) -> Command {
 }
 
 /// As `at`, with `-V` of `proto`.
-fn at_v(port: u16, subcommand: &str, proto: Proto) -> Command {
+pub(super) fn at_v(port: u16, subcommand: &str, proto: Proto) -> Command {
     let mut cmd = mqttcli();
     cmd.arg(subcommand)
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
@@ -56,7 +57,7 @@ fn at_v(port: u16, subcommand: &str, proto: Proto) -> Command {
 
 /// Spawn a `sub` command (`-d` is added) and wait for its SUBACK.
 #[track_caller]
-fn subscriber(cmd: &mut Command) -> Live {
+pub(super) fn subscriber(cmd: &mut Command) -> Live {
     let mut sub = Live::spawn(cmd.arg("-d"), false);
     sub.wait_stderr("SUBACK", 1, WAIT);
     sub
@@ -76,37 +77,44 @@ fn publish_lines(port: u16, topic: &str, lines: &[String]) {
 
 /// Publish one QoS 1 message straight to the broker on `port`.
 #[track_caller]
-fn publish_one(port: u16, topic: &str, message: &str) {
+pub(super) fn publish_one(port: u16, topic: &str, message: &str) {
     run(at(port, "pub").args(["-t", topic, "-q", "1", "-m", message])).assert_ok(b"");
 }
 
 /// The stderr lines of `out` that start with `prefix` ("mqttcli: warning: ", …). Debug output
 /// (`-d`) may span several lines; these never do.
-fn lines_starting<'a>(out: &'a Out, prefix: &str) -> Vec<&'a str> {
+pub(super) fn lines_starting<'a>(out: &'a Out, prefix: &str) -> Vec<&'a str> {
     out.stderr
         .lines()
         .filter(|l| l.starts_with(prefix))
         .collect()
 }
 
-fn count(out: &Out, needle: &str) -> usize {
+pub(super) fn count(out: &Out, needle: &str) -> usize {
     out.stderr.lines().filter(|l| l.contains(needle)).count()
 }
 
-fn show(out: &Out) -> String {
+pub(super) fn show(out: &Out) -> String {
+    let mut stderr = out.stderr.clone();
+    if stderr.len() > 8000 {
+        let mut cut = stderr.len() - 8000;
+        while !stderr.is_char_boundary(cut) {
+            cut += 1;
+        }
+        stderr = format!("(cut)…{}", &stderr[cut..]);
+    }
     format!(
-        "{}\ncode: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        "{}\ncode: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
         out.what,
         out.code,
         String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(2000)]),
-        out.stderr
     )
 }
 
 /// From `RUST_LOG=mqttcli=debug` output of `pub`: (acknowledged, produced, sent again) of its
 /// last line `N of M messages acknowledged[, K sent again after reconnecting]`.
 #[track_caller]
-fn pub_progress(out: &Out) -> (u64, u64, u64) {
+pub(super) fn pub_progress(out: &Out) -> (u64, u64, u64) {
     let line = out
         .stderr
         .lines()
@@ -132,7 +140,7 @@ fn pub_progress(out: &Out) -> (u64, u64, u64) {
 
 /// End a `sub` with SIGINT: exit code 130 after a clean disconnect.
 #[track_caller]
-fn interrupt_sub(sub: Live) -> Out {
+pub(super) fn interrupt_sub(sub: Live) -> Out {
     signal(sub.pid(), "INT");
     let (out, _) = sub.wait(WAIT);
     out.assert_code(130);
@@ -279,7 +287,11 @@ fn persistent_sub_survives_broker_restarts_v5() {
 /// `values` (the subscriber's lines, as numbers) hold every number of `first..first + n` in
 /// order apart from duplicates: with each value's later copies removed, the sequence is
 /// exactly `first..first + n`. Returns how many duplicates there were.
-fn in_order_apart_from_duplicates(values: &[&str], first: u64, n: u64) -> Result<u64, String> {
+pub(super) fn in_order_apart_from_duplicates(
+    values: &[&str],
+    first: u64,
+    n: u64,
+) -> Result<u64, String> {
     let mut next = first; // the lowest value not seen yet
     let mut duplicates = 0;
     for (i, line) in values.iter().enumerate() {
@@ -292,10 +304,17 @@ fn in_order_apart_from_duplicates(values: &[&str], first: u64, n: u64) -> Result
             duplicates += 1;
         } else {
             let from = i.saturating_sub(5);
+            let seen: std::collections::HashSet<&str> = values.iter().copied().collect();
+            let lost: Vec<u64> = (first..first + n)
+                .filter(|v| !seen.contains(v.to_string().as_str()))
+                .collect();
             return Err(format!(
                 "out of order or lost: line {i} is {v} while {next} was never seen \
-                 (lines {from}..: {:?}); {duplicates} duplicates before it",
-                &values[from..values.len().min(i + 5)]
+                 (lines {from}..: {:?}); {duplicates} duplicates before it; in all {} of the \
+                 {n} values never arrived (the first: {:?})",
+                &values[from..values.len().min(i + 5)],
+                lost.len(),
+                &lost[..lost.len().min(10)]
             ));
         }
     }
