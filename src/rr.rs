@@ -101,7 +101,7 @@ pub async fn run(args: RrArgs, mut settings: Settings, mut interrupt: Interrupt)
     if settings.protocol != Protocol::V5 {
         return Err(fail(
             Exit::Usage,
-            "rr needs MQTT 5: the response topic and correlation data are MQTT 5 properties: drop -V 311 (rr speaks MQTT 5 by default)",
+            "rr needs MQTT 5: the response topic and correlation data are MQTT 5 properties: use -V 5 (rr speaks MQTT 5 unless -V or the profile's protocol says otherwise)",
         ));
     }
     let request_topic = args

@@ -319,7 +319,7 @@ fn rr_refuses_mqtt_311_as_a_usage_error() {
         let out = run(rr_at(port).args(["-V", v, "-t", "a", "-m", "x"]));
         out.assert_exact_error(
             2,
-            "mqttcli: error: rr needs MQTT 5: the response topic and correlation data are MQTT 5 properties: drop -V 311 (rr speaks MQTT 5 by default)",
+            "mqttcli: error: rr needs MQTT 5: the response topic and correlation data are MQTT 5 properties: use -V 5 (rr speaks MQTT 5 unless -V or the profile's protocol says otherwise)",
         );
     }
 }
