@@ -119,6 +119,10 @@ pub fn tls_io(peer: &Peer) -> anyhow::Error {
 
 /// rumqttc's proxy error type is not public: tell its cases apart by what it wraps.
 pub fn proxy(peer: &Peer, e: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+    // Our own relay (--tls-server-name) could not reach the broker: say so as if dialled.
+    if let Some(failure) = peer.relay.as_ref().and_then(|r| r.take_failure()) {
+        return io_before_connack(peer, &failure);
+    }
     let proxy = peer.proxy.as_deref().unwrap_or("the proxy");
     let msg = match e.source().and_then(|s| s.downcast_ref::<io::Error>()) {
         Some(io) => format!(

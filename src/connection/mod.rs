@@ -7,6 +7,7 @@
 
 mod errors;
 pub mod proxy;
+mod relay;
 pub mod settings;
 mod tls;
 mod transport;
@@ -147,7 +148,7 @@ pub async fn connect(settings: &Settings) -> Result<Connected> {
     tracing::debug!(?settings, "connecting");
     let wire = transport::wire(settings)?;
     // Through a proxy, the proxy resolves the name; it may not resolve here at all.
-    if wire.proxy.is_none() {
+    if settings.proxy.is_none() {
         resolve(settings).await?;
     }
     let (client, inner) = match settings.protocol {

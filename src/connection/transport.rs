@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use rumqttc::{Proxy, ProxyAuth, ProxyType, TlsConfiguration, Transport};
 
+use super::relay::{self, Relay};
 use super::{tls, Settings};
 
 /// Who we talk to, for error messages.
@@ -17,6 +18,8 @@ pub struct Peer {
     pub tls: bool,
     pub client_cert: bool,
     pub proxy: Option<String>,
+    /// The relay that carries a `--tls-server-name` connection, if this one is.
+    pub relay: Option<Arc<Relay>>,
 }
 
 pub struct Wire {
@@ -28,17 +31,41 @@ pub struct Wire {
     pub peer: Peer,
 }
 
+/// Must be called on the runtime: a `--tls-server-name` connection starts its relay here.
 pub fn wire(s: &Settings) -> Result<Wire> {
-    let tls_config = s.tls.as_ref().map(tls::client_config).transpose()?;
-    let host = if s.host.contains(':') {
-        format!("[{}]", s.host)
+    // rumqttc sends SNI for, and verifies, the host it dials: to use another name, dial that
+    // name through the relay, which connects to -h. Behind a proxy of the user's, the name is
+    // only verified (tls.rs), with the SNI of -h.
+    let server_name = match (&s.tls, &s.proxy) {
+        (Some(t), None) => t.server_name.clone().filter(|name| *name != s.host),
+        _ => None,
+    };
+    let relay =
+        match &server_name {
+            Some(_) => Some(relay::start(s.host.clone(), s.port).map_err(|e| {
+                anyhow::anyhow!("cannot start the relay for --tls-server-name: {e}")
+            })?),
+            None => None,
+        };
+    let tls_config = match (&s.tls, &server_name) {
+        // The dialled name is the one to verify: the ordinary verifier does it.
+        (Some(t), Some(_)) => Some(tls::client_config(&super::settings::TlsSettings {
+            server_name: None,
+            ..t.clone()
+        })?),
+        (Some(t), None) => Some(tls::client_config(t)?),
+        (None, _) => None,
+    };
+    let dialled = server_name.clone().unwrap_or_else(|| s.host.clone());
+    let host = if dialled.contains(':') {
+        format!("[{dialled}]")
     } else {
-        s.host.clone()
+        dialled.clone()
     };
     let (broker, transport) = match (&s.websocket, tls_config) {
-        (None, None) => (s.host.clone(), Transport::Tcp),
+        (None, None) => (dialled.clone(), Transport::Tcp),
         (None, Some(cfg)) => (
-            s.host.clone(),
+            dialled.clone(),
             Transport::tls_with_config(TlsConfiguration::Rustls(cfg)),
         ),
         (Some(ws), None) => (format!("ws://{host}:{}{}", s.port, ws.path), Transport::Ws),
@@ -47,17 +74,25 @@ pub fn wire(s: &Settings) -> Result<Wire> {
             Transport::wss_with_config(TlsConfiguration::Rustls(cfg)),
         ),
     };
-    let proxy = s.proxy.as_ref().map(|p| Proxy {
+    let through_relay = relay.as_ref().map(|r| Proxy {
         ty: ProxyType::Http,
-        auth: match &p.auth {
-            Some((user, pass)) => ProxyAuth::Basic {
-                username: user.clone(),
-                password: pass.expose().to_string(),
+        auth: ProxyAuth::None,
+        addr: "127.0.0.1".to_string(),
+        port: r.port,
+    });
+    let proxy = through_relay.or_else(|| {
+        s.proxy.as_ref().map(|p| Proxy {
+            ty: ProxyType::Http,
+            auth: match &p.auth {
+                Some((user, pass)) => ProxyAuth::Basic {
+                    username: user.clone(),
+                    password: pass.expose().to_string(),
+                },
+                None => ProxyAuth::None,
             },
-            None => ProxyAuth::None,
-        },
-        addr: p.host.clone(),
-        port: p.port,
+            addr: p.host.clone(),
+            port: p.port,
+        })
     });
     Ok(Wire {
         broker,
@@ -74,6 +109,7 @@ pub fn wire(s: &Settings) -> Result<Wire> {
             tls: s.tls.is_some(),
             client_cert: s.tls.as_ref().is_some_and(|t| t.identity.is_some()),
             proxy: s.proxy.as_ref().map(ToString::to_string),
+            relay,
         },
     })
 }

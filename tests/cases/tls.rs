@@ -697,3 +697,103 @@ fn cert_and_key_go_together() {
         );
     }
 }
+
+/// The SNI a client sends, as a TLS server that records it sees it: a rustls server on a free
+/// port with a certificate for `names`, handshaking with one client and then closing (the
+/// client then finds no MQTT there, which does not matter here).
+fn sni_seen(ca: &Ca, names: &[&str], client: impl FnOnce(u16) -> Out) -> (Option<String>, Out) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let leaf = ca.server("sni", names);
+    let chain = vec![CertificateDer::from_pem_file(&leaf.cert).expect("server certificate")];
+    let key = PrivateKeyDer::from_pem_file(&leaf.key).expect("server key");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("server config");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().expect("accept");
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("read timeout");
+        let mut conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).expect("tls");
+        while conn.is_handshaking() {
+            if conn.complete_io(&mut tcp).is_err() {
+                break;
+            }
+        }
+        conn.server_name().map(str::to_string)
+    });
+    let out = client(port);
+    (server.join().expect("TLS server thread"), out)
+}
+
+/// `--tls-server-name` is sent as SNI, not only verified: a broker behind a name-routing TLS
+/// front end (or one serving several names) sees the name asked for. Without it, the SNI is
+/// `-h`'s name.
+#[test]
+fn tls_server_name_is_sent_as_sni() {
+    let pki = Pki::new();
+    let ca = pki.ca("ca");
+    let dial = |port: u16, extra: &[&str]| {
+        run(mqttcli()
+            .args([
+                "pub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                "t",
+                "-m",
+                "x",
+            ])
+            .arg("--cafile")
+            .arg(&ca.cert)
+            .args(extra))
+    };
+    let (sni, out) = sni_seen(&ca, &["broker.test"], |port| {
+        dial(port, &["--tls-server-name", "broker.test"])
+    });
+    assert_eq!(sni.as_deref(), Some("broker.test"), "{}", out.dump());
+    // The handshake succeeded (the name was verified), then the server closed: no CONNACK.
+    out.assert_code(3);
+    assert!(
+        out.stderr.contains("closed the connection before CONNACK"),
+        "{}",
+        out.dump()
+    );
+
+    let (sni, out) = sni_seen(&ca, &["localhost"], |port| {
+        run(mqttcli()
+            .args([
+                "pub",
+                "-h",
+                "localhost",
+                "-p",
+                &port.to_string(),
+                "-t",
+                "t",
+                "-m",
+                "x",
+            ])
+            .arg("--cafile")
+            .arg(&ca.cert))
+    });
+    assert_eq!(sni.as_deref(), Some("localhost"), "{}", out.dump());
+    out.assert_code(3);
+
+    // Nothing listening: the same words as without --tls-server-name, not a proxy's.
+    let closed = free_port();
+    dial(closed, &["--tls-server-name", "broker.test"]).assert_exact_error(
+        3,
+        &format!(
+            "mqttcli: error: cannot connect to 127.0.0.1:{closed}: connection refused: is the broker running, and is -p right?"
+        ),
+    );
+}

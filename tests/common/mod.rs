@@ -192,7 +192,7 @@ impl Out {
         self
     }
 
-    fn dump(&self) -> String {
+    pub fn dump(&self) -> String {
         let mut stdout = self.stdout_str();
         if stdout.len() > 2000 {
             let mut cut = 2000;
