@@ -698,10 +698,28 @@ fn cert_and_key_go_together() {
     }
 }
 
+/// What a TLS server sees of a client's hello: the SNI, and the ALPN protocol agreed on.
+#[derive(Debug, Default, PartialEq)]
+struct Hello {
+    sni: Option<String>,
+    alpn: Option<String>,
+}
+
 /// The SNI a client sends, as a TLS server that records it sees it: a rustls server on a free
 /// port with a certificate for `names`, handshaking with one client and then closing (the
 /// client then finds no MQTT there, which does not matter here).
 fn sni_seen(ca: &Ca, names: &[&str], client: impl FnOnce(u16) -> Out) -> (Option<String>, Out) {
+    let (hello, out) = hello_seen(ca, names, &[], client);
+    (hello.sni, out)
+}
+
+/// As `sni_seen`, with a server that offers the ALPN protocols `alpn`.
+fn hello_seen(
+    ca: &Ca,
+    names: &[&str],
+    alpn: &[&str],
+    client: impl FnOnce(u16) -> Out,
+) -> (Hello, Out) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let leaf = ca.server("sni", names);
@@ -715,6 +733,8 @@ fn sni_seen(ca: &Ca, names: &[&str], client: impl FnOnce(u16) -> Out) -> (Option
     .with_no_client_auth()
     .with_single_cert(chain, key)
     .expect("server config");
+    let mut config = config;
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("local addr").port();
     let server = std::thread::spawn(move || {
@@ -727,10 +747,50 @@ fn sni_seen(ca: &Ca, names: &[&str], client: impl FnOnce(u16) -> Out) -> (Option
                 break;
             }
         }
-        conn.server_name().map(str::to_string)
+        Hello {
+            sni: conn.server_name().map(str::to_string),
+            alpn: conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+        }
     });
     let out = client(port);
     (server.join().expect("TLS server thread"), out)
+}
+
+/// `--alpn` is offered in the handshake: a server that speaks only `x-amzn-mqtt-ca` (as AWS
+/// IoT on 443) agrees on it. Mosquitto ignores ALPN, so a server of the test's own checks it.
+#[test]
+fn alpn_protocols_are_offered() {
+    let pki = Pki::new();
+    let ca = pki.ca("ca");
+    let (hello, out) = hello_seen(&ca, &["localhost"], &["x-amzn-mqtt-ca"], |port| {
+        run(mqttcli()
+            .args([
+                "pub",
+                "-h",
+                "localhost",
+                "-p",
+                &port.to_string(),
+                "-t",
+                "t",
+                "-m",
+                "x",
+            ])
+            .arg("--cafile")
+            .arg(&ca.cert)
+            .args(["--alpn", "mqtt", "--alpn", "x-amzn-mqtt-ca"]))
+    });
+    assert_eq!(
+        hello,
+        Hello {
+            sni: Some("localhost".into()),
+            alpn: Some("x-amzn-mqtt-ca".into())
+        },
+        "{}",
+        out.dump()
+    );
+    out.assert_code(3);
 }
 
 /// `--tls-server-name` is sent as SNI, not only verified: a broker behind a name-routing TLS
