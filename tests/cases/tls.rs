@@ -568,6 +568,16 @@ fn os_trust_store_honours_ssl_cert_file() {
     cmd.arg("--tls").env("SSL_CERT_FILE", &tls.ca.cert);
     publish_reaches_plain_sub(&tls.broker, cmd, "trusted through SSL_CERT_FILE (v5)");
 
+    // An mqtts:// URL alone means TLS with the OS trust store too.
+    let mut cmd = mqttcli();
+    cmd.args(["pub", "-L", &format!("mqtts://localhost:{port}")])
+        .env("SSL_CERT_FILE", &tls.ca.cert);
+    publish_reaches_plain_sub(
+        &tls.broker,
+        cmd,
+        "mqtts:// URL, trusted through SSL_CERT_FILE",
+    );
+
     // Without it, the machine's own store does not know the test CA.
     let expected = handshake_failed(&format!("localhost:{port}"), NOT_TRUSTED);
     for proto in [V311, V5] {
