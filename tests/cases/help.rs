@@ -86,3 +86,37 @@ fn dash_h_is_the_host_not_help() {
         );
     }
 }
+
+/// On a terminal `--help` is styled (clap's bold and underline), and NO_COLOR turns that off;
+/// through a pipe it never is. `script` gives the binary a pseudo-terminal.
+#[test]
+fn help_is_styled_only_on_a_terminal_and_no_color_turns_it_off() {
+    let Some(script) = crate::common::broker::find_program("script") else {
+        panic!("`script` (util-linux) is needed to give mqttcli a terminal");
+    };
+    let bin = env!("CARGO_BIN_EXE_mqttcli");
+    let on_a_terminal = |no_color: bool| {
+        let mut cmd = std::process::Command::new(&script);
+        cmd.args(["-qec", &format!("{bin} pub --help"), "/dev/null"])
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .env("TERM", "xterm");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = cmd.output().expect("run script");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let styled = on_a_terminal(false);
+    assert!(
+        styled.contains("\x1b["),
+        "no styling on a terminal:\n{styled}"
+    );
+    let plain = on_a_terminal(true);
+    assert!(plain.contains("Usage: mqttcli pub"), "{plain}");
+    assert!(!plain.contains('\x1b'), "styled despite NO_COLOR:\n{plain}");
+    let piped = run(mqttcli().args(["pub", "--help"]));
+    assert!(!piped.stdout_str().contains('\x1b'), "styled into a pipe");
+}
