@@ -78,7 +78,7 @@ pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt
     let mut interrupted = false;
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     let mut disconnect_sent = false;
-    let mut progress = Progress::new(streaming);
+    let mut progress = Progress::new(streaming && !args.conn.quiet);
 
     loop {
         let deadline = drain_deadline;
@@ -186,7 +186,7 @@ pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt
 }
 
 /// A one-line progress report for long streams, redrawn every second on stderr, only when
-/// stderr is a terminal (never in logs or pipes).
+/// stderr is a terminal (never in logs or pipes) and not under `--quiet`.
 struct Progress {
     ticks: Option<tokio::time::Interval>,
     started: std::time::Instant,

@@ -6,6 +6,7 @@ mod errors;
 mod help;
 mod output;
 mod profiles;
+mod progress;
 mod proxy;
 mod pub_sub;
 mod reliability;
