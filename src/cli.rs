@@ -387,6 +387,31 @@ pub struct PayloadArgs {
     pub null_message: bool,
 }
 
+/// How received messages are printed: every one by `sub`, the response by `rr`.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Print the topic before the payload
+    #[arg(short = 'v', long, conflicts_with_all = ["format", "json"])]
+    pub verbose: bool,
+
+    /// Print no newline after each message
+    #[arg(short = 'N', long = "no-newline", conflicts_with = "json")]
+    pub no_newline: bool,
+
+    /// Output template: {topic} {payload} {qos} {retain} {len} {time} {hex} {props}; {{ and }} for braces
+    #[arg(
+        short = 'F',
+        long = "format",
+        value_name = "TEMPLATE",
+        conflicts_with = "json"
+    )]
+    pub format: Option<String>,
+
+    /// One JSON object per message: topic, qos, retain, time, payload (utf8 or base64), properties
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct SubArgs {
     /// Topic filter to subscribe to (repeatable; + and # wildcards, $share/GROUP/FILTER)
@@ -409,26 +434,8 @@ pub struct SubArgs {
     #[arg(short = 'E', long = "exit-after-sub")]
     pub exit_after_sub: bool,
 
-    /// Print the topic before the payload
-    #[arg(short = 'v', long, conflicts_with_all = ["format", "json"])]
-    pub verbose: bool,
-
-    /// Print no newline after each message
-    #[arg(short = 'N', long = "no-newline", conflicts_with = "json")]
-    pub no_newline: bool,
-
-    /// Output template: {topic} {payload} {qos} {retain} {len} {time} {hex} {props}; {{ and }} for braces
-    #[arg(
-        short = 'F',
-        long = "format",
-        value_name = "TEMPLATE",
-        conflicts_with = "json"
-    )]
-    pub format: Option<String>,
-
-    /// One JSON object per line: topic, qos, retain, time, payload (utf8 or base64), properties
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Do not print retained messages
     #[arg(short = 'R', long = "no-retained", conflicts_with = "retained_only")]

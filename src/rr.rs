@@ -12,7 +12,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
-use crate::cli::{ConnArgs, Protocol};
+use crate::cli::{ConnArgs, OutputArgs, Protocol};
 use crate::connection::{self, Client, Event, Settings};
 use crate::exit::{fail, is_broken_pipe, Exit};
 use crate::link::{sleep_until, Link, Wait};
@@ -52,26 +52,8 @@ pub struct RrArgs {
     #[arg(long)]
     pub literal: bool,
 
-    /// Print the topic before the payload
-    #[arg(short = 'v', long, conflicts_with_all = ["format", "json"])]
-    pub verbose: bool,
-
-    /// Print no newline after the response
-    #[arg(short = 'N', long = "no-newline", conflicts_with = "json")]
-    pub no_newline: bool,
-
-    /// Output template, as sub's -F: {topic} {payload} {qos} {retain} {len} {time} {hex} {props}
-    #[arg(
-        short = 'F',
-        long = "format",
-        value_name = "TEMPLATE",
-        conflicts_with = "json"
-    )]
-    pub format: Option<String>,
-
-    /// Print the response as one JSON object, as sub's --json
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -123,7 +105,7 @@ pub async fn run(args: RrArgs, mut settings: Settings, mut interrupt: Interrupt)
         )
     });
     let payload = request(&args).await?;
-    let mode = Mode::from_flags(args.json, args.format.as_deref(), args.verbose)?;
+    let mode = Mode::from_args(&args.output)?;
     // One request, one answer: a lost connection ends the run.
     settings.reconnect.enabled = false;
     let deadline = args.timeout.map(|t| Instant::now() + t);
@@ -203,7 +185,11 @@ pub async fn run(args: RrArgs, mut settings: Settings, mut interrupt: Interrupt)
     };
 
     let stdout = std::io::stdout().lock();
-    let mut printer = Printer::new(std::io::BufWriter::new(stdout), mode, !args.no_newline);
+    let mut printer = Printer::new(
+        std::io::BufWriter::new(stdout),
+        mode,
+        !args.output.no_newline,
+    );
     let printed = printer.print(&response).and_then(|()| printer.flush());
     link.disconnect().await?;
     match printed {

@@ -35,12 +35,12 @@ pub async fn run(args: SubArgs, settings: Settings, mut interrupt: Interrupt) ->
     let started = tokio::time::Instant::now();
     let deadline = args.timeout.map(|t| started + t);
     let plan = plan(&args, &settings)?;
-    let mode = Mode::from_flags(args.json, args.format.as_deref(), args.verbose)?;
+    let mode = Mode::from_args(&args.output)?;
     let stdout = std::io::stdout().lock();
     let mut printer = Printer::new(
         std::io::BufWriter::with_capacity(64 * 1024, stdout),
         mode,
-        !args.no_newline,
+        !args.output.no_newline,
     );
 
     let connect = connection::connect(&settings);

@@ -24,16 +24,16 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The mode the output flags ask for (`--json`, `-F`, `-v`, or none): `sub` and `rr` share
-    /// them. A bad template is a usage error.
-    pub fn from_flags(json: bool, format: Option<&str>, verbose: bool) -> anyhow::Result<Mode> {
-        Ok(if json {
+    /// The mode the output flags ask for (`--json`, `-F`, `-v`, or none). A bad template is a
+    /// usage error.
+    pub fn from_args(args: &crate::cli::OutputArgs) -> anyhow::Result<Mode> {
+        Ok(if args.json {
             Mode::Json
-        } else if let Some(f) = format {
+        } else if let Some(f) = &args.format {
             Mode::Template(
                 template::parse(f).map_err(|e| crate::exit::fail(crate::exit::Exit::Usage, e))?,
             )
-        } else if verbose {
+        } else if args.verbose {
             Mode::Verbose
         } else {
             Mode::Payload
