@@ -495,71 +495,61 @@ struct Probe {
 /// The CONNACK limits the broker stated, as (JSON key, words for the table, JSON value). A
 /// limit it left out is not listed: MQTT 5 reads that as no limit, or available.
 fn limit_entries(l: &BrokerLimits) -> Vec<(&'static str, String, Value)> {
-    let yes_no = |b: bool| if b { "yes" } else { "no" };
-    let mut v = Vec::new();
-    if let Some(n) = l.receive_maximum {
-        v.push(("receive_maximum", format!("receive maximum {n}"), json!(n)));
-    }
-    if let Some(n) = l.maximum_packet_size {
-        v.push((
-            "maximum_packet_size",
-            format!("maximum packet size {}", bytes_text(n.into())),
-            json!(n),
-        ));
-    }
-    if let Some(n) = l.maximum_qos {
-        v.push(("maximum_qos", format!("maximum QoS {n}"), json!(n)));
-    }
-    if let Some(b) = l.retain_available {
-        v.push((
-            "retain_available",
-            format!("retain available {}", yes_no(b)),
-            json!(b),
-        ));
-    }
-    if let Some(b) = l.wildcard_subscriptions {
-        v.push((
+    let number = |n: Option<u32>, key: &'static str, words: &dyn Fn(u32) -> String| {
+        n.map(|n| (key, words(n), json!(n)))
+    };
+    let flag = |b: Option<bool>, key: &'static str, label: &str| {
+        b.map(|b| {
+            (
+                key,
+                format!("{label} {}", if b { "yes" } else { "no" }),
+                json!(b),
+            )
+        })
+    };
+    [
+        number(l.receive_maximum.map(u32::from), "receive_maximum", &|n| {
+            format!("receive maximum {n}")
+        }),
+        number(l.maximum_packet_size, "maximum_packet_size", &|n| {
+            format!("maximum packet size {}", bytes_text(n.into()))
+        }),
+        number(l.maximum_qos.map(u32::from), "maximum_qos", &|n| {
+            format!("maximum QoS {n}")
+        }),
+        flag(l.retain_available, "retain_available", "retain available"),
+        flag(
+            l.wildcard_subscriptions,
             "wildcard_subscriptions",
-            format!("wildcard subscriptions {}", yes_no(b)),
-            json!(b),
-        ));
-    }
-    if let Some(b) = l.shared_subscriptions {
-        v.push((
+            "wildcard subscriptions",
+        ),
+        flag(
+            l.shared_subscriptions,
             "shared_subscriptions",
-            format!("shared subscriptions {}", yes_no(b)),
-            json!(b),
-        ));
-    }
-    if let Some(b) = l.subscription_identifiers {
-        v.push((
+            "shared subscriptions",
+        ),
+        flag(
+            l.subscription_identifiers,
             "subscription_identifiers",
-            format!("subscription identifiers {}", yes_no(b)),
-            json!(b),
-        ));
-    }
-    if let Some(n) = l.topic_alias_maximum {
-        v.push((
+            "subscription identifiers",
+        ),
+        number(
+            l.topic_alias_maximum.map(u32::from),
             "topic_alias_maximum",
-            format!("topic alias maximum {n}"),
-            json!(n),
-        ));
-    }
-    if let Some(n) = l.server_keep_alive {
-        v.push((
+            &|n| format!("topic alias maximum {n}"),
+        ),
+        number(
+            l.server_keep_alive.map(u32::from),
             "server_keep_alive",
-            format!("server keepalive {n} s"),
-            json!(n),
-        ));
-    }
-    if let Some(n) = l.session_expiry_interval {
-        v.push((
-            "session_expiry_interval",
-            format!("session expiry {n} s"),
-            json!(n),
-        ));
-    }
-    v
+            &|n| format!("server keepalive {n} s"),
+        ),
+        number(l.session_expiry_interval, "session_expiry_interval", &|n| {
+            format!("session expiry {n} s")
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// One thing the probe asked the broker, and its answer.
