@@ -9,7 +9,7 @@
 //! loudly, or fail under MQTTCLI_REQUIRE_MOSQUITTO=1.
 
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,8 +20,8 @@ use crate::common::broker::free_port;
 use crate::common::cutproxy::CutProxy;
 use crate::common::live::Live;
 use crate::common::{
-    mqttcli, run, run_with_timeout, signal, unique_id, unique_topic, Broker, Out, Proto, Setup,
-    DEADLINE,
+    mqttcli, read_packet, run, run_with_timeout, signal, unique_id, unique_topic, Broker, Out,
+    Proto, Setup, DEADLINE,
 };
 
 /// Small delays, so that a reconnect comes within about a second whatever the attempt.
@@ -765,27 +765,6 @@ impl Drop for DyingBroker {
     }
 }
 
-/// Read one MQTT packet (fixed header, remaining length, body).
-fn read_packet(conn: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut byte = [0u8; 1];
-    conn.read_exact(&mut byte)?;
-    let mut packet = vec![byte[0]];
-    let (mut len, mut shift) = (0usize, 0);
-    loop {
-        conn.read_exact(&mut byte)?;
-        packet.push(byte[0]);
-        len |= ((byte[0] & 0x7f) as usize) << shift;
-        shift += 7;
-        if byte[0] & 0x80 == 0 {
-            break;
-        }
-    }
-    let mut body = vec![0u8; len];
-    conn.read_exact(&mut body)?;
-    packet.extend(body);
-    Ok(packet)
-}
-
 fn serve_once(mut conn: TcpStream) {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(WAIT));
@@ -843,17 +822,21 @@ fn single_pub_and_unsub_do_not_reconnect_when_the_broker_dies_mid_way() {
 // ---------------------------------------------------------------------------------------------
 // 6. Signals for streaming publishers
 
-/// `pub --interval` with a will, ended by `sig`: exit 130, every message it counted as
-/// published is delivered (exactly those), and the will is not published.
-fn interval_pub_ends_cleanly_on(test: &str, sig: &str) {
-    let Some(broker) = Broker::mosquitto(test, &anonymous()) else {
-        return;
-    };
-    let port = broker.port(Proto::V311);
+/// A `pub --interval 100ms` of `tick {n}` at QoS 1 with a will, its debug lines on stderr,
+/// and a subscriber to each of its topics.
+struct WillRun {
+    watcher: Live,
+    sub: Live,
+    publisher: Live,
+    data: String,
+    will: String,
+}
+
+fn interval_pub_with_will(port: u16) -> WillRun {
     let base = unique_topic();
     let (data, will) = (base.clone() + "data", base + "will");
-    let mut watcher = subscriber(at(port, "sub").args(["-t", &will, "-q", "1", "-W", "120"]));
-    let mut sub = subscriber(at(port, "sub").args(["-t", &data, "-q", "1", "-W", "120"]));
+    let watcher = subscriber(at(port, "sub").args(["-t", &will, "-q", "1", "-W", "120"]));
+    let sub = subscriber(at(port, "sub").args(["-t", &data, "-q", "1", "-W", "120"]));
     let publisher = Live::spawn(
         at(port, "pub")
             .args([
@@ -871,6 +854,29 @@ fn interval_pub_ends_cleanly_on(test: &str, sig: &str) {
             .env("RUST_LOG", "mqttcli=debug"),
         false,
     );
+    WillRun {
+        watcher,
+        sub,
+        publisher,
+        data,
+        will,
+    }
+}
+
+/// `pub --interval` with a will, ended by `sig`: exit 130, every message it counted as
+/// published is delivered (exactly those), and the will is not published.
+fn interval_pub_ends_cleanly_on(test: &str, sig: &str) {
+    let Some(broker) = Broker::mosquitto(test, &anonymous()) else {
+        return;
+    };
+    let port = broker.port(Proto::V311);
+    let WillRun {
+        mut watcher,
+        mut sub,
+        publisher,
+        data,
+        will,
+    } = interval_pub_with_will(port);
     sub.wait_lines(3, WAIT);
     signal(publisher.pid(), sig);
     let (out, _) = publisher.wait(WAIT);
@@ -925,26 +931,12 @@ fn sigkill_of_pub_interval_lets_the_broker_publish_the_will() {
         return;
     };
     let port = broker.port(Proto::V311);
-    let base = unique_topic();
-    let (data, will) = (base.clone() + "data", base + "will");
-    let mut watcher = subscriber(at(port, "sub").args(["-t", &will, "-q", "1", "-W", "120"]));
-    let mut sub = subscriber(at(port, "sub").args(["-t", &data, "-q", "1", "-W", "120"]));
-    let publisher = Live::spawn(
-        at(port, "pub")
-            .args([
-                "-t",
-                &data,
-                "-q",
-                "1",
-                "-m",
-                "tick {n}",
-                "--interval",
-                "100ms",
-            ])
-            .args(["--will-topic", &will, "--will-payload", "will fired"])
-            .args(["--will-qos", "1"]),
-        false,
-    );
+    let WillRun {
+        mut watcher,
+        mut sub,
+        publisher,
+        ..
+    } = interval_pub_with_will(port);
     sub.wait_lines(1, WAIT);
     signal(publisher.pid(), "KILL");
     let (out, _) = publisher.wait(WAIT);

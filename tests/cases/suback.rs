@@ -3,13 +3,13 @@
 //! so a scripted fake broker on 127.0.0.1 answers CONNACK and a SUBACK with the codes a test
 //! asks for (3.1.1: 0x80; 5: reason codes such as 0x87 "not authorized").
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use crate::common::{mqttcli, run, Out, Proto, DEADLINE};
+use crate::common::{mqttcli, read_packet, run, Out, Proto, DEADLINE};
 use Proto::{V311, V5};
 
 /// How long the fake broker waits for the client's next packet.
@@ -74,27 +74,6 @@ impl FakeBroker {
             ),
         }
     }
-}
-
-/// One MQTT packet, fixed header included.
-fn read_packet(conn: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut byte = [0u8; 1];
-    conn.read_exact(&mut byte)?;
-    let mut packet = vec![byte[0]];
-    let (mut len, mut shift) = (0usize, 0);
-    loop {
-        conn.read_exact(&mut byte)?;
-        packet.push(byte[0]);
-        len |= ((byte[0] & 0x7f) as usize) << shift;
-        shift += 7;
-        if byte[0] & 0x80 == 0 {
-            break;
-        }
-    }
-    let mut body = vec![0u8; len];
-    conn.read_exact(&mut body)?;
-    packet.extend(body);
-    Ok(packet)
 }
 
 /// The packet's body: what follows the fixed header.
