@@ -34,6 +34,11 @@ pub fn parse(input: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("duration '{input}' is out of range"))
 }
 
+/// A duration as messages show it: `500ms`, `5s`, `1.5s`, as it is typed.
+pub fn display(d: Duration) -> String {
+    format!("{d:?}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

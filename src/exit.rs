@@ -69,6 +69,11 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// A bad flag, value or input: exit code 2.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    fail(Exit::Usage, message)
+}
+
 pub fn fail(exit: Exit, message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Failure {
         exit,

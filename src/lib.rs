@@ -1,24 +1,24 @@
 //! mqttcli as a library: the binary (`src/main.rs`) calls [`main`]; the fuzz targets in
 //! `fuzz/` reach the parsers mqttcli owns through the public modules.
+//!
+//! Data flows one way, and each module imports only those below it (the README's Design;
+//! `tests` in this file checks it):
+//! argv → `cli` (clap types; the one conversion to settings and options) → `commands` →
+//! `output` → `connection` (the session, rumqttc) → the leaves (`profile`, `payload`, `topic`,
+//! `duration`, `signals`, `secret`, `exit`, `logging`).
 
-mod check;
 pub mod cli;
-mod completions;
+mod commands;
 pub mod connection;
 pub mod duration;
 pub mod exit;
-mod link;
 mod logging;
 pub mod output;
 pub mod payload;
 mod profile;
-mod publish;
-mod rr;
 pub mod secret;
 mod signals;
-mod subscribe;
 pub mod topic;
-mod unsubscribe;
 
 #[cfg(test)]
 mod proptests;
@@ -27,7 +27,8 @@ use std::io::Write;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::settings::Environment;
+use cli::{Cli, Command, Plan};
 use exit::Exit;
 
 /// Parses argv, runs the subcommand and exits the process with the documented code.
@@ -36,15 +37,8 @@ pub fn main() -> ! {
         Ok(cli) => cli,
         Err(e) => usage_error(e),
     };
-    let conn = match &cli.command {
-        Command::Pub(a) => Some(&a.conn),
-        Command::Sub(a) => Some(&a.conn),
-        Command::Unsub(a) => Some(&a.conn),
-        Command::Check(a) => Some(&a.conn),
-        Command::Rr(a) => Some(&a.conn),
-        Command::Completions(_) | Command::Man(_) => None,
-    };
-    logging::init(conn.is_some_and(|c| c.debug), conn.is_some_and(|c| c.quiet));
+    let (debug, quiet) = Plan::logging(&cli.command);
+    logging::init(debug, quiet);
     let code = match run(cli) {
         Ok(exit) => exit,
         Err(err) if exit::is_broken_pipe(&err) => Exit::Success,
@@ -99,45 +93,37 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     // Generated text needs no runtime and no connection.
     match &cli.command {
         Command::Completions(args) => {
-            completions::completions(args, &mut std::io::stdout().lock())?;
+            cli::complete::completions(args, &mut std::io::stdout().lock())?;
             return Ok(Exit::Success);
         }
         Command::Man(args) => {
-            completions::man(args, &mut std::io::stdout().lock())?;
+            cli::complete::man(args, &mut std::io::stdout().lock())?;
             return Ok(Exit::Success);
         }
         _ => {}
     }
+    let env = Environment::from_process();
+    let Some(plan) = cli::plan(cli.command, &env)? else {
+        return Ok(Exit::Success);
+    };
     // One thread: a CLI client gains nothing from a thread pool and starts faster without one.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let result = runtime.block_on(async {
         let interrupt = signals::Interrupt::install()?;
-        let env = connection::settings::Environment::from_process();
-        match cli.command {
-            Command::Pub(args) => {
-                let settings = connection::settings::resolve(&args.conn, &env)?;
-                publish::run(args, settings, interrupt).await
+        match plan {
+            Plan::Publish(opts, settings) => {
+                commands::publish::run(opts, settings, interrupt).await
             }
-            Command::Sub(args) => {
-                let settings = connection::settings::resolve(&args.conn, &env)?;
-                subscribe::run(args, settings, interrupt).await
+            Plan::Subscribe(opts, settings) => {
+                commands::subscribe::run(opts, settings, interrupt).await
             }
-            Command::Unsub(args) => {
-                let settings = connection::settings::resolve(&args.conn, &env)?;
-                unsubscribe::run(args, settings, interrupt).await
+            Plan::Unsubscribe(opts, settings) => {
+                commands::unsubscribe::run(opts, settings, interrupt).await
             }
-            Command::Check(args) => {
-                let settings = connection::settings::resolve(&args.conn, &env)?;
-                check::run(args, settings, interrupt).await
-            }
-            Command::Rr(args) => {
-                let settings =
-                    connection::settings::resolve_for(&args.conn, &env, cli::Protocol::V5)?;
-                rr::run(args, settings, interrupt).await
-            }
-            Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
+            Plan::Check(opts, settings) => commands::check::run(opts, settings, interrupt).await,
+            Plan::Request(opts, settings) => commands::rr::run(opts, settings, interrupt).await,
         }
     });
     // tokio reads stdin with a blocking read on a thread of its own that cannot be cancelled;

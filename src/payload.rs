@@ -1,9 +1,57 @@
-//! `pub -m` placeholders: `{n}` or `{counter}` (a counter from 0; clap's help turns a literal
+//! Where a message's bytes come from (`-m`, `-f`, `-s`, `-n`; shared by `pub` and `rr`), and
+//! `-m`'s placeholders: `{n}` or `{counter}` (a counter from 0; clap's help turns a literal
 //! `{n}` into a newline, so help shows the long form), `{time}` (RFC 3339, UTC), `{unix}` and
 //! `{unix_ms}`. Anything else in braces stays as typed, so JSON payloads such as `{"a":1}`
 //! go out untouched.
 
+use std::path::PathBuf;
+
+use anyhow::Result;
 use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+
+use crate::exit::usage;
+
+/// A payload as the flags name it, read only by [`Source::load`].
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// `-m`: placeholders filled in unless `literal`.
+    Message { text: String, literal: bool },
+    /// `-f`: the whole file, binary-safe.
+    File(PathBuf),
+    /// `-s`: all of stdin.
+    Stdin,
+    /// `-n`: an empty payload.
+    Empty,
+}
+
+impl Source {
+    /// Reads the file or stdin now, before connecting: a bad input is a usage error, not a
+    /// half-done run.
+    pub async fn load(&self) -> Result<Payload> {
+        Ok(match self {
+            Source::Message { text, literal } => Payload::from_message(text, *literal),
+            Source::File(path) => {
+                let bytes = tokio::fs::read(path).await.map_err(|e| {
+                    usage(format!(
+                        "cannot read {}: {e}: check the path given with -f",
+                        path.display()
+                    ))
+                })?;
+                Payload::Fixed(Bytes::from(bytes))
+            }
+            Source::Stdin => {
+                let mut buf = Vec::new();
+                tokio::io::stdin()
+                    .read_to_end(&mut buf)
+                    .await
+                    .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
+                Payload::Fixed(Bytes::from(buf))
+            }
+            Source::Empty => Payload::Fixed(Bytes::new()),
+        })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {

@@ -3,7 +3,7 @@
 //! else `config.toml` in the platform config dir (`~/.config/mqttcli/` on Linux and macOS).
 //!
 //! This module only finds, reads and checks a profile; how its values rank against flags and
-//! the environment is decided in `connection::settings`.
+//! the environment is decided in `cli::settings`.
 //!
 //! ```toml
 //! [profiles.local]
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::{Deserialize, Deserializer};
 
-use crate::cli::Protocol;
+use crate::connection::Protocol;
 use crate::exit::{fail, Exit};
 use crate::secret::Secret;
 
@@ -90,7 +90,7 @@ fn protocol<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Protocol>, D::Erro
         Some(Raw::Number(n)) => n.to_string(),
         Some(Raw::Text(s)) => s,
     };
-    crate::cli::parse_version(&text)
+    Protocol::parse(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
 }

@@ -6,8 +6,10 @@
 //! `Client` half only queues requests and may be cloned into producer tasks.
 
 mod errors;
+mod mqtt;
 pub mod proxy;
 mod relay;
+mod session;
 pub mod settings;
 mod tls;
 mod transport;
@@ -20,99 +22,24 @@ use std::time::Duration;
 use anyhow::Result;
 use bytes::Bytes;
 
+pub use mqtt::{BrokerLimits, Event, Message, Properties, Protocol, Qos, Reason};
+pub use session::{sleep_until, Session, Wait};
 pub use settings::Settings;
 use transport::Peer;
 
-use crate::cli::Protocol;
 use crate::exit::{fail, Exit};
 
 /// MQTT's largest packet: a 268 435 455-byte remaining length plus a 5-byte fixed header.
 /// rumqttc defaults to 10 KiB each way; a CLI must carry whatever the broker accepts.
 pub const MAX_PACKET: usize = 268_435_460;
 
-/// v5 properties of a received message (empty for MQTT 3.1.1).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Properties {
-    pub payload_format_indicator: Option<u8>,
-    pub message_expiry_interval: Option<u32>,
-    pub content_type: Option<String>,
-    pub response_topic: Option<String>,
-    pub correlation_data: Option<Bytes>,
-    pub user_properties: Vec<(String, String)>,
-    pub subscription_identifiers: Vec<usize>,
-}
-
-/// A received PUBLISH, whichever protocol version carried it.
-#[derive(Debug, Clone)]
-pub struct Message {
-    pub topic: String,
-    pub payload: Bytes,
-    pub qos: u8,
-    pub retain: bool,
-    pub properties: Option<Properties>,
-}
-
-/// The limits an MQTT 5 broker announces in its CONNACK properties. `None` is "not said",
-/// which MQTT 5 defines as the most permissive value (no limit, or available).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BrokerLimits {
-    pub receive_maximum: Option<u16>,
-    pub maximum_packet_size: Option<u32>,
-    pub maximum_qos: Option<u8>,
-    pub retain_available: Option<bool>,
-    pub wildcard_subscriptions: Option<bool>,
-    pub shared_subscriptions: Option<bool>,
-    pub subscription_identifiers: Option<bool>,
-    pub topic_alias_maximum: Option<u16>,
-    pub server_keep_alive: Option<u16>,
-    pub session_expiry_interval: Option<u32>,
-    pub assigned_client_id: Option<String>,
-}
-
-#[derive(Debug)]
-pub enum Event {
-    Message(Message),
-    /// A PUBLISH was flushed to the socket; packet id 0 for QoS 0.
-    Written {
-        pkid: u16,
-    },
-    /// A QoS 1 PUBACK or QoS 2 PUBCOMP arrived with success.
-    Acked {
-        pkid: u16,
-    },
-    /// A v5 PUBACK/PUBREC/PUBCOMP carried a failure reason, in words with its code.
-    PublishRefused {
-        pkid: u16,
-        reason: String,
-    },
-    /// One entry per filter, in order: the granted QoS, or the reason it was refused.
-    SubAck(Vec<Result<u8, String>>),
-    /// One entry per filter for v5; v3.1.1 UNSUBACK carries no codes, so it is one `Ok`.
-    UnsubAck(Vec<Result<(), String>>),
-    ConnAck {
-        session_present: bool,
-        /// What an MQTT 5 broker's CONNACK says it allows; None under 3.1.1.
-        limits: Option<BrokerLimits>,
-    },
-    /// The connection was lost and will be retried. Requests not yet acknowledged may be gone:
-    /// rumqttc drops them when the broker has no session to resume.
-    ConnectionLost,
-    /// Connected again after `ConnectionLost`.
-    Reconnected {
-        session_present: bool,
-    },
-    /// Our DISCONNECT was flushed.
-    DisconnectSent,
-    Other,
-}
-
 #[derive(Clone)]
-pub enum Client {
+enum Client {
     V4(rumqttc::AsyncClient),
     V5(rumqttc::v5::AsyncClient),
 }
 
-pub struct Events {
+struct Events {
     inner: EventLoop,
     peer: Peer,
     reconnect: settings::Reconnect,
@@ -130,7 +57,7 @@ enum EventLoop {
     V5(Box<rumqttc::v5::EventLoop>),
 }
 
-pub struct Connected {
+struct Connected {
     pub client: Client,
     pub events: Events,
     pub session_present: bool,
@@ -144,7 +71,7 @@ pub const REQUEST_QUEUE: usize = 1024;
 
 /// Connects and waits for CONNACK. Any failure here is final: polling again would make rumqttc
 /// reconnect, and a refused CONNACK must not be retried.
-pub async fn connect(settings: &Settings) -> Result<Connected> {
+async fn connect(settings: &Settings) -> Result<Connected> {
     tracing::debug!(?settings, "connecting");
     let wire = transport::wire(settings)?;
     // Through a proxy, the proxy resolves the name; it may not resolve here at all.
@@ -227,7 +154,7 @@ async fn resolve(settings: &Settings) -> Result<()> {
 impl Events {
     /// The next event. A lost connection is retried with backoff when the settings allow it
     /// (`ConnectionLost`, then `Reconnected`); an error means the connection is gone for good.
-    pub async fn next(&mut self) -> Result<Event> {
+    async fn next(&mut self) -> Result<Event> {
         if let Some(delay) = self.pending_delay.take() {
             tokio::time::sleep(delay).await;
         }
@@ -333,7 +260,7 @@ impl Events {
     /// After our DISCONNECT: wait (bounded) for the broker to close the socket, so it has
     /// processed the DISCONNECT before we exit and does not publish the will. Never
     /// reconnects: the broker closing is what we wait for.
-    pub async fn drain_after_disconnect(&mut self, limit: Duration) {
+    async fn drain_after_disconnect(&mut self, limit: Duration) {
         let _ = tokio::time::timeout(limit, async {
             while let Some(ev) = self.poll_until_closed().await {
                 tracing::trace!(?ev, "event after DISCONNECT");
@@ -403,40 +330,69 @@ fn queue_closed() -> anyhow::Error {
     )
 }
 
-fn to_qos4(qos: u8) -> rumqttc::QoS {
+fn to_qos4(qos: Qos) -> rumqttc::QoS {
     match qos {
-        0 => rumqttc::QoS::AtMostOnce,
-        1 => rumqttc::QoS::AtLeastOnce,
-        _ => rumqttc::QoS::ExactlyOnce,
+        Qos::AtMostOnce => rumqttc::QoS::AtMostOnce,
+        Qos::AtLeastOnce => rumqttc::QoS::AtLeastOnce,
+        Qos::ExactlyOnce => rumqttc::QoS::ExactlyOnce,
     }
 }
 
-fn to_qos5(qos: u8) -> rumqttc::v5::mqttbytes::QoS {
+fn to_qos5(qos: Qos) -> rumqttc::v5::mqttbytes::QoS {
     use rumqttc::v5::mqttbytes::QoS;
     match qos {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+        Qos::ExactlyOnce => QoS::ExactlyOnce,
     }
 }
 
 impl Client {
     /// Queues a PUBLISH; it is on the wire only once the event loop has been polled far enough
     /// (`Event::Written` for QoS 0, `Event::Acked` for QoS 1/2).
-    pub async fn publish(&self, topic: &str, qos: u8, retain: bool, payload: Bytes) -> Result<()> {
+    async fn publish(
+        &self,
+        topic: &str,
+        qos: Qos,
+        retain: bool,
+        payload: Bytes,
+        properties: Option<Properties>,
+    ) -> Result<()> {
         match self {
+            Client::V4(_)
+                if properties
+                    .as_ref()
+                    .is_some_and(|p| *p != Properties::default()) =>
+            {
+                Err(fail(
+                    Exit::Usage,
+                    "PUBLISH properties are an MQTT 5 feature: add -V 5",
+                ))
+            }
             Client::V4(c) => c
                 .publish_bytes(topic, to_qos4(qos), retain, payload)
                 .await
                 .map_err(|_| queue_closed()),
-            Client::V5(c) => c
-                .publish_bytes(topic, to_qos5(qos), retain, payload)
-                .await
-                .map_err(|_| queue_closed()),
+            Client::V5(c) => match properties {
+                Some(p) => c
+                    .publish_bytes_with_properties(
+                        topic,
+                        to_qos5(qos),
+                        retain,
+                        payload,
+                        v5::publish_properties(p),
+                    )
+                    .await
+                    .map_err(|_| queue_closed()),
+                None => c
+                    .publish_bytes(topic, to_qos5(qos), retain, payload)
+                    .await
+                    .map_err(|_| queue_closed()),
+            },
         }
     }
 
-    pub async fn subscribe(&self, filters: &[(String, u8)]) -> Result<()> {
+    async fn subscribe(&self, filters: &[(String, Qos)]) -> Result<()> {
         match self {
             Client::V4(c) => {
                 let subs = filters
@@ -454,14 +410,14 @@ impl Client {
     }
 
     /// One UNSUBSCRIBE per filter: rumqttc's v3.1.1 client cannot put several in one packet.
-    pub async fn unsubscribe(&self, filter: &str) -> Result<()> {
+    async fn unsubscribe(&self, filter: &str) -> Result<()> {
         match self {
             Client::V4(c) => c.unsubscribe(filter).await.map_err(|_| queue_closed()),
             Client::V5(c) => c.unsubscribe(filter).await.map_err(|_| queue_closed()),
         }
     }
 
-    pub async fn disconnect(&self) -> Result<()> {
+    async fn disconnect(&self) -> Result<()> {
         match self {
             Client::V4(c) => c.disconnect().await.map_err(|_| queue_closed()),
             Client::V5(c) => c.disconnect().await.map_err(|_| queue_closed()),

@@ -6,10 +6,7 @@ use rumqttc::{
 };
 
 use super::transport::{header_modifier, Peer, Wire};
-use super::{errors, to_qos4, Event, Message, Settings, MAX_PACKET};
-
-/// In-flight QoS 2 PUBLISHes under 3.1.1: see `new`.
-const QOS2_INFLIGHT: u16 = 20;
+use super::{errors, to_qos4, Event, Message, Qos, Reason, Settings, MAX_PACKET};
 
 pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
     let mut opts = MqttOptions::new(s.client_id.clone(), wire.broker.clone(), s.port);
@@ -24,13 +21,8 @@ pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
         .set_clean_session(s.clean_session)
         .set_max_packet_size(MAX_PACKET, MAX_PACKET);
     opts.set_manual_acks(s.manual_acks);
-    if s.publish_qos == Some(2) {
-        // MQTT 3.1.1 has no Receive Maximum, and a 3.1.1 PUBREC no reason code: Mosquitto
-        // takes at most 20 incoming QoS 2 messages in flight (max_inflight_messages) and
-        // answers the 21st with a PUBREC that means "quota exceeded", dropping it. rumqttc's
-        // default window of 100 would lose messages while reporting them acknowledged; 20 is
-        // libmosquitto's own default.
-        opts.set_inflight(QOS2_INFLIGHT);
+    if let Some(n) = s.inflight {
+        opts.set_inflight(n);
     }
     if let Some(user) = &s.username {
         let pass = s.password.as_ref().map(|p| p.expose().to_string());
@@ -57,7 +49,7 @@ pub fn event(ev: rumqttc::Event) -> Event {
         rumqttc::Event::Incoming(Packet::Publish(p)) => Event::Message(Message {
             topic: p.topic,
             payload: p.payload,
-            qos: p.qos as u8,
+            qos: Qos::from_number(p.qos as u8),
             retain: p.retain,
             properties: None,
         }),
@@ -71,8 +63,8 @@ pub fn event(ev: rumqttc::Event) -> Event {
             ack.return_codes
                 .into_iter()
                 .map(|c| match c {
-                    SubscribeReasonCode::Success(q) => Ok(q as u8),
-                    SubscribeReasonCode::Failure => Err("refused by the broker (0x80)".to_string()),
+                    SubscribeReasonCode::Success(q) => Ok(Qos::from_number(q as u8)),
+                    SubscribeReasonCode::Failure => Err(Reason::new(0x80, "refused by the broker")),
                 })
                 .collect(),
         ),

@@ -9,7 +9,9 @@ use rumqttc::v5::{AsyncClient, ConnectionError, EventLoop, MqttOptions, StateErr
 use rumqttc::{NetworkOptions, Outgoing};
 
 use super::transport::{header_modifier, Peer, Wire};
-use super::{errors, to_qos5, BrokerLimits, Event, Message, Properties, Settings, MAX_PACKET};
+use super::{
+    errors, to_qos5, BrokerLimits, Event, Message, Properties, Qos, Reason, Settings, MAX_PACKET,
+};
 
 pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
     let mut opts = MqttOptions::new(s.client_id.clone(), wire.broker.clone(), s.port);
@@ -26,6 +28,9 @@ pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
         .set_max_packet_size(Some(MAX_PACKET as u32))
         .set_connection_timeout(s.connect_timeout.as_secs_f64().ceil() as u64);
     opts.set_manual_acks(s.manual_acks);
+    if let Some(n) = s.inflight {
+        opts.set_outgoing_inflight_upper_limit(n);
+    }
     if let Some(user) = &s.username {
         let pass = s.password.as_ref().map(|p| p.expose().to_string());
         opts.set_credentials(user.clone(), pass.unwrap_or_default());
@@ -58,6 +63,19 @@ fn properties(p: Option<PublishProperties>) -> Properties {
     }
 }
 
+pub fn publish_properties(p: Properties) -> PublishProperties {
+    PublishProperties {
+        payload_format_indicator: p.payload_format_indicator,
+        message_expiry_interval: p.message_expiry_interval,
+        topic_alias: None,
+        response_topic: p.response_topic,
+        correlation_data: p.correlation_data,
+        user_properties: p.user_properties,
+        subscription_identifiers: p.subscription_identifiers,
+        content_type: p.content_type,
+    }
+}
+
 fn limits(p: ConnAckProperties) -> BrokerLimits {
     let flag = |v: Option<u8>| v.map(|v| v != 0);
     BrokerLimits {
@@ -81,7 +99,7 @@ pub fn event(ev: rumqttc::v5::Event) -> Event {
         E::Incoming(Packet::Publish(p)) => Event::Message(Message {
             topic: String::from_utf8_lossy(&p.topic).into_owned(),
             payload: p.payload,
-            qos: p.qos as u8,
+            qos: Qos::from_number(p.qos as u8),
             retain: p.retain,
             properties: Some(properties(p.properties)),
         }),
@@ -116,7 +134,7 @@ pub fn event(ev: rumqttc::v5::Event) -> Event {
             ack.return_codes
                 .into_iter()
                 .map(|c| match c {
-                    SubscribeReasonCode::Success(q) => Ok(q as u8),
+                    SubscribeReasonCode::Success(q) => Ok(Qos::from_number(q as u8)),
                     other => Err(reason_words(&format!("{other:?}"), suback_code(other))),
                 })
                 .collect(),
@@ -137,7 +155,7 @@ pub fn event(ev: rumqttc::v5::Event) -> Event {
 }
 
 /// `NotAuthorized` → "not authorized (0x87)": rumqttc's variant names, spaced and lower-cased.
-fn reason_words(variant: &str, code: u8) -> String {
+fn reason_words(variant: &str, code: u8) -> Reason {
     let mut words = String::new();
     for (i, ch) in variant.chars().enumerate() {
         if ch.is_ascii_uppercase() && i > 0 {
@@ -148,7 +166,7 @@ fn reason_words(variant: &str, code: u8) -> String {
     let words = words
         .replace("qo s", "QoS")
         .replace("user name", "username");
-    format!("{words} (0x{code:02x})")
+    Reason::new(code, words)
 }
 
 fn puback_code(r: PubAckReason) -> u8 {
@@ -256,10 +274,8 @@ pub fn error(e: ConnectionError, connected: bool, peer: &Peer) -> anyhow::Error 
         ConnectionError::InvalidUrl(u) => errors::websocket(peer, u),
         ConnectionError::Websocket(w) if !connected => errors::websocket(peer, w),
         ConnectionError::ConnectionRefused(code) => {
-            let n = connack_code(code);
-            let words = reason_words(&format!("{code:?}"), n);
-            let words = words.rsplit_once(" (").map_or(words.as_str(), |(w, _)| w);
-            errors::refused(peer, words, n)
+            let reason = reason_words(&format!("{code:?}"), connack_code(code));
+            errors::refused(peer, &reason.words, reason.code)
         }
         // After CONNACK the same parse error means an ack (PUBACK, PUBREC, ...) or DISCONNECT
         // carried a reason code rumqttc does not know for that packet: Mosquitto answers an
@@ -335,14 +351,12 @@ mod tests {
 
     #[test]
     fn reasons_read_as_words() {
-        assert_eq!(reason_words("NotAuthorized", 0x87), "not authorized (0x87)");
+        let words = |variant, code| reason_words(variant, code).to_string();
+        assert_eq!(words("NotAuthorized", 0x87), "not authorized (0x87)");
         assert_eq!(
-            reason_words("NoSubscriptionExisted", 0x11),
+            words("NoSubscriptionExisted", 0x11),
             "no subscription existed (0x11)"
         );
-        assert_eq!(
-            reason_words("QoSNotSupported", 0x9B),
-            "QoS not supported (0x9b)"
-        );
+        assert_eq!(words("QoSNotSupported", 0x9B), "QoS not supported (0x9b)");
     }
 }

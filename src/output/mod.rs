@@ -23,21 +23,32 @@ pub enum Mode {
     Json,
 }
 
-impl Mode {
-    /// The mode the output flags ask for (`--json`, `-F`, `-v`, or none). A bad template is a
-    /// usage error.
-    pub fn from_args(args: &crate::cli::OutputArgs) -> anyhow::Result<Mode> {
-        Ok(if args.json {
-            Mode::Json
-        } else if let Some(f) = &args.format {
-            Mode::Template(
-                template::parse(f).map_err(|e| crate::exit::fail(crate::exit::Exit::Usage, e))?,
-            )
-        } else if args.verbose {
-            Mode::Verbose
-        } else {
-            Mode::Payload
-        })
+/// How every message is printed: `sub`'s and `rr`'s output flags, settled.
+pub struct Format {
+    pub mode: Mode,
+    /// A newline after each message (not with `-N`).
+    pub newline: bool,
+}
+
+/// A printer on stdout, buffered: the caller flushes when no further message is waiting.
+pub fn stdout_printer(format: Format) -> Printer<io::BufWriter<io::StdoutLock<'static>>> {
+    Printer::new(
+        io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+        format.mode,
+        format.newline,
+    )
+}
+
+/// What a failed write to stdout means. A reader that went away (`| head -1`) is a normal end:
+/// `Ok`. Anything else (a full disk, a closed file) is an error exit with the reason.
+pub fn write_failed(err: io::Error) -> anyhow::Result<()> {
+    if err.kind() == io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(crate::exit::fail(
+            crate::exit::Exit::Other,
+            format!("cannot write to stdout: {err}"),
+        ))
     }
 }
 
@@ -206,7 +217,7 @@ mod tests {
         Message {
             topic: "a/b".into(),
             payload: Bytes::from_static(payload),
-            qos: 1,
+            qos: crate::connection::Qos::AtLeastOnce,
             retain: true,
             properties: props,
         }

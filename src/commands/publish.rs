@@ -2,21 +2,40 @@
 //! completions. A run is done only when every message is written (QoS 0) or acknowledged
 //! (PUBACK for QoS 1, PUBCOMP for QoS 2); only then is DISCONNECT sent.
 
-use std::path::Path;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use anyhow::Result;
 use bytes::{Bytes, BytesMut};
-use std::collections::{HashMap, VecDeque};
-
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::PubArgs;
-use crate::connection::{self, Event, Settings};
-use crate::exit::{fail, Exit};
-use crate::payload::Payload;
+use crate::connection::{self, Event, Qos, Session, Settings, Wait};
+use crate::exit::{fail, usage, Exit};
+use crate::payload::{self, Payload};
 use crate::signals::Interrupt;
+
+pub struct Options {
+    pub topic: String,
+    pub input: Input,
+    pub qos: Qos,
+    pub retain: bool,
+    /// A progress line on stderr when it is a terminal (streams only, not under --quiet).
+    pub progress: bool,
+}
+
+/// What to publish, as the flags say it.
+pub enum Input {
+    /// The same (or templated) payload, `repeat` times (None: until interrupted), every
+    /// `interval`.
+    Repeat {
+        payload: payload::Source,
+        repeat: Option<u64>,
+        interval: Option<Duration>,
+    },
+    /// One message per line of stdin.
+    Lines,
+}
 
 /// How long an interrupted or refused run waits for outstanding acknowledgements.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -36,40 +55,30 @@ enum Source {
 /// queueing one never waits; it also bounds memory and gives stdin back-pressure.
 const WINDOW: usize = connection::REQUEST_QUEUE - 24;
 
-pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
-    let topic = args
-        .topic
-        .clone()
-        .or_else(|| settings.url_topic.clone())
-        .ok_or_else(|| {
-            fail(
-                Exit::Usage,
-                "no topic to publish to: add -t TOPIC (or a path to -L's URL)",
-            )
-        })?;
-    let topic = crate::topic::parse_topic(&topic).map_err(|e| fail(Exit::Usage, e))?;
+pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
     // Read every input before connecting: a bad file is a usage error, not a half-done run.
-    let source = source(&args).await?;
-    // A single publish fails fast; only streams (-l, --interval) ride out a lost connection.
-    let streaming = matches!(source, Source::Lines) || args.interval.is_some();
-    settings.reconnect.enabled &= streaming;
-    settings.publish_qos = Some(args.qos);
-
-    let connection::Connected { client, events, .. } = tokio::select! {
-        c = connection::connect(&settings) => c?,
-        _ = interrupt.wait() => return Ok(Exit::Interrupted),
+    let source = match opts.input {
+        Input::Repeat {
+            payload,
+            repeat,
+            interval,
+        } => Source::Repeat {
+            payload: payload.load().await?,
+            repeat,
+            interval,
+        },
+        Input::Lines => Source::Lines,
     };
+    let mut session = match Session::open(&settings, &mut interrupt, None).await? {
+        Wait::Ready(s) => s,
+        Wait::Timeout | Wait::Interrupted => return Ok(Exit::Interrupted),
+    };
+    let (topic, qos, retain) = (opts.topic, opts.qos, opts.retain);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (msg_tx, mut msg_rx) = mpsc::channel::<Bytes>(WINDOW);
     let producer = tokio::spawn(produce(msg_tx, source, stop_rx));
     tokio::pin!(producer);
-    // The event loop runs in its own task and is never cancelled half-way through a poll;
-    // this task only ever waits on channels, signals and timers.
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-    let driver = tokio::spawn(drive(events, ev_tx));
-
-    let qos = args.qos;
     let mut tracker = Tracker::new(qos);
     let mut produced: Option<u64> = None; // known once the producer has finished
     let mut input_done = false;
@@ -78,7 +87,7 @@ pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt
     let mut interrupted = false;
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     let mut disconnect_sent = false;
-    let mut progress = Progress::new(streaming && !args.conn.quiet);
+    let mut progress = Progress::new(opts.progress);
 
     loop {
         let deadline = drain_deadline;
@@ -86,36 +95,36 @@ pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt
         tokio::select! {
             // Events first: a lost connection must be seen before anything more is queued.
             biased;
-            ev = ev_rx.recv() => match ev {
-                Some(Ok(Event::Written { pkid })) => tracker.written(pkid),
-                Some(Ok(Event::Acked { pkid })) => tracker.acked(pkid),
-                Some(Ok(Event::PublishRefused { pkid, reason })) => {
+            ev = session.recv() => match ev {
+                Ok(Event::Written { pkid }) => tracker.written(pkid),
+                Ok(Event::Acked { pkid }) => tracker.acked(pkid),
+                Ok(Event::PublishRefused { pkid, reason }) => {
                     tracker.refused(pkid);
                     if refused.is_none() {
-                        refused = Some(reason);
+                        refused = Some(reason.to_string());
                         let _ = stop_tx.send(true);
                         drain_deadline = Some(tokio::time::Instant::now() + DRAIN_LIMIT);
                     }
                 }
-                Some(Ok(Event::ConnectionLost)) => connected = false,
-                Some(Ok(Event::Reconnected { session_present })) => {
+                Ok(Event::ConnectionLost) => connected = false,
+                Ok(Event::Reconnected { session_present }) => {
                     connected = true;
                     // With the session resumed rumqttc resends what was unacknowledged itself;
                     // without it, rumqttc has dropped those messages, so send them again.
                     if !session_present {
                         for payload in tracker.take_unacknowledged() {
-                            client.publish(&topic, qos, args.retain, payload).await?;
+                            session.publish(&topic, qos, retain, payload).await?;
                         }
                     }
                 }
-                Some(Ok(Event::DisconnectSent)) | None => break,
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.context(tracker.progress(produced))),
+                Ok(Event::DisconnectSent) => break,
+                Ok(_) => {}
+                Err(e) => return Err(e.context(tracker.progress(produced))),
             },
             msg = msg_rx.recv(), if accepting && connected && !input_done && tracker.outstanding() < WINDOW => match msg {
                 Some(payload) => {
                     tracker.submitted(payload.clone());
-                    client.publish(&topic, qos, args.retain, payload).await?;
+                    session.publish(&topic, qos, retain, payload).await?;
                 }
                 None => input_done = true,
             },
@@ -124,8 +133,7 @@ pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt
                 match result {
                     Ok(n) => produced = Some(n),
                     Err(e) => {
-                        let _ = client.disconnect().await;
-                        let _ = tokio::time::timeout(DRAIN_LIMIT, driver).await;
+                        let _ = session.close().await;
                         return Err(e);
                     }
                 }
@@ -141,20 +149,20 @@ pub async fn run(args: PubArgs, mut settings: Settings, mut interrupt: Interrupt
                     break;
                 }
                 // Out of patience for the outstanding acks: leave cleanly all the same.
-                client.disconnect().await?;
+                session.disconnect().await?;
                 disconnect_sent = true;
                 drain_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(1));
             }
         }
         let finished = (produced.is_some() && input_done) || !accepting;
         if finished && !disconnect_sent && connected && tracker.outstanding() == 0 {
-            client.disconnect().await?;
+            session.disconnect().await?;
             disconnect_sent = true;
         }
     }
     progress.clear();
     // The driver waits (bounded) for the broker to close after our DISCONNECT.
-    let _ = tokio::time::timeout(Duration::from_secs(2), driver).await;
+    session.finish().await;
 
     tracing::debug!("{}", tracker.progress(produced));
     if let Some(reason) = refused {
@@ -222,7 +230,7 @@ impl Progress {
         eprint!(
             "\r\x1b[Kmqttcli: {sent} sent, {} {}, {:.0} msg/s",
             tracker.done,
-            if tracker.qos == 0 {
+            if tracker.qos == Qos::AtMostOnce {
                 "written"
             } else {
                 "acknowledged"
@@ -240,27 +248,10 @@ impl Progress {
     }
 }
 
-/// Runs the event loop and hands every event to the publishing task. Ends after our
-/// DISCONNECT (once the broker has closed) or at the first error it cannot recover from.
-async fn drive(mut events: connection::Events, tx: mpsc::UnboundedSender<Result<Event>>) {
-    loop {
-        let ev = events.next().await;
-        let disconnected = matches!(ev, Ok(Event::DisconnectSent));
-        let failed = ev.is_err();
-        if tx.send(ev).is_err() || failed {
-            return;
-        }
-        if disconnected {
-            events.drain_after_disconnect(Duration::from_secs(1)).await;
-            return;
-        }
-    }
-}
-
 /// What happened to every message handed to rumqttc, so that a lost connection loses nothing:
 /// a message is done only when written (QoS 0) or acknowledged (QoS 1/2).
 struct Tracker {
-    qos: u8,
+    qos: Qos,
     next_seq: u64,
     /// Queued, not yet on the wire, in order.
     unwritten: VecDeque<(u64, Bytes)>,
@@ -272,7 +263,7 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn new(qos: u8) -> Self {
+    fn new(qos: Qos) -> Self {
         Tracker {
             qos,
             next_seq: 0,
@@ -296,7 +287,7 @@ impl Tracker {
     /// rumqttc writes requests in the order they were queued, so the k-th PUBLISH written is
     /// the k-th queued, except for a resumed session's resends, whose packet ids we know.
     fn written(&mut self, pkid: u16) {
-        if self.qos == 0 {
+        if self.qos == Qos::AtMostOnce {
             if self.unwritten.pop_front().is_some() {
                 self.done += 1;
             }
@@ -337,7 +328,7 @@ impl Tracker {
     }
 
     fn progress(&self, produced: Option<u64>) -> String {
-        let verb = if self.qos == 0 {
+        let verb = if self.qos == Qos::AtMostOnce {
             "written"
         } else {
             "acknowledged"
@@ -352,55 +343,6 @@ impl Tracker {
         }
         s
     }
-}
-
-async fn source(args: &PubArgs) -> Result<Source> {
-    let p = &args.payload;
-    if p.stdin_lines {
-        if args.repeat.is_some() || args.interval.is_some() {
-            return Err(fail(
-                Exit::Usage,
-                "-l sends each stdin line once: drop --repeat/--interval",
-            ));
-        }
-        return Ok(Source::Lines);
-    }
-    let payload = if let Some(m) = &p.message {
-        Payload::from_message(m, args.literal)
-    } else if let Some(path) = &p.file {
-        Payload::Fixed(read_file(path).await?)
-    } else if p.stdin_message {
-        let mut buf = Vec::new();
-        tokio::io::stdin()
-            .read_to_end(&mut buf)
-            .await
-            .map_err(|e| fail(Exit::Usage, format!("cannot read stdin: {e}")))?;
-        Payload::Fixed(Bytes::from(buf))
-    } else {
-        Payload::Fixed(Bytes::new())
-    };
-    let repeat = match (args.repeat, args.interval) {
-        (Some(n), _) => Some(n),
-        (None, Some(_)) => None,
-        (None, None) => Some(1),
-    };
-    Ok(Source::Repeat {
-        payload,
-        repeat,
-        interval: args.interval.filter(|d| !d.is_zero()),
-    })
-}
-
-async fn read_file(path: &Path) -> Result<Bytes> {
-    tokio::fs::read(path).await.map(Bytes::from).map_err(|e| {
-        fail(
-            Exit::Usage,
-            format!(
-                "cannot read {}: {e}: check the path given with -f",
-                path.display()
-            ),
-        )
-    })
 }
 
 /// Reads or renders every message and hands it over; returns how many. A stop request is
@@ -451,7 +393,7 @@ async fn produce(
                 let n = tokio::select! {
                     biased;
                     _ = stop.wait_for(|s| *s) => break,
-                    n = stdin.read_buf(&mut buf) => n.map_err(|e| fail(Exit::Usage, format!("cannot read stdin: {e}")))?,
+                    n = stdin.read_buf(&mut buf) => n.map_err(|e| usage(format!("cannot read stdin: {e}")))?,
                 };
                 if n == 0 {
                     // A last line without a newline is still a line.

@@ -4,32 +4,10 @@
 use std::io::{self, Write};
 
 use anyhow::Result;
-use clap::{Args, CommandFactory};
-use clap_complete::Shell;
+use clap::CommandFactory;
 
-use crate::cli::Cli;
+use super::{Cli, CompletionsArgs, ManArgs};
 use crate::exit::{fail, Exit};
-
-pub const COMPLETIONS_EXAMPLES: &str = "\
-Examples:
-  mqttcli completions bash > ~/.local/share/bash-completion/completions/mqttcli
-  mqttcli completions zsh > \"${fpath[1]}/_mqttcli\"
-  mqttcli completions fish > ~/.config/fish/completions/mqttcli.fish
-  mqttcli completions powershell >> $PROFILE";
-
-#[derive(Args, Debug)]
-pub struct CompletionsArgs {
-    /// The shell to print the completion script for
-    #[arg(value_name = "SHELL", value_enum)]
-    pub shell: Shell,
-}
-
-#[derive(Args, Debug)]
-pub struct ManArgs {
-    /// A subcommand's page (mqttcli-SUB(1)) instead of mqttcli(1)
-    #[arg(value_name = "SUBCOMMAND")]
-    pub subcommand: Option<String>,
-}
 
 pub fn completions(args: &CompletionsArgs, out: &mut dyn Write) -> Result<()> {
     let mut cmd = Cli::command();
@@ -146,6 +124,7 @@ fn roff(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap_complete::Shell;
 
     fn man_text(sub: Option<&str>) -> String {
         let mut out = Vec::new();

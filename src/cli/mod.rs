@@ -1,0 +1,423 @@
+//! The command line, the top of the house: every clap type and its help text (here and in
+//! `conn.rs`), the generated completions and man pages (`complete.rs`), and the one conversion
+//! from arguments to what the commands run with (`settings.rs` for the connection, `plan.rs`
+//! for each command). Values are checked by clap (so a bad one is a usage error with exit
+//! code 2); nothing below this module imports it.
+
+// clap conventions in this file:
+// - `short = 'x'` always explicit; `long` implicit.
+// - Options that take a value have an uppercase value_name.
+// - Flags keep mosquitto's spelling so people's habits carry over.
+
+pub mod complete;
+mod conn;
+mod plan;
+pub mod settings;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use clap_complete::Shell;
+
+pub use conn::{parse_header, ConnArgs, ReconnectArgs, TlsArgs, WebArgs};
+pub use plan::{plan, Plan};
+
+use crate::connection::{Protocol, Qos};
+use crate::{duration, exit, topic};
+
+const AFTER_HELP: &str = "\
+Examples:
+  mqttcli sub -h broker.emqx.io -t 'python/mqtt' -v
+  mqttcli pub -h broker.emqx.io -t 'python/mqtt' -m 'messages: {counter}' --interval 1s
+  mqttcli pub -L mqtt://user@localhost:1883/sensors/1 -q 1 -l < readings.txt
+  mqttcli unsub -i my-session -t 'sensors/#'
+  mqttcli check -h broker.emqx.io
+  mqttcli rr -V 5 -t services/time -m now -W 5s";
+
+/// What this build can do, for `--version` (`-V` is the protocol version).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (rustls/ring, websocket, http-proxy)"
+);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mqttcli",
+    version,
+    long_version = LONG_VERSION,
+    about = "Publish, subscribe and unsubscribe over MQTT 3.1.1 and 5.0",
+    after_help = format!("{AFTER_HELP}\n\n{}", exit::TABLE),
+    disable_help_flag = true,
+    disable_version_flag = true,
+    args_override_self = true,
+    propagate_version = false
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Print help (-h is the broker host, as in mosquitto's tools)
+    #[arg(long, action = ArgAction::Help, global = true)]
+    help: Option<bool>,
+
+    /// Print the version and the build's features
+    #[arg(long, action = ArgAction::Version)]
+    version: Option<bool>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Publish messages to a topic
+    #[command(after_help = format!("Examples:\n  mqttcli pub -t sensors/1 -m 21.5\n  mqttcli pub -t python/mqtt -m 'messages: {{counter}}' --interval 1s --repeat 10\n  tail -f app.log | mqttcli pub -t logs/app -q 1 -l\n\n{}", exit::TABLE))]
+    Pub(PubArgs),
+    /// Subscribe to topic filters and print the messages
+    #[command(after_help = format!("Examples:\n  mqttcli sub -t 'sensors/#' -v\n  mqttcli sub -t python/mqtt -F 'Received `{{payload}}` from `{{topic}}` topic'\n  mqttcli sub -t 'events/#' --json | jq .payload\n  mqttcli sub -t status -C 1 -W 10\n\n{}", exit::TABLE))]
+    Sub(SubArgs),
+    /// Remove subscriptions from a persistent session (needs the session's -i)
+    #[command(after_help = format!("Example:\n  mqttcli unsub -i my-session -t 'sensors/#'\n\n{}", exit::TABLE))]
+    Unsub(UnsubArgs),
+    /// Check a broker end to end: connect, subscribe, publish, receive, unsubscribe, disconnect
+    #[command(after_help = format!("{}\n\n{}", CHECK_EXAMPLES, exit::TABLE))]
+    Check(CheckArgs),
+    /// Request/response (MQTT 5): publish a request, print the matching response
+    #[command(after_help = format!("{}\n\n{}", RR_EXAMPLES, exit::TABLE))]
+    Rr(RrArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), for packagers
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+fn parse_version(s: &str) -> Result<Protocol, String> {
+    Protocol::parse(s)
+}
+
+fn parse_qos(s: &str) -> Result<Qos, String> {
+    Qos::parse(s)
+}
+
+pub(crate) fn parse_positive(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}' is not a positive whole number")),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PubArgs {
+    /// Topic to publish to (or the path of -L's URL)
+    #[arg(short = 't', long, value_name = "TOPIC", value_parser = topic::parse_topic)]
+    pub topic: Option<String>,
+
+    #[command(flatten)]
+    pub payload: PayloadArgs,
+
+    /// Quality of service: 0, 1 or 2
+    #[arg(short = 'q', long, value_name = "QOS", default_value = "0", value_parser = parse_qos)]
+    pub qos: Qos,
+
+    /// Ask the broker to retain the message
+    #[arg(short = 'r', long)]
+    pub retain: bool,
+
+    /// Publish again every DURATION (e.g. 1s, 250ms), --repeat times or until interrupted
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub interval: Option<Duration>,
+
+    /// Publish the message N times (with --interval: N ticks)
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    pub repeat: Option<u64>,
+
+    /// Send -m exactly as given, with no placeholders filled in
+    #[arg(long)]
+    pub literal: bool,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct PayloadArgs {
+    /// Message payload; placeholders {counter} (from 0; short form: n in braces), {time}
+    /// (RFC 3339), {unix} and {unix_ms} are filled in
+    #[arg(short = 'm', long, value_name = "MESSAGE")]
+    pub message: Option<String>,
+
+    /// Send the whole FILE as one message (binary-safe)
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Send all of stdin as one message
+    #[arg(short = 's', long)]
+    pub stdin_message: bool,
+
+    /// Send each line of stdin as a message, over one connection
+    #[arg(short = 'l', long)]
+    pub stdin_lines: bool,
+
+    /// Send an empty message (with -r: clears the retained message)
+    #[arg(short = 'n', long)]
+    pub null_message: bool,
+}
+
+/// How received messages are printed: every one by `sub`, the response by `rr`.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Print the topic before the payload
+    #[arg(short = 'v', long, conflicts_with_all = ["format", "json"])]
+    pub verbose: bool,
+
+    /// Print no newline after each message
+    #[arg(short = 'N', long = "no-newline", conflicts_with = "json")]
+    pub no_newline: bool,
+
+    /// Output template: {topic} {payload} {qos} {retain} {len} {time} {hex} {props}; {{ and }} for braces
+    #[arg(
+        short = 'F',
+        long = "format",
+        value_name = "TEMPLATE",
+        conflicts_with = "json"
+    )]
+    pub format: Option<String>,
+
+    /// One JSON object per message: topic, qos, retain, time, payload (utf8 or base64), properties
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SubArgs {
+    /// Topic filter to subscribe to (repeatable; + and # wildcards, $share/GROUP/FILTER)
+    #[arg(short = 't', long, value_name = "FILTER", value_parser = topic::parse_filter)]
+    pub topic: Vec<String>,
+
+    /// QoS: one for all filters, or one per -t in order
+    #[arg(short = 'q', long, value_name = "QOS", value_parser = parse_qos)]
+    pub qos: Vec<Qos>,
+
+    /// Exit after N messages
+    #[arg(short = 'C', long = "count", value_name = "N", value_parser = parse_positive)]
+    pub count: Option<u64>,
+
+    /// Exit with code 6 if not done after DURATION (seconds, or e.g. 500ms)
+    #[arg(short = 'W', long = "timeout", value_name = "DURATION", value_parser = duration::parse)]
+    pub timeout: Option<Duration>,
+
+    /// Exit once subscribed (after SUBACK), e.g. to set up a persistent session
+    #[arg(short = 'E', long = "exit-after-sub")]
+    pub exit_after_sub: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Do not print retained messages
+    #[arg(short = 'R', long = "no-retained", conflicts_with = "retained_only")]
+    pub no_retained: bool,
+
+    /// Print only retained messages, and exit at the first message that is not retained
+    #[arg(long)]
+    pub retained_only: bool,
+
+    /// Hide messages whose topic matches FILTER (repeatable)
+    #[arg(short = 'T', long = "filter-out", value_name = "FILTER", value_parser = topic::parse_filter)]
+    pub filter_out: Vec<String>,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct UnsubArgs {
+    /// Topic filter to remove from the session (repeatable)
+    #[arg(short = 't', long, value_name = "FILTER", required = true, value_parser = topic::parse_filter)]
+    pub topic: Vec<String>,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  mqttcli check -h broker.emqx.io
+  mqttcli check -L mqtts://broker.example -u ci --password-file pw.txt --json | jq .latency_ms
+  mqttcli check --profile staging -V 5 -q 2 -C 10 --probe";
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Messages to send and receive back
+    #[arg(short = 'C', long, value_name = "N", default_value_t = 3, value_parser = parse_count)]
+    pub count: u32,
+
+    /// Quality of service of the subscription and the messages: 0, 1 or 2
+    #[arg(short = 'q', long, value_name = "QOS", default_value = "1", value_parser = parse_qos)]
+    pub qos: Qos,
+
+    /// How long each step may wait for the broker (SUBACK, acknowledgements, the messages
+    /// coming back, UNSUBACK); connecting has --connect-timeout
+    #[arg(short = 'W', long = "timeout", value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    pub timeout: Duration,
+
+    /// Topic prefix, for brokers whose access rules allow only some topics; the check uses
+    /// PREFIX/ and a random suffix
+    #[arg(short = 't', long = "topic", value_name = "PREFIX", default_value = "mqttcli/check", value_parser = topic::parse_topic)]
+    pub topic: String,
+
+    /// Print one JSON object (ok, steps with timings, latency, error) instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also report what the broker allows: retained messages, wildcard and shared
+    /// subscriptions, QoS 2, the largest payload it passes on (1 KiB to 1 MiB), and the
+    /// limits an MQTT 5 broker states in its CONNACK
+    #[arg(long)]
+    pub probe: bool,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+fn parse_count(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=MAX_COUNT).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not a count from 1 to {MAX_COUNT}")),
+    }
+}
+
+const MAX_COUNT: u32 = 10_000;
+
+const RR_EXAMPLES: &str = "\
+Examples:
+  mqttcli rr -t services/time -m now
+  mqttcli rr -t rpc/add -m '{\"a\":1,\"b\":2}' -e rpc/add/reply/me -W 5s
+  mqttcli rr -L mqtts://broker.example/rpc/status -n --json | jq -r .payload";
+
+#[derive(Args, Debug)]
+pub struct RrArgs {
+    /// Topic to send the request to (or the path of -L's URL)
+    #[arg(short = 't', long, value_name = "TOPIC", value_parser = topic::parse_topic)]
+    pub topic: Option<String>,
+
+    /// Topic the responder is asked to answer on [default: mqttcli/rr/ and a random suffix]
+    #[arg(short = 'e', long = "response-topic", value_name = "TOPIC", value_parser = topic::parse_topic)]
+    pub response_topic: Option<String>,
+
+    #[command(flatten)]
+    pub payload: RequestArgs,
+
+    /// Quality of service of the request and of the response subscription: 0, 1 or 2
+    #[arg(short = 'q', long, value_name = "QOS", default_value = "0", value_parser = parse_qos)]
+    pub qos: Qos,
+
+    /// Exit with code 6 if no response came after DURATION [default: wait until interrupted]
+    #[arg(short = 'W', long = "timeout", value_name = "DURATION", value_parser = duration::parse)]
+    pub timeout: Option<Duration>,
+
+    /// Send -m exactly as given, with no placeholders filled in
+    #[arg(long)]
+    pub literal: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct RequestArgs {
+    /// Request payload; placeholders as in pub -m ({time}, {unix}, {unix_ms})
+    #[arg(short = 'm', long, value_name = "MESSAGE")]
+    pub message: Option<String>,
+
+    /// Send the whole FILE as the request (binary-safe)
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Send all of stdin as the request
+    #[arg(short = 's', long)]
+    pub stdin_message: bool,
+
+    /// Send an empty request
+    #[arg(short = 'n', long)]
+    pub null_message: bool,
+}
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  mqttcli completions bash > ~/.local/share/bash-completion/completions/mqttcli
+  mqttcli completions zsh > \"${fpath[1]}/_mqttcli\"
+  mqttcli completions fish > ~/.config/fish/completions/mqttcli.fish
+  mqttcli completions powershell >> $PROFILE";
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to print the completion script for
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// A subcommand's page (mqttcli-SUB(1)) instead of mqttcli(1)
+    #[arg(value_name = "SUBCOMMAND")]
+    pub subcommand: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mqttcli").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dash_h_is_the_host_and_help_is_long() {
+        let cli = parse(&["sub", "-h", "example.org", "-t", "a"]).unwrap();
+        let Command::Sub(sub) = cli.command else {
+            panic!()
+        };
+        assert_eq!(sub.conn.host.as_deref(), Some("example.org"));
+        let err = parse(&["sub", "--help"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+    }
+
+    #[test]
+    fn values_are_checked() {
+        assert!(parse(&["pub", "-t", "a", "-m", "x", "-q", "3"]).is_err());
+        assert!(parse(&["pub", "-t", "a/#", "-m", "x"]).is_err());
+        assert!(parse(&["sub", "-t", "a/#/b"]).is_err());
+        assert!(parse(&["pub", "-t", "a", "-m", "x", "-f", "y"]).is_err());
+        assert!(parse(&["pub", "-t", "a"]).is_err());
+        assert!(parse(&["pub", "-t", "a", "-m", "x", "-V", "6"]).is_err());
+        assert!(parse(&["pub", "-t", "a", "-m", "x", "--interval", "soon"]).is_err());
+        assert!(parse(&["unsub", "-i", "x"]).is_err());
+    }
+
+    #[test]
+    fn repeated_flags_take_the_last_value() {
+        let cli = parse(&["pub", "-t", "a", "-m", "x", "-q", "1", "-q", "2"]).unwrap();
+        let Command::Pub(p) = cli.command else {
+            panic!()
+        };
+        assert_eq!(p.qos, Qos::ExactlyOnce);
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        assert_eq!(parse_count("3"), Ok(3));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("10001").is_err());
+    }
+}

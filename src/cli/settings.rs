@@ -1,0 +1,687 @@
+//! ConnArgs → Settings, the one conversion point: every default that depends on other options
+//! or on the command's purpose is settled here, and every bad combination becomes a usage error
+//! before a socket is opened. Commands receive complete settings and never change them.
+//!
+//! Where a value comes from, first found wins (the README's "Profiles and environment"):
+//! 1. a flag, or a part of `-L`'s URL (explicit flags beat the URL's parts);
+//! 2. the environment: `MQTT_HOST`, `MQTT_PORT`, `MQTT_USERNAME`, `MQTT_PASSWORD`;
+//! 3. the profile named by `--profile` or `MQTTCLI_PROFILE` (its own fields beat its `url`);
+//! 4. the default.
+//!
+//! A profile's `url` is ignored when `-L` is given: one URL decides the scheme.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use rand::distr::{Alphanumeric, SampleString};
+
+use super::{ConnArgs, TlsArgs};
+use crate::connection::proxy::{self, ProxyEnv};
+use crate::connection::settings::{
+    Reconnect, Settings, TlsSettings, TlsVersion, WebSocket, Will, DEFAULT_PORT, DEFAULT_TLS_PORT,
+    DEFAULT_WSS_PORT, DEFAULT_WS_PORT,
+};
+use crate::connection::url::{self, BrokerUrl, Scheme};
+use crate::connection::{Protocol, Qos};
+use crate::exit::usage;
+use crate::profile::{self, Profile};
+use crate::secret::Secret;
+
+/// What the process environment says, read once; passed in so tests need no process env.
+/// Empty variables count as unset (except `MQTT_PASSWORD`: an empty password may be meant).
+#[derive(Default)]
+pub struct Environment {
+    /// `MQTT_PASSWORD`
+    pub password: Option<String>,
+    /// `MQTT_HOST`
+    pub host: Option<String>,
+    /// `MQTT_PORT`, checked in `resolve` so that a bad value is a usage error naming it.
+    pub port: Option<String>,
+    /// `MQTT_USERNAME`
+    pub username: Option<String>,
+    /// `MQTTCLI_PROFILE`: the profile to use when `--profile` is absent.
+    pub profile: Option<String>,
+    /// `MQTTCLI_CONFIG`: the config file when `--config` is absent.
+    pub config: Option<PathBuf>,
+    /// The platform's default config file (`~/.config/mqttcli/config.toml`).
+    pub default_config: Option<PathBuf>,
+    /// Every variable, for a profile's `password_env`.
+    pub vars: HashMap<String, String>,
+    pub proxy: ProxyEnv,
+}
+
+/// The first of `names` that is set to something other than blanks.
+fn first_set(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok())
+        .filter(|v| !v.trim().is_empty())
+}
+
+impl Environment {
+    pub fn from_process() -> Self {
+        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Environment {
+            password: std::env::var("MQTT_PASSWORD").ok(),
+            host: set("MQTT_HOST"),
+            port: set("MQTT_PORT"),
+            username: set("MQTT_USERNAME"),
+            profile: set("MQTTCLI_PROFILE"),
+            config: set("MQTTCLI_CONFIG").map(PathBuf::from),
+            default_config: profile::default_path(),
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+            proxy: ProxyEnv {
+                https_proxy: first_set(&["HTTPS_PROXY", "https_proxy"]),
+                all_proxy: first_set(&["ALL_PROXY", "all_proxy"]),
+                no_proxy: first_set(&["NO_PROXY", "no_proxy"]),
+            },
+        }
+    }
+}
+
+/// What the command will do with the connection: it settles the defaults that differ between
+/// commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `pub`: a single publish fails fast; a stream (-l, --interval) rides out a lost
+    /// connection.
+    Publish { qos: Qos, streaming: bool },
+    /// `sub`: rides out a lost connection.
+    Subscribe,
+    /// `unsub`: resumes the session, never clears it and never consumes what it has queued.
+    Unsubscribe,
+    /// `check`: publishes at `qos`, and reports a lost connection rather than riding it out.
+    Check { qos: Qos },
+    /// `rr`: MQTT 5 unless -V or the profile says otherwise; one request, one answer.
+    Request,
+}
+
+/// Settings, and the topic from `-L`'s path (used when `-t` is absent).
+pub struct Resolved {
+    pub settings: Settings,
+    pub url_topic: Option<String>,
+}
+
+pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<Resolved> {
+    let default_protocol = match purpose {
+        Purpose::Request => Protocol::V5,
+        _ => Protocol::V311,
+    };
+    let loaded = selected_profile(args, env)?;
+    let p = loaded.as_ref().map(|l| &l.profile);
+    let in_profile = |what: &str| {
+        let l = loaded.as_ref().expect("only asked with a profile");
+        format!("profile '{}' in {}: {what}", l.name, l.file.display())
+    };
+    let flag_url = match &args.url {
+        Some(u) => Some(url::parse(u).map_err(usage)?),
+        None => None,
+    };
+    // One URL decides the scheme: -L replaces the profile's url altogether.
+    let profile_url = match p.and_then(|p| p.url.as_deref()) {
+        Some(u) if flag_url.is_none() => Some(url::parse(u).map_err(|e| usage(in_profile(&e)))?),
+        _ => None,
+    };
+    let scheme = flag_url.as_ref().or(profile_url.as_ref()).map(|u| u.scheme);
+    let fu = UrlParts::from(flag_url);
+    let pu = UrlParts::from(profile_url);
+    let env_port = match &env.port {
+        Some(v) => match v.trim().parse::<u16>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(usage(format!(
+                    "MQTT_PORT='{v}' is not a port number: set it to e.g. 1883, or unset it"
+                )))
+            }
+        },
+        None => None,
+    };
+    let tls_args = with_profile_tls(&args.tls, p);
+
+    let host = args
+        .host
+        .clone()
+        .or(fu.host)
+        .or_else(|| env.host.clone())
+        .or_else(|| p.and_then(|p| p.host.clone()))
+        .or(pu.host)
+        .unwrap_or_else(|| "localhost".to_string());
+    let explicit_port = args
+        .port
+        .or(fu.port)
+        .or(env_port)
+        .or(p.and_then(|p| p.port))
+        .or(pu.port);
+    // As mosquitto's tools: any TLS option, an mqtts/wss URL, or the TLS port itself means TLS
+    // (unless a URL says mqtt:// or ws:// outright).
+    let use_tls = tls_args.any()
+        || scheme.is_some_and(Scheme::tls)
+        || (explicit_port == Some(DEFAULT_TLS_PORT) && scheme.is_none());
+    let use_ws = args.web.ws
+        || p.and_then(|p| p.ws).unwrap_or(false)
+        || scheme.is_some_and(Scheme::websocket);
+    let port = explicit_port.unwrap_or(match (use_tls, use_ws) {
+        (false, false) => DEFAULT_PORT,
+        (true, false) => DEFAULT_TLS_PORT,
+        (false, true) => DEFAULT_WS_PORT,
+        (true, true) => DEFAULT_WSS_PORT,
+    });
+    if port == 0 {
+        return Err(usage(
+            "port 0 is not valid: give the broker's port with -p, e.g. -p 1883",
+        ));
+    }
+    let tls = if use_tls {
+        Some(tls_settings(&tls_args)?)
+    } else {
+        None
+    };
+    let websocket = if use_ws {
+        let path = args
+            .web
+            .ws_path
+            .clone()
+            .or(fu.ws_path)
+            .or_else(|| p.and_then(|p| p.ws_path.clone()))
+            .or(pu.ws_path)
+            .unwrap_or_else(|| "/mqtt".to_string());
+        let path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
+        Some(WebSocket {
+            path,
+            headers: args.web.header.clone(),
+        })
+    } else {
+        if args.web.ws_path.is_some() || !args.web.header.is_empty() {
+            return Err(usage(
+                "--ws-path and --header apply to WebSocket connections: add --ws (or use a ws:// or wss:// URL)",
+            ));
+        }
+        None
+    };
+    let proxy_flag = args
+        .web
+        .proxy
+        .as_deref()
+        .or(p.and_then(|p| p.proxy.as_deref()));
+    let proxy = proxy::resolve(proxy_flag, &env.proxy, &host).map_err(usage)?;
+
+    let username = args
+        .username
+        .clone()
+        .or(fu.username)
+        .or_else(|| env.username.clone())
+        .or_else(|| p.and_then(|p| p.username.clone()))
+        .or(pu.username);
+    let password = match (&args.password, &args.password_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(path)) => Some(read_password_file(path)?),
+        (None, None) => match fu
+            .password
+            .or_else(|| env.password.clone().map(Secret::new))
+        {
+            Some(pass) => Some(pass),
+            None => match p {
+                Some(p) => profile_password(p, env, &in_profile)?.or(pu.password),
+                None => None,
+            },
+        },
+    };
+    if password.is_some() && username.is_none() {
+        return Err(usage(
+            "a password was given without a username: add -u USER (MQTT does not allow a password alone)",
+        ));
+    }
+
+    if args.no_clean && args.id.is_none() {
+        return Err(usage(
+            "-c/--no-clean keeps a session that only the same client id can resume: add -i ID",
+        ));
+    }
+    let client_id =
+        match &args.id {
+            Some(id) if id.is_empty() => return Err(usage(
+                "the client id given with -i is empty: give one, or leave -i out for a random id",
+            )),
+            Some(id) if id.len() > 65535 => {
+                return Err(usage("the client id is longer than 65535 bytes"))
+            }
+            Some(id) => id.clone(),
+            None => random_client_id(
+                args.id_prefix
+                    .as_deref()
+                    .or(p.and_then(|p| p.id_prefix.as_deref()))
+                    .unwrap_or("mqttcli-"),
+            ),
+        };
+
+    let protocol = args
+        .protocol
+        .or(p.and_then(|p| p.protocol))
+        .unwrap_or(default_protocol);
+    let keepalive = Duration::from_secs(args.keepalive.into());
+    if protocol == Protocol::V5 && args.keepalive < 5 {
+        return Err(usage(format!(
+            "keepalive {} is too short for MQTT 5 here: use -k 5 or more",
+            args.keepalive
+        )));
+    }
+
+    let unsubscribing = purpose == Purpose::Unsubscribe;
+    let session_expiry = match (protocol, args.session_expiry) {
+        (Protocol::V311, Some(_)) => {
+            return Err(usage("-x/--session-expiry is an MQTT 5 feature: add -V 5"))
+        }
+        // As mosquitto's tools: a persistent v5 session without -x never expires; without it,
+        // the broker would drop the session at disconnect and -c would do nothing. unsub
+        // resumes a persistent session: expiry 0 would make the broker drop it at our
+        // DISCONNECT.
+        (Protocol::V5, None) if args.no_clean || unsubscribing => Some(u32::MAX),
+        (_, expiry) => expiry,
+    };
+
+    let will = args.will_topic.as_ref().map(|topic| Will {
+        topic: topic.clone(),
+        payload: Bytes::from(args.will_payload.clone().unwrap_or_default()),
+        qos: args.will_qos,
+        retain: args.will_retain,
+    });
+
+    if args.connect_timeout.is_zero() {
+        return Err(usage(
+            "--connect-timeout must be longer than zero, e.g. 10s",
+        ));
+    }
+    if unsubscribing && args.id.is_none() {
+        return Err(usage(
+            "unsub changes a persistent session, which the broker finds by client id: add -i ID (the id the subscriber used with -c)",
+        ));
+    }
+
+    // Only streams ride out a lost connection: a single publish fails fast, and a check, a
+    // request or an unsub reports what happened rather than retrying.
+    let rides_out_loss = match purpose {
+        Purpose::Publish { streaming, .. } => streaming,
+        Purpose::Subscribe => true,
+        Purpose::Unsubscribe | Purpose::Check { .. } | Purpose::Request => false,
+    };
+    let publish_qos = match purpose {
+        Purpose::Publish { qos, .. } | Purpose::Check { qos } => Some(qos),
+        _ => None,
+    };
+    // MQTT 3.1.1 has no Receive Maximum, and a 3.1.1 PUBREC no reason code: Mosquitto takes
+    // at most 20 incoming QoS 2 messages in flight (max_inflight_messages) and answers the
+    // 21st with a PUBREC that means "quota exceeded", dropping it. rumqttc's default window
+    // of 100 would lose messages while reporting them acknowledged; 20 is libmosquitto's own
+    // default.
+    let inflight = (protocol == Protocol::V311 && publish_qos == Some(Qos::ExactlyOnce))
+        .then_some(QOS2_INFLIGHT_V311);
+
+    let settings = Settings {
+        host,
+        port,
+        client_id,
+        username,
+        password,
+        protocol,
+        keepalive,
+        clean_session: !args.no_clean && !unsubscribing,
+        session_expiry,
+        will,
+        connect_timeout: args.connect_timeout,
+        reconnect: Reconnect {
+            enabled: !args.reconnect.no_reconnect && rides_out_loss,
+            initial: args.reconnect.reconnect_delay,
+            max: args
+                .reconnect
+                .reconnect_max_delay
+                .max(args.reconnect.reconnect_delay),
+            attempts: args.reconnect.reconnect_attempts,
+        },
+        tls,
+        websocket,
+        proxy,
+        // Messages queued for the session may arrive as soon as unsub connects. Not
+        // acknowledging them leaves them queued for the real subscriber.
+        manual_acks: unsubscribing,
+        inflight,
+    };
+    Ok(Resolved {
+        settings,
+        url_topic: fu.topic.or(pu.topic),
+    })
+}
+
+/// In-flight QoS 2 PUBLISHes under 3.1.1: see `resolve`.
+const QOS2_INFLIGHT_V311: u16 = 20;
+
+/// The parts of a URL, each to be ranked on its own against flags, environment and profile.
+#[derive(Default)]
+struct UrlParts {
+    host: Option<String>,
+    port: Option<u16>,
+    username: Option<String>,
+    password: Option<Secret>,
+    topic: Option<String>,
+    ws_path: Option<String>,
+}
+
+impl From<Option<BrokerUrl>> for UrlParts {
+    fn from(url: Option<BrokerUrl>) -> Self {
+        match url {
+            Some(u) => UrlParts {
+                host: Some(u.host),
+                port: u.port,
+                username: u.username,
+                password: u.password,
+                topic: u.topic,
+                ws_path: u.ws_path,
+            },
+            None => UrlParts::default(),
+        }
+    }
+}
+
+/// `--profile NAME` (else `MQTTCLI_PROFILE`) from `--config FILE` (else `MQTTCLI_CONFIG`, else
+/// the platform's config file). No profile named: no file is read.
+fn selected_profile(args: &ConnArgs, env: &Environment) -> Result<Option<profile::Loaded>> {
+    let Some(name) = args.profile.as_deref().or(env.profile.as_deref()) else {
+        if let Some(file) = &args.config {
+            return Err(usage(format!(
+                "--config {} names the profiles file: choose a profile with --profile NAME",
+                file.display()
+            )));
+        }
+        return Ok(None);
+    };
+    let file = args
+        .config
+        .clone()
+        .or_else(|| env.config.clone())
+        .or_else(|| env.default_config.clone())
+        .ok_or_else(|| {
+            usage(format!(
+                "profile '{name}': no config directory on this system: give the file with --config FILE"
+            ))
+        })?;
+    let loaded = profile::load(&file, name)?;
+    tracing::debug!("using profile '{name}' from {}", file.display());
+    Ok(Some(loaded))
+}
+
+/// Flags first, the profile's TLS fields where a flag is absent.
+fn with_profile_tls(flags: &TlsArgs, p: Option<&Profile>) -> TlsArgs {
+    let mut t = flags.clone();
+    if let Some(p) = p {
+        t.tls |= p.tls.unwrap_or(false);
+        t.cafile = t.cafile.or_else(|| p.cafile.clone());
+        // A client identity is a pair: take both from the flags or both from the profile.
+        if t.cert.is_none() && t.key.is_none() {
+            t.cert = p.cert.clone();
+            t.key = p.key.clone();
+        }
+        t.tls_server_name = t.tls_server_name.or_else(|| p.tls_server_name.clone());
+    }
+    t
+}
+
+fn profile_password(
+    p: &Profile,
+    env: &Environment,
+    in_profile: &dyn Fn(&str) -> String,
+) -> Result<Option<Secret>> {
+    if let Some(pass) = &p.password {
+        return Ok(Some(pass.clone()));
+    }
+    if let Some(path) = &p.password_file {
+        return read_password_file(path).map(Some);
+    }
+    if let Some(var) = &p.password_env {
+        return match env.vars.get(var) {
+            Some(v) => Ok(Some(Secret::new(v.clone()))),
+            None => Err(usage(in_profile(&format!(
+                "password_env names {var}, which is not set: export {var}, or remove password_env"
+            )))),
+        };
+    }
+    Ok(None)
+}
+
+fn tls_settings(t: &TlsArgs) -> Result<TlsSettings> {
+    let identity = match (&t.cert, &t.key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        _ => {
+            return Err(usage(
+                "--cert and --key go together: give both for mutual TLS, or neither",
+            ))
+        }
+    };
+    Ok(TlsSettings {
+        cafile: t.cafile.clone(),
+        identity,
+        insecure: t.insecure,
+        server_name: t.tls_server_name.clone(),
+        alpn: t.alpn.clone(),
+        min_version: t.tls_version.as_deref().map(|v| match v {
+            "1.3" => TlsVersion::V1_3,
+            _ => TlsVersion::V1_2,
+        }),
+    })
+}
+
+fn read_password_file(path: &std::path::Path) -> Result<Secret> {
+    let mut text = std::fs::read_to_string(path).map_err(|e| {
+        usage(format!(
+            "cannot read the password file {}: {e}",
+            path.display()
+        ))
+    })?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(Secret::new(text))
+}
+
+/// 16 alphanumeric characters: about 95 bits, so hundreds of processes started in the same
+/// instant never collide (the tutorial's `randint(0, 1000)` does).
+fn random_client_id(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        Alphanumeric.sample_string(&mut rand::rng(), 16)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn conn(args: &[&str]) -> ConnArgs {
+        let argv = ["mqttcli", "sub", "-t", "x"]
+            .iter()
+            .chain(args.iter())
+            .copied();
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Sub(s) => s.conn,
+            _ => unreachable!(),
+        }
+    }
+
+    fn resolve_with(args: &[&str], password_env: Option<&str>) -> Result<Settings> {
+        resolve_for(args, password_env, Purpose::Subscribe)
+    }
+
+    fn resolve_for(
+        args: &[&str],
+        password_env: Option<&str>,
+        purpose: Purpose,
+    ) -> Result<Settings> {
+        let env = Environment {
+            password: password_env.map(str::to_string),
+            ..Default::default()
+        };
+        resolve(&conn(args), &env, purpose).map(|r| r.settings)
+    }
+
+    #[test]
+    fn the_purpose_settles_reconnects_sessions_and_the_window() {
+        let publish = |streaming| Purpose::Publish {
+            qos: Qos::ExactlyOnce,
+            streaming,
+        };
+        assert!(
+            !resolve_for(&[], None, publish(false))
+                .unwrap()
+                .reconnect
+                .enabled
+        );
+        let stream = resolve_for(&[], None, publish(true)).unwrap();
+        assert!(stream.reconnect.enabled);
+        assert_eq!(stream.inflight, Some(QOS2_INFLIGHT_V311));
+        assert_eq!(
+            resolve_for(&["-V", "5"], None, publish(true))
+                .unwrap()
+                .inflight,
+            None
+        );
+        assert!(
+            !resolve_for(&["--no-reconnect"], None, Purpose::Subscribe)
+                .unwrap()
+                .reconnect
+                .enabled
+        );
+        assert_eq!(
+            resolve_for(&[], None, Purpose::Request).unwrap().protocol,
+            Protocol::V5
+        );
+        let unsub = resolve_for(&["-i", "me", "-V", "5"], None, Purpose::Unsubscribe).unwrap();
+        assert!(!unsub.clean_session && unsub.manual_acks && !unsub.reconnect.enabled);
+        assert_eq!(unsub.session_expiry, Some(u32::MAX));
+        let e = resolve_for(&[], None, Purpose::Unsubscribe).unwrap_err();
+        assert!(e.to_string().contains("add -i ID"), "{e}");
+    }
+
+    fn err(args: &[&str]) -> String {
+        let e = resolve_with(args, None).unwrap_err();
+        assert_eq!(crate::exit::exit_for(&e), crate::exit::Exit::Usage);
+        e.to_string()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = resolve_with(&[], None).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("localhost", 1883));
+        assert!(s.client_id.starts_with("mqttcli-") && s.client_id.len() == 24);
+        assert!(s.clean_session);
+        assert_eq!(s.keepalive, Duration::from_secs(60));
+        assert_eq!(s.protocol, Protocol::V311);
+    }
+
+    #[test]
+    fn random_ids_differ_and_take_a_prefix() {
+        let a = resolve_with(&["-I", "probe-"], None).unwrap().client_id;
+        let b = resolve_with(&["-I", "probe-"], None).unwrap().client_id;
+        assert!(a.starts_with("probe-") && a != b);
+    }
+
+    #[test]
+    fn flags_beat_the_url_and_the_url_beats_env() {
+        let env = Environment {
+            password: Some("envpass".into()),
+            ..Default::default()
+        };
+        let args = conn(&["-L", "mqtt://u:urlpass@h:1884/t", "-p", "1999"]);
+        let Resolved {
+            settings: s,
+            url_topic,
+        } = resolve(&args, &env, Purpose::Subscribe).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("h", 1999));
+        assert_eq!(s.password.unwrap().expose(), "urlpass");
+        assert_eq!(url_topic.as_deref(), Some("t"));
+        let s = resolve_with(&["-u", "u"], Some("envpass")).unwrap();
+        assert_eq!(s.password.unwrap().expose(), "envpass");
+        let s = resolve_with(&["-u", "u", "-P", "flag"], Some("envpass")).unwrap();
+        assert_eq!(s.password.unwrap().expose(), "flag");
+    }
+
+    #[test]
+    fn password_file_drops_one_newline() {
+        let dir = std::env::temp_dir().join(format!("mqttcli-pw-{}", std::process::id()));
+        std::fs::write(&dir, "s3cret\n").unwrap();
+        let s = resolve_with(&["-u", "u", "--password-file", dir.to_str().unwrap()], None).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!(s.password.unwrap().expose(), "s3cret");
+        assert!(err(&["-u", "u", "--password-file", "/nonexistent/pw"])
+            .contains("cannot read the password file"));
+    }
+
+    #[test]
+    fn bad_combinations_are_usage_errors() {
+        assert!(err(&["-c"]).contains("add -i ID"));
+        assert!(err(&["-P", "x"]).contains("add -u USER"));
+        assert!(err(&["-V", "5", "-k", "2"]).contains("use -k 5 or more"));
+        assert!(err(&["-x", "10"]).contains("add -V 5"));
+        assert!(err(&["-p", "0"]).contains("port 0"));
+        assert!(err(&["-i", ""]).contains("empty"));
+    }
+
+    #[test]
+    fn transport_defaults_follow_mosquitto_and_emqx() {
+        let port = |args: &[&str]| resolve_with(args, None).unwrap().port;
+        assert_eq!(port(&[]), 1883);
+        assert_eq!(port(&["--tls"]), 8883);
+        assert_eq!(port(&["--cafile", "ca.pem"]), 8883);
+        assert_eq!(port(&["-L", "mqtts://h"]), 8883);
+        assert_eq!(port(&["--ws"]), 8083);
+        assert_eq!(port(&["--ws", "--insecure"]), 8084);
+        assert_eq!(port(&["-L", "wss://h/x"]), 8084);
+        assert!(resolve_with(&["-p", "8883"], None).unwrap().tls.is_some());
+        assert!(resolve_with(&["-L", "mqtt://h:8883"], None)
+            .unwrap()
+            .tls
+            .is_none());
+        let s = resolve_with(&["-L", "wss://h:9001/custom"], None).unwrap();
+        assert_eq!(s.websocket.unwrap().path, "/custom");
+        assert_eq!(
+            resolve_with(&["--ws"], None)
+                .unwrap()
+                .websocket
+                .unwrap()
+                .path,
+            "/mqtt"
+        );
+    }
+
+    #[test]
+    fn tls_and_ws_option_errors() {
+        assert!(err(&["--cert", "c.pem"]).contains("--cert and --key go together"));
+        assert!(err(&["--key", "k.pem"]).contains("--cert and --key go together"));
+        assert!(err(&["--ws-path", "/x"]).contains("add --ws"));
+    }
+
+    #[test]
+    fn persistent_v5_sessions_do_not_expire_by_default() {
+        let s = resolve_with(&["-V", "5", "-c", "-i", "me"], None).unwrap();
+        assert_eq!(s.session_expiry, Some(u32::MAX));
+        assert!(!s.clean_session);
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let s = resolve_with(&["-u", "u", "-P", "hunter2"], None).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,59 @@
+//! `mqttcli unsub`: remove subscriptions from a persistent session. It resumes the session by
+//! its client id without clearing it (settled in `cli::settings`), sends UNSUBSCRIBE per
+//! filter, waits for each UNSUBACK and leaves the session (and whatever it has queued) in place.
+
+use anyhow::Result;
+
+use crate::connection::{Reason, Session, Settings, Wait};
+use crate::exit::{fail, Exit};
+use crate::signals::Interrupt;
+
+pub struct Options {
+    pub filters: Vec<String>,
+}
+
+pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
+    let mut session = match Session::open(&settings, &mut interrupt, None).await? {
+        Wait::Ready(s) => s,
+        Wait::Timeout | Wait::Interrupted => return Ok(Exit::Interrupted),
+    };
+    if !session.session_present {
+        tracing::warn!(
+            "the broker had no session for client id '{}': there was nothing to unsubscribe",
+            settings.client_id
+        );
+    }
+
+    let mut refused = Vec::new();
+    let mut interrupted = false;
+    // One UNSUBSCRIBE per filter: rumqttc's v3.1.1 client cannot put several in one packet.
+    for filter in &opts.filters {
+        match session
+            .unsubscribe_and_wait(filter, None, &mut interrupt)
+            .await?
+        {
+            Wait::Ready(Ok(())) => {
+                tracing::debug!("UNSUBACK received: unsubscribed from '{filter}'")
+            }
+            Wait::Ready(Err(reason)) if reason.code == Reason::NO_SUBSCRIPTION_EXISTED => {
+                tracing::warn!("'{filter}': {reason}")
+            }
+            Wait::Ready(Err(reason)) => refused.push(format!("'{filter}': {reason}")),
+            Wait::Timeout | Wait::Interrupted => {
+                interrupted = true;
+                break;
+            }
+        }
+    }
+    session.close().await?;
+    if interrupted {
+        return Ok(Exit::Interrupted);
+    }
+    if !refused.is_empty() {
+        return Err(fail(
+            Exit::Rejected,
+            format!("the broker refused to unsubscribe {}", refused.join(", ")),
+        ));
+    }
+    Ok(Exit::Success)
+}

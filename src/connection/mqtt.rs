@@ -1,0 +1,210 @@
+//! The protocol's neutral types: what is sent and received, whichever MQTT version carries it.
+//! `v4.rs` and `v5.rs` translate rumqttc's two type trees to and from these.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    V311,
+    V5,
+}
+
+impl Protocol {
+    /// mosquitto's spellings (`311`, `mqttv311`, `5`, `mqttv5`) and the version numbers.
+    pub fn parse(s: &str) -> Result<Protocol, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "311" | "mqttv311" | "3.1.1" | "4" => Ok(Protocol::V311),
+            "5" | "mqttv5" | "5.0" => Ok(Protocol::V5),
+            _ => Err(format!(
+                "'{s}' is not a supported protocol version: use 311 (mqttv311) or 5 (mqttv5)"
+            )),
+        }
+    }
+
+    /// As people write the version: "3.1.1", "5.0".
+    pub fn version(self) -> &'static str {
+        match self {
+            Protocol::V311 => "3.1.1",
+            Protocol::V5 => "5.0",
+        }
+    }
+}
+
+/// Quality of service. Ordered: a broker may grant less than was asked, never more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Qos {
+    #[default]
+    AtMostOnce = 0,
+    AtLeastOnce = 1,
+    ExactlyOnce = 2,
+}
+
+impl Qos {
+    pub fn parse(s: &str) -> Result<Qos, String> {
+        match s {
+            "0" => Ok(Qos::AtMostOnce),
+            "1" => Ok(Qos::AtLeastOnce),
+            "2" => Ok(Qos::ExactlyOnce),
+            _ => Err(format!("QoS '{s}' is not valid: use 0, 1 or 2")),
+        }
+    }
+
+    /// The QoS on the wire. A value above 2 is a protocol error that the parsers below us
+    /// already refuse; it is read as 2 rather than trusted further.
+    pub fn from_number(n: u8) -> Qos {
+        match n {
+            0 => Qos::AtMostOnce,
+            1 => Qos::AtLeastOnce,
+            _ => Qos::ExactlyOnce,
+        }
+    }
+
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+}
+
+impl fmt::Display for Qos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.number())
+    }
+}
+
+/// A reason code a broker sent with a refusal, and its name in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    pub code: u8,
+    pub words: String,
+}
+
+impl Reason {
+    /// UNSUBACK 0x11: the filter was not subscribed. A warning, not a refusal.
+    pub const NO_SUBSCRIPTION_EXISTED: u8 = 0x11;
+
+    pub fn new(code: u8, words: impl Into<String>) -> Reason {
+        Reason {
+            code,
+            words: words.into(),
+        }
+    }
+}
+
+/// "not authorized (0x87)".
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (0x{:02x})", self.words, self.code)
+    }
+}
+
+/// MQTT 5 properties of a PUBLISH, received or to send (empty for MQTT 3.1.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Properties {
+    pub payload_format_indicator: Option<u8>,
+    pub message_expiry_interval: Option<u32>,
+    pub content_type: Option<String>,
+    pub response_topic: Option<String>,
+    pub correlation_data: Option<Bytes>,
+    pub user_properties: Vec<(String, String)>,
+    pub subscription_identifiers: Vec<usize>,
+}
+
+/// A received PUBLISH, whichever protocol version carried it.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: Qos,
+    pub retain: bool,
+    pub properties: Option<Properties>,
+}
+
+/// The limits an MQTT 5 broker announces in its CONNACK properties. `None` is "not said",
+/// which MQTT 5 defines as the most permissive value (no limit, or available).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerLimits {
+    pub receive_maximum: Option<u16>,
+    pub maximum_packet_size: Option<u32>,
+    pub maximum_qos: Option<u8>,
+    pub retain_available: Option<bool>,
+    pub wildcard_subscriptions: Option<bool>,
+    pub shared_subscriptions: Option<bool>,
+    pub subscription_identifiers: Option<bool>,
+    pub topic_alias_maximum: Option<u16>,
+    pub server_keep_alive: Option<u16>,
+    pub session_expiry_interval: Option<u32>,
+    pub assigned_client_id: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    Message(Message),
+    /// A PUBLISH was flushed to the socket; packet id 0 for QoS 0.
+    Written {
+        pkid: u16,
+    },
+    /// A QoS 1 PUBACK or QoS 2 PUBCOMP arrived with success.
+    Acked {
+        pkid: u16,
+    },
+    /// A v5 PUBACK/PUBREC/PUBCOMP carried a failure reason.
+    PublishRefused {
+        pkid: u16,
+        reason: Reason,
+    },
+    /// One entry per filter, in order: the granted QoS, or the reason it was refused.
+    SubAck(Vec<Result<Qos, Reason>>),
+    /// One entry per filter for v5; v3.1.1 UNSUBACK carries no codes, so it is one `Ok`.
+    UnsubAck(Vec<Result<(), Reason>>),
+    ConnAck {
+        session_present: bool,
+        /// What an MQTT 5 broker's CONNACK says it allows; None under 3.1.1.
+        limits: Option<BrokerLimits>,
+    },
+    /// The connection was lost and will be retried. Requests not yet acknowledged may be gone:
+    /// rumqttc drops them when the broker has no session to resume.
+    ConnectionLost,
+    /// Connected again after `ConnectionLost`.
+    Reconnected {
+        session_present: bool,
+    },
+    /// Our DISCONNECT was flushed.
+    DisconnectSent,
+    Other,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_spellings() {
+        for (s, p) in [
+            ("311", Protocol::V311),
+            ("mqttv311", Protocol::V311),
+            ("MQTTv311", Protocol::V311),
+            ("5", Protocol::V5),
+            ("mqttv5", Protocol::V5),
+        ] {
+            assert_eq!(Protocol::parse(s), Ok(p));
+        }
+        assert!(Protocol::parse("6").unwrap_err().contains("use 311"));
+    }
+
+    #[test]
+    fn qos_reads_and_orders() {
+        assert_eq!(Qos::parse("2"), Ok(Qos::ExactlyOnce));
+        assert!(Qos::parse("3").is_err());
+        assert!(Qos::AtMostOnce < Qos::AtLeastOnce);
+        assert_eq!(Qos::from_number(1).number(), 1);
+    }
+
+    #[test]
+    fn reasons_show_words_and_code() {
+        assert_eq!(
+            Reason::new(0x87, "not authorized").to_string(),
+            "not authorized (0x87)"
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! The one way every command drives a connection: the event loop runs on a task of its own
+//! (the driver) and hands its events over a channel, so a wait can be given up at a deadline
+//! or a signal without cancelling rumqttc half-way through a poll (rumqttc's `poll` is not
+//! documented as cancel-safe; see shared notes). Requests go out through the client half.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{connect, BrokerLimits, Client, Event, Events, Properties, Qos, Reason, Settings};
+use crate::exit::{fail, Exit};
+use crate::signals::Interrupt;
+
+/// How long to wait for the broker to close the socket after our DISCONNECT.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// What a wait ended with: the thing waited for, the deadline, or a signal.
+#[derive(Debug)]
+pub enum Wait<T> {
+    Ready(T),
+    Timeout,
+    Interrupted,
+}
+
+pub struct Session {
+    client: Client,
+    rx: mpsc::UnboundedReceiver<Result<Event>>,
+    driver: JoinHandle<()>,
+    /// The broker resumed a session it kept for this client id.
+    pub session_present: bool,
+    /// The first CONNACK's MQTT 5 limits (None under 3.1.1).
+    pub limits: Option<BrokerLimits>,
+}
+
+impl Session {
+    /// Connects and waits for CONNACK, unless a signal or `deadline` comes first.
+    pub async fn open(
+        settings: &Settings,
+        interrupt: &mut Interrupt,
+        deadline: Option<Instant>,
+    ) -> Result<Wait<Session>> {
+        let connected = tokio::select! {
+            c = connect(settings) => c?,
+            _ = interrupt.wait() => return Ok(Wait::Interrupted),
+            _ = sleep_until(deadline) => return Ok(Wait::Timeout),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let driver = tokio::spawn(drive(connected.events, tx));
+        Ok(Wait::Ready(Session {
+            client: connected.client,
+            rx,
+            driver,
+            session_present: connected.session_present,
+            limits: connected.limits,
+        }))
+    }
+
+    /// The next event; cancel-safe, for `select!`. An error means the connection is gone for
+    /// good (a lost one that may be retried comes as `Event::ConnectionLost`).
+    pub async fn recv(&mut self) -> Result<Event> {
+        match self.rx.recv().await {
+            Some(ev) => ev,
+            None => Err(fail(Exit::Unreachable, "the connection closed")),
+        }
+    }
+
+    /// An event that is already waiting, without waiting for one.
+    pub fn try_recv(&mut self) -> Option<Result<Event>> {
+        self.rx.try_recv().ok()
+    }
+
+    /// The next event, unless `deadline` (if any) passes or a signal comes first.
+    pub async fn next(
+        &mut self,
+        deadline: Option<Instant>,
+        interrupt: &mut Interrupt,
+    ) -> Result<Wait<Event>> {
+        tokio::select! {
+            biased;
+            ev = self.recv() => ev.map(Wait::Ready),
+            _ = interrupt.wait() => Ok(Wait::Interrupted),
+            _ = sleep_until(deadline) => Ok(Wait::Timeout),
+        }
+    }
+
+    /// Queues a PUBLISH; it is on the wire once `Event::Written` (QoS 0) or acknowledged once
+    /// `Event::Acked` (QoS 1/2) comes. Back-pressure: waits while the request queue is full.
+    pub async fn publish(&self, topic: &str, qos: Qos, retain: bool, payload: Bytes) -> Result<()> {
+        self.client.publish(topic, qos, retain, payload, None).await
+    }
+
+    /// A PUBLISH with MQTT 5 properties; refused as a usage error under 3.1.1.
+    pub async fn publish_with(
+        &self,
+        topic: &str,
+        qos: Qos,
+        retain: bool,
+        payload: Bytes,
+        properties: Properties,
+    ) -> Result<()> {
+        self.client
+            .publish(topic, qos, retain, payload, Some(properties))
+            .await
+    }
+
+    pub async fn subscribe(&self, filters: &[(String, Qos)]) -> Result<()> {
+        self.client.subscribe(filters).await
+    }
+
+    /// Subscribes and waits for the SUBACK: one entry per filter, in order. Events that come
+    /// first (retained or queued messages) are handed to `early`.
+    pub async fn subscribe_and_wait(
+        &mut self,
+        filters: &[(String, Qos)],
+        deadline: Option<Instant>,
+        interrupt: &mut Interrupt,
+        mut early: impl FnMut(Event),
+    ) -> Result<Wait<Vec<Result<Qos, Reason>>>> {
+        self.subscribe(filters).await?;
+        loop {
+            match self.next(deadline, interrupt).await? {
+                Wait::Ready(Event::SubAck(codes)) => return Ok(Wait::Ready(codes)),
+                Wait::Ready(ev) => early(ev),
+                Wait::Timeout => return Ok(Wait::Timeout),
+                Wait::Interrupted => return Ok(Wait::Interrupted),
+            }
+        }
+    }
+
+    /// Unsubscribes from one filter and waits for its UNSUBACK (v3.1.1 carries no code: `Ok`).
+    /// Other events meanwhile are dropped: nothing that waits for an UNSUBACK reads messages.
+    pub async fn unsubscribe_and_wait(
+        &mut self,
+        filter: &str,
+        deadline: Option<Instant>,
+        interrupt: &mut Interrupt,
+    ) -> Result<Wait<Result<(), Reason>>> {
+        self.client.unsubscribe(filter).await?;
+        loop {
+            match self.next(deadline, interrupt).await? {
+                Wait::Ready(Event::UnsubAck(codes)) => {
+                    return Ok(Wait::Ready(codes.into_iter().next().unwrap_or(Ok(()))))
+                }
+                Wait::Ready(ev) => tracing::trace!(?ev, "event while waiting for UNSUBACK"),
+                Wait::Timeout => return Ok(Wait::Timeout),
+                Wait::Interrupted => return Ok(Wait::Interrupted),
+            }
+        }
+    }
+
+    /// Queues DISCONNECT; events keep coming until `Event::DisconnectSent`, then the channel
+    /// ends. For a caller that still counts acknowledgements; others use [`Session::close`].
+    pub async fn disconnect(&self) -> Result<()> {
+        self.client.disconnect().await
+    }
+
+    /// Sends DISCONNECT and waits (bounded) until the broker has closed the connection, so it
+    /// has processed the DISCONNECT and does not publish the will.
+    pub async fn close(self) -> Result<()> {
+        self.client.disconnect().await?;
+        self.finish().await;
+        Ok(())
+    }
+
+    /// Waits (bounded) for the driver to end after a DISCONNECT already queued.
+    pub async fn finish(self) {
+        let _ = tokio::time::timeout(DRAIN * 2, self.driver).await;
+    }
+}
+
+/// The driver: polls the event loop until our DISCONNECT has gone out and the broker closed,
+/// or until an error it cannot recover from, which is the last thing it sends.
+async fn drive(mut events: Events, tx: mpsc::UnboundedSender<Result<Event>>) {
+    loop {
+        let ev = events.next().await;
+        let disconnected = matches!(ev, Ok(Event::DisconnectSent));
+        let failed = ev.is_err();
+        if tx.send(ev).is_err() || failed {
+            return;
+        }
+        if disconnected {
+            events.drain_after_disconnect(DRAIN).await;
+            return;
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or for ever without one.
+pub async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
