@@ -4,8 +4,8 @@
 //! Data flows one way, and each module imports only those below it (the README's Design;
 //! `tests` in this file checks it):
 //! argv → `cli` (clap types; the one conversion to settings and options) → `commands` →
-//! `output` → `connection` (the session, rumqttc) → the leaves (`profile`, `payload`, `topic`,
-//! `duration`, `signals`, `secret`, `exit`, `logging`).
+//! `output` → `profile` → `connection` (the session; rumqttc) → the leaves (`payload`,
+//! `signals`, `topic`, `duration`, `secret`, `logging`, `exit`). `architecture.rs` checks it.
 
 pub mod cli;
 mod commands;
@@ -20,6 +20,8 @@ pub mod secret;
 mod signals;
 pub mod topic;
 
+#[cfg(test)]
+mod architecture;
 #[cfg(test)]
 mod proptests;
 

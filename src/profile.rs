@@ -24,7 +24,7 @@ use anyhow::Result;
 use serde::{Deserialize, Deserializer};
 
 use crate::connection::Protocol;
-use crate::exit::{fail, Exit};
+use crate::exit::usage;
 use crate::secret::Secret;
 
 /// One profile. Every field is optional; a flag or an environment variable beats it.
@@ -93,10 +93,6 @@ fn protocol<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Protocol>, D::Erro
     Protocol::parse(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
-}
-
-fn usage(msg: impl Into<String>) -> anyhow::Error {
-    fail(Exit::Usage, msg)
 }
 
 /// The default config file: `config.toml` in the platform config dir.
@@ -226,7 +222,7 @@ mod tests {
 
     fn usage_text(r: Result<Loaded>) -> String {
         let e = r.unwrap_err();
-        assert_eq!(crate::exit::exit_for(&e), Exit::Usage);
+        assert_eq!(crate::exit::exit_for(&e), crate::exit::Exit::Usage);
         e.to_string()
     }
 

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::CommandFactory;
 
 use super::{Cli, CompletionsArgs, ManArgs};
-use crate::exit::{fail, Exit};
+use crate::exit::usage;
 
 pub fn completions(args: &CompletionsArgs, out: &mut dyn Write) -> Result<()> {
     let mut cmd = Cli::command();
@@ -63,10 +63,10 @@ pub fn man(args: &ManArgs, out: &mut dyn Write) -> Result<()> {
                         .filter(|s| !s.is_hide_set())
                         .map(|s| s.get_name())
                         .collect();
-                    fail(
-                        Exit::Usage,
-                        format!("no subcommand '{name}': choose one of {}", known.join(", ")),
-                    )
+                    usage(format!(
+                        "no subcommand '{name}': choose one of {}",
+                        known.join(", ")
+                    ))
                 })?;
             // clap_mangen's VERSION section unwraps the command's version, which a subcommand
             // lacks unless given one.
@@ -160,7 +160,7 @@ mod tests {
             &mut Vec::new(),
         )
         .unwrap_err();
-        assert_eq!(crate::exit::exit_for(&err), Exit::Usage);
+        assert_eq!(crate::exit::exit_for(&err), crate::exit::Exit::Usage);
         assert!(err.to_string().contains("pub, sub"));
     }
 

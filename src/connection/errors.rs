@@ -1,17 +1,22 @@
 //! rumqttc's connection errors, in words: what happened, where, and what to try.
 //! rumqttc's own `Display` texts are terse ("I/O: …", "Connection refused, return code: …"),
 //! and its v4 and v5 error enums differ, so `v4.rs`/`v5.rs` match their own variants and
-//! call the shared wording here.
+//! call the shared wording here. TLS failures (rustls's) are put into words here too.
 
 use std::io;
 use std::time::Duration;
 
-use super::tls;
+use rustls::pki_types::UnixTime;
+use rustls::CertificateError;
+
 use super::transport::Peer;
+use crate::duration;
 use crate::exit::{fail, Exit};
 
 pub fn connect_timeout(peer: &Peer, timeout: Option<Duration>) -> anyhow::Error {
-    let within = timeout.map_or(String::new(), |t| format!(" within {}", humanize(t)));
+    let within = timeout.map_or(String::new(), |t| {
+        format!(" within {}", duration::display(t))
+    });
     fail(
         Exit::Unreachable,
         format!(
@@ -107,14 +112,14 @@ pub fn too_large(
 /// Failures of the layers below MQTT (TLS, WebSocket, proxy), whichever protocol version
 /// carried them. `None`: not one of those.
 pub fn transport(peer: &Peer, e: &(dyn std::error::Error + 'static)) -> Option<anyhow::Error> {
-    if let Some(r) = tls::find_rustls_error(e) {
-        return Some(tls::explain(r, &peer.endpoint, peer.port, peer.client_cert));
+    if let Some(r) = find_rustls_error(e) {
+        return Some(explain_tls(r, &peer.endpoint, peer.port, peer.client_cert));
     }
     None
 }
 
 pub fn tls_io(peer: &Peer) -> anyhow::Error {
-    tls::not_tls(&peer.endpoint, peer.port)
+    not_tls(&peer.endpoint, peer.port)
 }
 
 /// rumqttc's proxy error type is not public: tell its cases apart by what it wraps.
@@ -174,10 +179,170 @@ pub fn not_mqtt_websocket(peer: &Peer) -> anyhow::Error {
     )
 }
 
-fn humanize(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
+// TLS: rustls's failures in words, each with what to do about it.
+
+/// The rustls error somewhere in `err`'s chain. tokio-rustls wraps it in an `io::Error`, whose
+/// `source()` skips the wrapped error itself, so look inside each `io::Error` too.
+fn find_rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(r) = e.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        // An io::Error may wrap another io::Error that wraps the rustls error (rumqttc's v5
+        // path does): follow what it wraps, not just its source().
+        cur = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+fn date(t: UnixTime) -> String {
+    i64::try_from(t.as_secs())
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map_or_else(
+            || format!("{} seconds after 1970", t.as_secs()),
+            |ts| ts.to_string(),
+        )
+}
+
+/// `DnsName("broker.test")` / `IpAddress(127.0.0.1)`, as rustls-webpki lists a certificate's
+/// names, to plain `broker.test` / `127.0.0.1`.
+fn plain_name(presented: &str) -> &str {
+    presented
+        .strip_prefix("DnsName(\"")
+        .and_then(|s| s.strip_suffix("\")"))
+        .or_else(|| {
+            presented
+                .strip_prefix("IpAddress(")
+                .and_then(|s| s.strip_suffix(')'))
+        })
+        .unwrap_or(presented)
+}
+
+fn handshake_failed(endpoint: &str, why: impl std::fmt::Display) -> anyhow::Error {
+    fail(
+        Exit::Tls,
+        format!("TLS handshake with {endpoint} failed: {why}"),
+    )
+}
+
+/// The broker answered something that is not TLS (or hung up on our ClientHello).
+fn not_tls(endpoint: &str, port: u16) -> anyhow::Error {
+    handshake_failed(
+        endpoint,
+        format!("the broker did not answer with TLS: is {port} a plain MQTT port? Drop the TLS options, or use the broker's TLS port (usually 8883)"),
+    )
+}
+
+/// Words for a rustls failure; `client_cert` says whether we offered one.
+fn explain_tls(err: &rustls::Error, endpoint: &str, port: u16, client_cert: bool) -> anyhow::Error {
+    use rustls::AlertDescription as A;
+    let why = match err {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::UnknownIssuer => {
+                "the broker's certificate is not signed by a trusted CA: pass the broker's CA with --cafile FILE".to_string()
+            }
+            CertificateError::ExpiredContext { not_after, .. } => format!(
+                "the broker's certificate expired at {}: renew it on the broker, or check this machine's clock",
+                date(*not_after)
+            ),
+            CertificateError::Expired => {
+                "the broker's certificate has expired: renew it on the broker, or check this machine's clock".to_string()
+            }
+            CertificateError::NotValidYetContext { not_before, .. } => format!(
+                "the broker's certificate is not valid before {}: check this machine's clock",
+                date(*not_before)
+            ),
+            CertificateError::NotValidYet => {
+                "the broker's certificate is not valid yet: check this machine's clock".to_string()
+            }
+            CertificateError::NotValidForNameContext { expected, presented } => format!(
+                "the broker's certificate is not valid for '{}' (it covers: {}): connect with one of those names, or verify another with --tls-server-name NAME",
+                expected.to_str(),
+                presented.iter().map(|p| plain_name(p)).collect::<Vec<_>>().join(", ")
+            ),
+            CertificateError::NotValidForName => {
+                "the broker's certificate is not valid for this host name: verify another with --tls-server-name NAME".to_string()
+            }
+            other => format!("the broker's certificate was rejected: {other:?}"),
+        },
+        rustls::Error::AlertReceived(A::CertificateRequired) => {
+            "the broker asks for a client certificate: pass --cert FILE and --key FILE".to_string()
+        }
+        // TLS 1.2 has no "certificate required" alert: a broker that wants one, and one that
+        // shares no cipher or version with us, both just fail the handshake.
+        rustls::Error::AlertReceived(A::HandshakeFailure) if !client_cert => {
+            "the broker ended the handshake: it may want a client certificate (pass --cert FILE and --key FILE), or share no cipher or TLS version with mqttcli (see --tls-version)".to_string()
+        }
+        rustls::Error::AlertReceived(A::ProtocolVersion) => {
+            "the broker does not accept this TLS version: check --tls-version".to_string()
+        }
+        rustls::Error::AlertReceived(alert) if client_cert && rejects_certificate(*alert) => format!(
+            "the broker rejected the client certificate ({}): check --cert and --key, and that the broker trusts their CA",
+            alert_words(*alert)
+        ),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            return not_tls(endpoint, port)
+        }
+        rustls::Error::NoApplicationProtocol => {
+            "the broker accepts none of the ALPN protocols offered with --alpn".to_string()
+        }
+        other => other.to_string(),
+    };
+    handshake_failed(endpoint, why)
+}
+
+fn rejects_certificate(alert: rustls::AlertDescription) -> bool {
+    use rustls::AlertDescription as A;
+    matches!(
+        alert,
+        A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateUnknown
+            | A::CertificateExpired
+            | A::CertificateRevoked
+            | A::UnsupportedCertificate
+            | A::AccessDenied
+            | A::DecryptError
+            | A::HandshakeFailure
+    )
+}
+
+fn alert_words(alert: rustls::AlertDescription) -> &'static str {
+    use rustls::AlertDescription as A;
+    match alert {
+        A::UnknownCA => "it does not trust the certificate's CA",
+        A::BadCertificate => "bad certificate",
+        A::CertificateExpired => "the certificate has expired",
+        A::CertificateRevoked => "the certificate was revoked",
+        A::UnsupportedCertificate => "unsupported certificate",
+        A::AccessDenied => "access denied",
+        A::DecryptError => "the key does not match the certificate",
+        _ => "certificate not accepted",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_plainly() {
+        assert_eq!(plain_name("DnsName(\"broker.test\")"), "broker.test");
+        assert_eq!(plain_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+        assert_eq!(plain_name("DirectoryName"), "DirectoryName");
+    }
+
+    #[test]
+    fn dates_are_rfc3339() {
+        let t = UnixTime::since_unix_epoch(Duration::from_secs(981173106));
+        assert_eq!(date(t), "2001-02-03T04:05:06Z");
     }
 }

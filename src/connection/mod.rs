@@ -27,7 +27,7 @@ pub use session::{sleep_until, Session, Wait};
 pub use settings::Settings;
 use transport::Peer;
 
-use crate::exit::{fail, Exit};
+use crate::exit::{fail, usage, Exit};
 
 /// MQTT's largest packet: a 268 435 455-byte remaining length plus a 5-byte fixed header.
 /// rumqttc defaults to 10 KiB each way; a CLI must carry whatever the broker accepts.
@@ -364,10 +364,7 @@ impl Client {
                     .as_ref()
                     .is_some_and(|p| *p != Properties::default()) =>
             {
-                Err(fail(
-                    Exit::Usage,
-                    "PUBLISH properties are an MQTT 5 feature: add -V 5",
-                ))
+                Err(usage("PUBLISH properties are an MQTT 5 feature: add -V 5"))
             }
             Client::V4(c) => c
                 .publish_bytes(topic, to_qos4(qos), retain, payload)
