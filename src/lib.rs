@@ -29,8 +29,7 @@ use std::io::Write;
 
 use clap::Parser;
 
-use cli::settings::Environment;
-use cli::{Cli, Command, Plan};
+use cli::{Cli, Command, Environment, Plan};
 use exit::Exit;
 
 /// Parses argv, runs the subcommand and exits the process with the documented code.

@@ -11,6 +11,7 @@
 
 pub mod complete;
 mod conn;
+mod environment;
 mod plan;
 pub mod settings;
 
@@ -21,6 +22,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use clap_complete::Shell;
 
 pub use conn::{parse_header, ConnArgs, ReconnectArgs, TlsArgs, WebArgs};
+pub use environment::Environment;
 pub use plan::{plan, Plan};
 
 use crate::connection::{Protocol, Qos};

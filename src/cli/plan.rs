@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::settings::{resolve, Environment, Purpose, Resolved};
+use super::settings::{resolve, Purpose, Resolved};
+use super::Environment;
 use super::{CheckArgs, Command, ConnArgs, OutputArgs, PubArgs, RrArgs, SubArgs, UnsubArgs};
 use crate::commands::{check, publish, rr, subscribe, unsubscribe};
 use crate::connection::{Protocol, Qos, Settings};

@@ -18,28 +18,12 @@ impl std::fmt::Display for ProxySettings {
     }
 }
 
+/// `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` (either case), as `cli::Environment` read them.
 #[derive(Debug, Default, Clone)]
 pub struct ProxyEnv {
     pub https_proxy: Option<String>,
     pub all_proxy: Option<String>,
     pub no_proxy: Option<String>,
-}
-
-fn env_var(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok())
-        .filter(|v| !v.trim().is_empty())
-}
-
-impl ProxyEnv {
-    pub fn from_process() -> Self {
-        ProxyEnv {
-            https_proxy: env_var(&["HTTPS_PROXY", "https_proxy"]),
-            all_proxy: env_var(&["ALL_PROXY", "all_proxy"]),
-            no_proxy: env_var(&["NO_PROXY", "no_proxy"]),
-        }
-    }
 }
 
 /// The proxy to dial `host` through, if any.
