@@ -71,6 +71,36 @@ struct Failed {
     error: anyhow::Error,
 }
 
+/// Why the check ended before its last step. An interruption is no failure: the report says
+/// so, the exit code is 130, and the probe does not run.
+enum Stop {
+    Interrupted,
+    Failed(Failed),
+}
+
+/// Why an exchange with the broker gave no answer. Kept apart from the error so that a
+/// signal never reads as a broker problem, in a step or in a probe finding.
+enum Halt {
+    Interrupted,
+    Error(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Halt {
+    fn from(error: anyhow::Error) -> Self {
+        Halt::Error(error)
+    }
+}
+
+impl Halt {
+    /// What the check ends with when this stopped `step`; a failure is recorded in the report.
+    fn at(self, report: &mut Report, step: Step, started: Instant) -> Stop {
+        match self {
+            Halt::Interrupted => Stop::Interrupted,
+            Halt::Error(error) => failed(report, step, started, error),
+        }
+    }
+}
+
 /// Everything the output shows, filled in as the steps run.
 struct Report {
     broker: String,
@@ -110,11 +140,10 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     };
 
     let outcome = check(&opts, &settings, &mut report, &mut interrupt).await;
-    let interrupted = matches!(&outcome, Err(None));
+    let interrupted = matches!(&outcome, Err(Stop::Interrupted));
     let failed = match outcome {
-        Ok(()) => None,
-        Err(None) => None,
-        Err(Some(f)) => Some(f),
+        Ok(()) | Err(Stop::Interrupted) => None,
+        Err(Stop::Failed(f)) => Some(f),
     };
     if failed.is_none() && !interrupted && opts.probe {
         report.probe = Some(probe(&opts, &settings, &report.topic, &mut interrupt).await);
@@ -140,13 +169,13 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     }
 }
 
-/// The check proper. `Err(None)`: interrupted by a signal.
+/// The check proper.
 async fn check(
     opts: &Options,
     settings: &Settings,
     report: &mut Report,
     interrupt: &mut Interrupt,
-) -> Result<(), Option<Failed>> {
+) -> Result<(), Stop> {
     let topic = report.topic.clone();
     let count = opts.count as usize;
     let wait = opts.timeout;
@@ -157,16 +186,15 @@ async fn check(
         .await
         .map_err(|e| failed(report, Step::Connect, started, e))?;
     let Wait::Ready(mut link) = opened else {
-        return Err(None);
+        return Err(Stop::Interrupted);
     };
     report.steps.push(ok(Step::Connect, started, String::new()));
 
     // subscribe
     let started = Instant::now();
-    let granted = match subscribe(&mut link, &topic, opts.qos, wait, interrupt).await {
-        Ok(granted) => granted,
-        Err(e) => return Err(e.map(|e| failure(report, Step::Subscribe, started, e))),
-    };
+    let granted = subscribe(&mut link, &topic, opts.qos, wait, interrupt)
+        .await
+        .map_err(|halt| halt.at(report, Step::Subscribe, started))?;
     let detail = if granted < opts.qos {
         format!("granted QoS {granted} (asked for {})", opts.qos)
     } else {
@@ -195,7 +223,7 @@ async fn check(
     while published_at.is_none() || received_at.is_none() {
         let ev = match link.next(Some(deadline), interrupt).await {
             Ok(Wait::Ready(ev)) => ev,
-            Ok(Wait::Interrupted) => return Err(None),
+            Ok(Wait::Interrupted) => return Err(Stop::Interrupted),
             Ok(Wait::Timeout) => {
                 let (step, error) = if published_at.is_none() {
                     let what = if opts.qos == Qos::AtMostOnce {
@@ -226,7 +254,7 @@ async fn check(
                         ),
                     )
                 };
-                return Err(Some(failure(report, step, started, error)));
+                return Err(failed(report, step, started, error));
             }
             Err(e) => {
                 let step = if published_at.is_none() {
@@ -234,7 +262,7 @@ async fn check(
                 } else {
                     Step::Receive
                 };
-                return Err(Some(failure(report, step, started, e)));
+                return Err(failed(report, step, started, e));
             }
         };
         match ev {
@@ -245,7 +273,7 @@ async fn check(
                     Exit::Rejected,
                     format!("the broker refused a publish to '{topic}': {reason}"),
                 );
-                return Err(Some(failure(report, Step::Publish, started, e)));
+                return Err(failed(report, Step::Publish, started, e));
             }
             Event::Message(m) if m.topic == topic => {
                 let i = latencies.len();
@@ -279,7 +307,7 @@ async fn check(
                             ),
                         ),
                     };
-                    return Err(Some(failure(report, Step::Receive, started, e)));
+                    return Err(failed(report, Step::Receive, started, e));
                 }
                 latencies.push(sent_at[i].elapsed());
             }
@@ -316,9 +344,9 @@ async fn check(
 
     // unsubscribe
     let started = Instant::now();
-    if let Err(e) = unsubscribe(&mut link, &topic, wait, interrupt).await {
-        return Err(e.map(|e| failure(report, Step::Unsubscribe, started, e)));
-    }
+    unsubscribe(&mut link, &topic, wait, interrupt)
+        .await
+        .map_err(|halt| halt.at(report, Step::Unsubscribe, started))?;
     report
         .steps
         .push(ok(Step::Unsubscribe, started, String::new()));
@@ -344,57 +372,50 @@ fn ok(step: Step, started: Instant, detail: String) -> StepResult {
 }
 
 /// Records the failed step in the report and returns what `check` ends with.
-fn failure(report: &mut Report, step: Step, started: Instant, error: anyhow::Error) -> Failed {
+fn failed(report: &mut Report, step: Step, started: Instant, error: anyhow::Error) -> Stop {
     report.steps.push(StepResult {
         step,
         ok: false,
         time: started.elapsed(),
         detail: String::new(),
     });
-    Failed { step, error }
+    Stop::Failed(Failed { step, error })
 }
 
-fn failed(
-    report: &mut Report,
-    step: Step,
-    started: Instant,
-    error: anyhow::Error,
-) -> Option<Failed> {
-    Some(failure(report, step, started, error))
-}
-
-/// Subscribes to one filter and waits for its SUBACK: the granted QoS. `Err(None)`: interrupted.
+/// Subscribes to one filter and waits for its SUBACK: the granted QoS.
 async fn subscribe(
     link: &mut Session,
     filter: &str,
     qos: Qos,
     wait: Duration,
     interrupt: &mut Interrupt,
-) -> Result<Qos, Option<anyhow::Error>> {
+) -> Result<Qos, Halt> {
     let deadline = Instant::now() + wait;
     let filters = [(filter.to_string(), qos)];
     let early = |ev| tracing::trace!(?ev, "event before the SUBACK");
     match link
         .subscribe_and_wait(&filters, Some(deadline), interrupt, early)
-        .await
-        .map_err(Some)?
+        .await?
     {
         Wait::Ready(codes) => match codes.into_iter().next() {
             Some(Ok(granted)) => Ok(granted),
-            Some(Err(reason)) => Err(Some(fail(
+            Some(Err(reason)) => Err(Halt::Error(fail(
                 Exit::Rejected,
                 format!("the broker refused the subscription to '{filter}': {reason}"),
             ))),
-            None => Err(Some(fail(Exit::Other, "the SUBACK carried no reason code"))),
+            None => Err(Halt::Error(fail(
+                Exit::Other,
+                "the SUBACK carried no reason code",
+            ))),
         },
-        Wait::Timeout => Err(Some(fail(
+        Wait::Timeout => Err(Halt::Error(fail(
             Exit::Timeout,
             format!(
                 "no SUBACK for '{filter}' within {}",
                 crate::duration::display(wait)
             ),
         ))),
-        Wait::Interrupted => Err(None),
+        Wait::Interrupted => Err(Halt::Interrupted),
     }
 }
 
@@ -403,26 +424,25 @@ async fn unsubscribe(
     filter: &str,
     wait: Duration,
     interrupt: &mut Interrupt,
-) -> Result<(), Option<anyhow::Error>> {
+) -> Result<(), Halt> {
     let deadline = Instant::now() + wait;
     match link
         .unsubscribe_and_wait(filter, Some(deadline), interrupt)
-        .await
-        .map_err(Some)?
+        .await?
     {
         Wait::Ready(Ok(())) => Ok(()),
-        Wait::Ready(Err(reason)) => Err(Some(fail(
+        Wait::Ready(Err(reason)) => Err(Halt::Error(fail(
             Exit::Rejected,
             format!("the broker refused to unsubscribe from '{filter}': {reason}"),
         ))),
-        Wait::Timeout => Err(Some(fail(
+        Wait::Timeout => Err(Halt::Error(fail(
             Exit::Timeout,
             format!(
                 "no UNSUBACK for '{filter}' within {}",
                 crate::duration::display(wait)
             ),
         ))),
-        Wait::Interrupted => Err(None),
+        Wait::Interrupted => Err(Halt::Interrupted),
     }
 }
 
@@ -519,17 +539,11 @@ struct ProbeLink<'a> {
 }
 
 impl ProbeLink<'_> {
-    /// The connection, opened if it is not. `Err(None)`: interrupted.
-    async fn get(
-        &mut self,
-        interrupt: &mut Interrupt,
-    ) -> Result<&mut Session, Option<anyhow::Error>> {
+    /// The connection, opened if it is not.
+    async fn get(&mut self, interrupt: &mut Interrupt) -> Result<&mut Session, Halt> {
         if self.link.is_none() {
-            let Wait::Ready(session) = Session::open(self.settings, interrupt, None)
-                .await
-                .map_err(Some)?
-            else {
-                return Err(None);
+            let Wait::Ready(session) = Session::open(self.settings, interrupt, None).await? else {
+                return Err(Halt::Interrupted);
             };
             if self.limits.is_none() {
                 self.limits = session.limits.clone();
@@ -615,9 +629,9 @@ async fn probe(
         if let Ok(link) = conn.get(interrupt).await {
             let cleared = match link.publish(&t, qos1, true, Bytes::new()).await {
                 Ok(()) => acked(link, Instant::now() + wait, interrupt).await,
-                Err(e) => Err(Some(e)),
+                Err(e) => Err(Halt::Error(e)),
             };
-            if matches!(&cleared, Err(Some(e)) if exit_for(e) == Exit::Unreachable) {
+            if matches!(&cleared, Err(Halt::Error(e)) if exit_for(e) == Exit::Unreachable) {
                 conn.lost();
             }
         }
@@ -657,31 +671,27 @@ async fn delivery(
         "mqttcli probe {}",
         Alphanumeric.sample_string(&mut rand::rng(), 8)
     ));
-    let result: Result<Delivery, Option<anyhow::Error>> = async {
+    let result: Result<Delivery, Halt> = async {
         let link = conn.get(interrupt).await?;
         if retain {
-            link.publish(topic, qos, true, payload.clone())
-                .await
-                .map_err(Some)?;
+            link.publish(topic, qos, true, payload.clone()).await?;
             if let Some(refused) = acked(link, Instant::now() + wait, interrupt).await? {
                 return Ok(Delivery::NotDelivered(refused));
             }
         }
         match subscribe(link, filter, qos, wait, interrupt).await {
             Ok(_) => {}
-            Err(Some(e)) if exit_for(&e) == Exit::Rejected => {
+            Err(Halt::Error(e)) if exit_for(&e) == Exit::Rejected => {
                 return Ok(Delivery::NotDelivered(e.to_string()))
             }
             Err(e) => return Err(e),
         }
         if !retain {
-            link.publish(topic, qos, false, payload.clone())
-                .await
-                .map_err(Some)?;
+            link.publish(topic, qos, false, payload.clone()).await?;
         }
         let deadline = Instant::now() + wait;
         let found = loop {
-            match link.next(Some(deadline), interrupt).await.map_err(Some)? {
+            match link.next(Some(deadline), interrupt).await? {
                 Wait::Ready(Event::Message(m)) if m.payload == payload => {
                     break Delivery::Delivered(m)
                 }
@@ -695,7 +705,7 @@ async fn delivery(
                         crate::duration::display(wait)
                     ))
                 }
-                Wait::Interrupted => return Err(None),
+                Wait::Interrupted => return Err(Halt::Interrupted),
             }
         };
         let _ = unsubscribe(link, filter, wait, interrupt).await;
@@ -704,8 +714,8 @@ async fn delivery(
     .await;
     match result {
         Ok(d) => d,
-        Err(None) => Delivery::NotDelivered("interrupted".into()),
-        Err(Some(e)) => {
+        Err(Halt::Interrupted) => Delivery::NotDelivered("interrupted".into()),
+        Err(Halt::Error(e)) => {
             if exit_for(&e) == Exit::Unreachable {
                 conn.lost();
             }
@@ -719,16 +729,16 @@ async fn acked(
     link: &mut Session,
     deadline: Instant,
     interrupt: &mut Interrupt,
-) -> Result<Option<String>, Option<anyhow::Error>> {
+) -> Result<Option<String>, Halt> {
     loop {
-        match link.next(Some(deadline), interrupt).await.map_err(Some)? {
+        match link.next(Some(deadline), interrupt).await? {
             Wait::Ready(Event::Acked { .. }) => return Ok(None),
             Wait::Ready(Event::PublishRefused { reason, .. }) => {
                 return Ok(Some(format!("publish refused: {reason}")))
             }
             Wait::Ready(_) => {}
             Wait::Timeout => return Ok(Some("no acknowledgement".into())),
-            Wait::Interrupted => return Err(None),
+            Wait::Interrupted => return Err(Halt::Interrupted),
         }
     }
 }
@@ -767,17 +777,16 @@ async fn largest_payload(
     for exp in PAYLOAD_SIZES {
         let size = 1usize << exp;
         let payload = Bytes::from(vec![b'x'; size]);
-        let result: Result<Option<String>, Option<anyhow::Error>> = async {
+        let result: Result<Option<String>, Halt> = async {
             let link = conn.get(interrupt).await?;
             if exp == *PAYLOAD_SIZES.start() {
                 subscribe(link, topic, Qos::AtLeastOnce, wait, interrupt).await?;
             }
             link.publish(topic, Qos::AtLeastOnce, false, payload.clone())
-                .await
-                .map_err(Some)?;
+                .await?;
             let deadline = Instant::now() + wait;
             loop {
-                match link.next(Some(deadline), interrupt).await.map_err(Some)? {
+                match link.next(Some(deadline), interrupt).await? {
                     Wait::Ready(Event::Message(m)) if m.payload.len() == size => return Ok(None),
                     Wait::Ready(Event::PublishRefused { reason, .. }) => {
                         return Ok(Some(format!("publish refused: {reason}")))
@@ -789,7 +798,7 @@ async fn largest_payload(
                             crate::duration::display(wait)
                         )))
                     }
-                    Wait::Interrupted => return Err(None),
+                    Wait::Interrupted => return Err(Halt::Interrupted),
                 }
             }
         }
@@ -800,8 +809,8 @@ async fn largest_payload(
                 continue;
             }
             Ok(Some(why)) => why,
-            Err(None) => "interrupted".to_string(),
-            Err(Some(e)) => {
+            Err(Halt::Interrupted) => "interrupted".to_string(),
+            Err(Halt::Error(e)) => {
                 if exit_for(&e) == Exit::Unreachable {
                     conn.lost();
                 }
