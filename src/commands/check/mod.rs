@@ -8,19 +8,20 @@
 //! wildcard and shared subscriptions, QoS 2, the largest payload it passes on, and the limits
 //! an MQTT 5 broker states in its CONNACK.
 
-use std::fmt::Write as _;
+mod report;
+
 use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Result;
 use bytes::Bytes;
 use rand::distr::{Alphanumeric, SampleString};
-use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::connection::{self, BrokerLimits, Event, Qos, Session, Settings, Wait};
 use crate::exit::{exit_for, fail, Exit};
 use crate::signals::Interrupt;
+use report::{bytes_text, Finding, Probe, Report, Step, StepResult};
 
 pub struct Options {
     /// Messages to send and receive back.
@@ -33,36 +34,6 @@ pub struct Options {
     pub topic_prefix: String,
     pub json: bool,
     pub probe: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    Connect,
-    Subscribe,
-    Publish,
-    Receive,
-    Unsubscribe,
-    Disconnect,
-}
-
-impl Step {
-    pub fn name(self) -> &'static str {
-        match self {
-            Step::Connect => "connect",
-            Step::Subscribe => "subscribe",
-            Step::Publish => "publish",
-            Step::Receive => "receive",
-            Step::Unsubscribe => "unsubscribe",
-            Step::Disconnect => "disconnect",
-        }
-    }
-}
-
-struct StepResult {
-    step: Step,
-    ok: bool,
-    time: Duration,
-    detail: String,
 }
 
 /// A step that went wrong, with the error that carries its exit code.
@@ -101,20 +72,6 @@ impl Halt {
     }
 }
 
-/// Everything the output shows, filled in as the steps run.
-struct Report {
-    broker: String,
-    transport: &'static str,
-    protocol: &'static str,
-    client_id: String,
-    topic: String,
-    qos: Qos,
-    count: u32,
-    steps: Vec<StepResult>,
-    latencies: Vec<Duration>,
-    probe: Option<Probe>,
-}
-
 pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
     let topic = format!(
         "{}/{}",
@@ -140,32 +97,23 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     };
 
     let outcome = check(&opts, &settings, &mut report, &mut interrupt).await;
-    let interrupted = matches!(&outcome, Err(Stop::Interrupted));
-    let failed = match outcome {
-        Ok(()) | Err(Stop::Interrupted) => None,
-        Err(Stop::Failed(f)) => Some(f),
-    };
-    if failed.is_none() && !interrupted && opts.probe {
+    if outcome.is_ok() && opts.probe {
         report.probe = Some(probe(&opts, &settings, &report.topic, &mut interrupt).await);
     }
 
     let mut out = std::io::stdout().lock();
     if opts.json {
-        writeln!(
-            out,
-            "{}",
-            json_report(&report, failed.as_ref(), interrupted)
-        )?;
+        report.write_json(&outcome, &mut out)?;
     } else {
-        write!(out, "{}", text_report(&report, interrupted))?;
+        report.write_text(&outcome, &mut out)?;
     }
     out.flush()?;
-    match failed {
-        Some(f) => Err(f
+    match outcome {
+        Ok(()) => Ok(Exit::Success),
+        Err(Stop::Interrupted) => Ok(Exit::Interrupted),
+        Err(Stop::Failed(f)) => Err(f
             .error
             .context(format!("check failed at the {} step", f.step.name()))),
-        None if interrupted => Ok(Exit::Interrupted),
-        None => Ok(Exit::Success),
     }
 }
 
@@ -448,84 +396,6 @@ async fn unsubscribe(
 
 // ---------------------------------------------------------------------------------------------
 // --probe
-
-/// What `--probe` found.
-struct Probe {
-    findings: Vec<Finding>,
-    /// The limits an MQTT 5 broker announced in CONNACK; None under 3.1.1.
-    limits: Option<BrokerLimits>,
-}
-
-/// The CONNACK limits the broker stated, as (JSON key, words for the table, JSON value). A
-/// limit it left out is not listed: MQTT 5 reads that as no limit, or available.
-fn limit_entries(l: &BrokerLimits) -> Vec<(&'static str, String, Value)> {
-    let number = |n: Option<u32>, key: &'static str, words: &dyn Fn(u32) -> String| {
-        n.map(|n| (key, words(n), json!(n)))
-    };
-    let flag = |b: Option<bool>, key: &'static str, label: &str| {
-        b.map(|b| {
-            (
-                key,
-                format!("{label} {}", if b { "yes" } else { "no" }),
-                json!(b),
-            )
-        })
-    };
-    [
-        number(l.receive_maximum.map(u32::from), "receive_maximum", &|n| {
-            format!("receive maximum {n}")
-        }),
-        number(l.maximum_packet_size, "maximum_packet_size", &|n| {
-            format!("maximum packet size {}", bytes_text(n.into()))
-        }),
-        number(l.maximum_qos.map(u32::from), "maximum_qos", &|n| {
-            format!("maximum QoS {n}")
-        }),
-        flag(l.retain_available, "retain_available", "retain available"),
-        flag(
-            l.wildcard_subscriptions,
-            "wildcard_subscriptions",
-            "wildcard subscriptions",
-        ),
-        flag(
-            l.shared_subscriptions,
-            "shared_subscriptions",
-            "shared subscriptions",
-        ),
-        flag(
-            l.subscription_identifiers,
-            "subscription_identifiers",
-            "subscription identifiers",
-        ),
-        number(
-            l.topic_alias_maximum.map(u32::from),
-            "topic_alias_maximum",
-            &|n| format!("topic alias maximum {n}"),
-        ),
-        number(
-            l.server_keep_alive.map(u32::from),
-            "server_keep_alive",
-            &|n| format!("server keepalive {n} s"),
-        ),
-        number(l.session_expiry_interval, "session_expiry_interval", &|n| {
-            format!("session expiry {n} s")
-        }),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
-}
-
-/// One thing the probe asked the broker, and its answer.
-struct Finding {
-    key: &'static str,
-    label: &'static str,
-    /// Some(true/false) for yes/no questions, None for the payload size (see `value`).
-    allowed: Option<bool>,
-    /// For the largest payload: bytes that came back.
-    value: Option<u64>,
-    note: String,
-}
 
 const PROBE_WAIT: Duration = Duration::from_secs(3);
 const PAYLOAD_SIZES: std::ops::RangeInclusive<u32> = 10..=20; // 1 KiB ..= 1 MiB, as powers of two
@@ -826,210 +696,5 @@ async fn largest_payload(
         allowed: None,
         value: largest,
         note,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// output
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-fn ms_text(d: Duration) -> String {
-    let v = d.as_secs_f64() * 1e3;
-    if v < 10.0 {
-        format!("{v:.2} ms")
-    } else {
-        format!("{v:.1} ms")
-    }
-}
-
-fn bytes_text(n: u64) -> String {
-    match n {
-        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
-        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
-        n => format!("{n} bytes"),
-    }
-}
-
-/// (min, median, max)
-fn stats(samples: &[Duration]) -> Option<(Duration, Duration, Duration)> {
-    let mut s = samples.to_vec();
-    s.sort_unstable();
-    let n = s.len();
-    let median = match n {
-        0 => return None,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2,
-    };
-    Some((s[0], median, s[n - 1]))
-}
-
-fn text_report(r: &Report, interrupted: bool) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "checking {} ({}, MQTT {}) on topic {} with {} message{} at QoS {}",
-        r.broker,
-        r.transport,
-        r.protocol,
-        r.topic,
-        r.count,
-        if r.count == 1 { "" } else { "s" },
-        r.qos
-    );
-    for s in &r.steps {
-        let _ = write!(
-            out,
-            "{:<12} {:<6} {:>10}",
-            s.step.name(),
-            if s.ok { "ok" } else { "FAILED" },
-            ms_text(s.time)
-        );
-        if !s.detail.is_empty() {
-            let _ = write!(out, "  {}", s.detail);
-        }
-        out.push('\n');
-    }
-    if interrupted {
-        out.push_str("interrupted\n");
-    }
-    if let Some((min, median, max)) = stats(&r.latencies) {
-        let _ = writeln!(
-            out,
-            "round trip   min {}, median {}, max {}",
-            ms_text(min),
-            ms_text(median),
-            ms_text(max)
-        );
-    }
-    if let Some(probe) = &r.probe {
-        out.push_str("probe\n");
-        for f in &probe.findings {
-            let answer = match (f.allowed, f.value) {
-                (Some(true), _) => "yes".to_string(),
-                (Some(false), _) => "no".to_string(),
-                (None, Some(v)) => bytes_text(v),
-                (None, None) => "none".to_string(),
-            };
-            let _ = write!(out, "  {:<24} {answer}", f.label);
-            if !f.note.is_empty() {
-                let _ = write!(out, " ({})", f.note);
-            }
-            out.push('\n');
-        }
-        let limits = match &probe.limits {
-            None => "none (MQTT 3.1.1 has no CONNACK properties)".to_string(),
-            Some(l) => {
-                let words: Vec<String> = limit_entries(l).into_iter().map(|e| e.1).collect();
-                if words.is_empty() {
-                    "none stated".to_string()
-                } else {
-                    words.join(", ")
-                }
-            }
-        };
-        let _ = writeln!(out, "  {:<24} {limits}", "CONNACK limits");
-    }
-    out
-}
-
-fn json_report(r: &Report, failed: Option<&Failed>, interrupted: bool) -> Value {
-    let steps: Vec<Value> = r
-        .steps
-        .iter()
-        .map(|s| {
-            let mut v = json!({"step": s.step.name(), "ok": s.ok, "ms": ms(s.time)});
-            if !s.detail.is_empty() {
-                v["detail"] = json!(s.detail);
-            }
-            v
-        })
-        .collect();
-    let latency = stats(&r.latencies).map(|(min, median, max)| {
-        json!({
-            "min": ms(min),
-            "median": ms(median),
-            "max": ms(max),
-            "samples": r.latencies.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
-        })
-    });
-    let error = match (failed, interrupted) {
-        (Some(f), _) => json!({
-            "step": f.step.name(),
-            "exit_code": exit_for(&f.error).code(),
-            "message": format!("{:#}", f.error),
-        }),
-        (None, true) => json!({
-            "step": r.steps.last().map_or("connect", |s| s.step.name()),
-            "exit_code": Exit::Interrupted.code(),
-            "message": "interrupted",
-        }),
-        (None, false) => Value::Null,
-    };
-    let mut v = json!({
-        "ok": failed.is_none() && !interrupted,
-        "broker": r.broker,
-        "transport": r.transport,
-        "protocol": r.protocol,
-        "client_id": r.client_id,
-        "topic": r.topic,
-        "qos": r.qos.number(),
-        "count": r.count,
-        "steps": steps,
-        "latency_ms": latency,
-        "error": error,
-    });
-    if let Some(probe) = &r.probe {
-        let mut p = serde_json::Map::new();
-        for f in &probe.findings {
-            let mut entry = json!({});
-            if let Some(a) = f.allowed {
-                entry["allowed"] = json!(a);
-            }
-            if f.key == "largest_payload" {
-                entry["bytes"] = json!(f.value);
-                entry["tried_up_to"] = json!(1u64 << PAYLOAD_SIZES.end());
-            }
-            if !f.note.is_empty() {
-                entry["note"] = json!(f.note);
-            }
-            p.insert(f.key.to_string(), entry);
-        }
-        let limits = probe.limits.as_ref().map(|l| {
-            Value::Object(
-                limit_entries(l)
-                    .into_iter()
-                    .map(|(k, _, v)| (k.to_string(), v))
-                    .collect(),
-            )
-        });
-        p.insert("connack_limits".to_string(), json!(limits));
-        v["probe"] = Value::Object(p);
-    }
-    v
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        let d = |ms: u64| Duration::from_millis(ms);
-        assert_eq!(stats(&[d(3), d(1), d(2)]), Some((d(1), d(2), d(3))));
-        assert_eq!(
-            stats(&[d(4), d(1), d(2), d(3)]),
-            Some((d(1), d(2) + d(1) / 2, d(4)))
-        );
-        assert_eq!(stats(&[]), None);
-    }
-
-    #[test]
-    fn sizes_read_in_binary_units() {
-        assert_eq!(bytes_text(1024), "1 KiB");
-        assert_eq!(bytes_text(1 << 20), "1 MiB");
-        assert_eq!(bytes_text(1000), "1000 bytes");
     }
 }
