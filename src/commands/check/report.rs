@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{Stop, PAYLOAD_SIZES};
+use super::probe::PAYLOAD_SIZES;
+use super::Stop;
 use crate::connection::{BrokerLimits, Qos};
 use crate::exit::{exit_for, Exit};
 
