@@ -9,8 +9,9 @@ use bytes::Bytes;
 use rand::distr::{Alphanumeric, SampleString};
 use tokio::time::Instant;
 
+use super::exchange::{subscribe, unsubscribe, Halt};
 use super::report::{bytes_text, Finding, Probe};
-use super::{subscribe, unsubscribe, Halt, Options};
+use super::Options;
 use crate::connection::{self, BrokerLimits, Event, Qos, Session, Settings, Wait};
 use crate::exit::{exit_for, Exit};
 use crate::signals::Interrupt;
