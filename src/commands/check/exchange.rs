@@ -49,13 +49,7 @@ pub(super) async fn subscribe(
                 "the SUBACK carried no reason code",
             ))),
         },
-        Wait::Timeout => Err(Halt::Error(fail(
-            Exit::Timeout,
-            format!(
-                "no SUBACK for '{filter}' within {}",
-                crate::duration::display(wait)
-            ),
-        ))),
+        Wait::Timeout => Err(unacknowledged("SUBACK", filter, wait)),
         Wait::Interrupted => Err(Halt::Interrupted),
     }
 }
@@ -76,13 +70,18 @@ pub(super) async fn unsubscribe(
             Exit::Rejected,
             format!("the broker refused to unsubscribe from '{filter}': {reason}"),
         ))),
-        Wait::Timeout => Err(Halt::Error(fail(
-            Exit::Timeout,
-            format!(
-                "no UNSUBACK for '{filter}' within {}",
-                crate::duration::display(wait)
-            ),
-        ))),
+        Wait::Timeout => Err(unacknowledged("UNSUBACK", filter, wait)),
         Wait::Interrupted => Err(Halt::Interrupted),
     }
+}
+
+/// The wait ran out before the broker acknowledged `packet`'s request for `filter`.
+fn unacknowledged(packet: &str, filter: &str, wait: Duration) -> Halt {
+    Halt::Error(fail(
+        Exit::Timeout,
+        format!(
+            "no {packet} for '{filter}' within {}",
+            crate::duration::display(wait)
+        ),
+    ))
 }

@@ -73,39 +73,26 @@ pub(super) async fn probe(
             .ok_or(format!("delivered at QoS {}", m.qos))
     }));
 
-    let f = delivery(
-        &mut conn,
-        &format!("{base}/wild/+/#"),
-        &format!("{base}/wild/a/b"),
-        qos1,
-        false,
-        wait,
-        interrupt,
-    )
-    .await;
-    findings.push(yes_no(
-        "wildcard_subscriptions",
-        "wildcard subscriptions",
-        f,
-        |_| Ok(()),
-    ));
-
-    let f = delivery(
-        &mut conn,
-        &format!("$share/mqttcli-check/{base}/shared"),
-        &format!("{base}/shared"),
-        qos1,
-        false,
-        wait,
-        interrupt,
-    )
-    .await;
-    findings.push(yes_no(
-        "shared_subscriptions",
-        "shared subscriptions",
-        f,
-        |_| Ok(()),
-    ));
+    // (key, label, filter, topic). That the message arrives at all is the answer: unlike QoS 2
+    // and retained messages, there is nothing about it to judge.
+    let subscriptions = [
+        (
+            "wildcard_subscriptions",
+            "wildcard subscriptions",
+            format!("{base}/wild/+/#"),
+            format!("{base}/wild/a/b"),
+        ),
+        (
+            "shared_subscriptions",
+            "shared subscriptions",
+            format!("$share/mqttcli-check/{base}/shared"),
+            format!("{base}/shared"),
+        ),
+    ];
+    for (key, label, filter, topic) in subscriptions {
+        let f = delivery(&mut conn, &filter, &topic, qos1, false, wait, interrupt).await;
+        findings.push(yes_no(key, label, f, |_| Ok(())));
+    }
 
     let t = format!("{base}/retained");
     let f = delivery(&mut conn, &t, &t, qos1, true, wait, interrupt).await;

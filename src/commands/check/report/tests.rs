@@ -8,6 +8,22 @@ use crate::exit::fail;
 const TOPIC: &str = "mqttcli/check/AbCd1234EfGh5678";
 const HEADER: &str = "checking 127.0.0.1:1883 (tcp, MQTT 5.0) on topic mqttcli/check/AbCd1234EfGh5678 with 3 messages at QoS 1";
 
+/// The step lines of `passed()`, and its round trip.
+const PASSED: [&str; 6] = [
+    "connect      ok        1.23 ms",
+    "subscribe    ok        0.50 ms  granted QoS 1",
+    "publish      ok        12.3 ms  3 acknowledged",
+    "receive      ok        15.0 ms  3 of 3, payloads and order as sent",
+    "unsubscribe  ok        0.25 ms",
+    "disconnect   ok        0.10 ms",
+];
+const ROUND_TRIP: &str = "round trip   min 2.00 ms, median 4.00 ms, max 13.0 ms";
+
+/// The text of a table of `lines`, each ended by a newline.
+fn table(lines: &[&str]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
 fn us(n: u64) -> Duration {
     Duration::from_micros(n)
 }
@@ -83,17 +99,7 @@ fn a_passing_run_shows_each_step_and_the_round_trip() {
     let r = passed();
     assert_eq!(
         text(&r, &Ok(())),
-        format!(
-            "{HEADER}
-connect      ok        1.23 ms
-subscribe    ok        0.50 ms  granted QoS 1
-publish      ok        12.3 ms  3 acknowledged
-receive      ok        15.0 ms  3 of 3, payloads and order as sent
-unsubscribe  ok        0.25 ms
-disconnect   ok        0.10 ms
-round trip   min 2.00 ms, median 4.00 ms, max 13.0 ms
-"
-        )
+        table(&[&[HEADER][..], &PASSED, &[ROUND_TRIP]].concat())
     );
     assert_eq!(
         json(&r, &Ok(())),
@@ -145,14 +151,13 @@ fn a_run_failed_at_the_receive_step_names_it_and_its_exit_code() {
     let outcome = failed_at(Step::Receive, fail(Exit::Timeout, message.clone()));
     assert_eq!(
         text(&r, &outcome),
-        format!(
-            "{HEADER}
-connect      ok        1.23 ms
-subscribe    ok        0.50 ms  granted QoS 1
-publish      ok        12.3 ms  3 acknowledged
-receive      FAILED  5000.0 ms
-"
-        )
+        table(&[
+            HEADER,
+            PASSED[0],
+            PASSED[1],
+            PASSED[2],
+            "receive      FAILED  5000.0 ms",
+        ])
     );
     let v = json(&r, &outcome);
     assert_eq!(v["ok"], false);
@@ -176,7 +181,7 @@ fn a_failure_message_carries_its_whole_chain() {
     let outcome = failed_at(Step::Connect, error);
     assert_eq!(
         text(&r, &outcome),
-        format!("{HEADER}\nconnect      FAILED    0.80 ms\n")
+        table(&[HEADER, "connect      FAILED    0.80 ms"])
     );
     assert_eq!(
         json(&r, &outcome)["error"],
@@ -196,16 +201,7 @@ fn an_interrupted_run_says_so_after_the_steps_it_finished() {
     let outcome = Err(Stop::Interrupted);
     assert_eq!(
         text(&r, &outcome),
-        format!(
-            "{HEADER}
-connect      ok        1.23 ms
-subscribe    ok        0.50 ms  granted QoS 1
-publish      ok        12.3 ms  3 acknowledged
-receive      ok        15.0 ms  3 of 3, payloads and order as sent
-interrupted
-round trip   min 2.00 ms, median 4.00 ms, max 13.0 ms
-"
-        )
+        table(&[&[HEADER][..], &PASSED[..4], &["interrupted", ROUND_TRIP]].concat())
     );
     let v = json(&r, &outcome);
     assert_eq!(v["ok"], false);
@@ -221,7 +217,7 @@ round trip   min 2.00 ms, median 4.00 ms, max 13.0 ms
 fn interrupted_while_connecting_is_the_connect_step() {
     let r = report(Vec::new());
     let outcome = Err(Stop::Interrupted);
-    assert_eq!(text(&r, &outcome), format!("{HEADER}\ninterrupted\n"));
+    assert_eq!(text(&r, &outcome), table(&[HEADER, "interrupted"]));
     // The exact line, keys in order: scripts may compare it as text.
     let mut out = Vec::new();
     r.write_json(&outcome, &mut out).expect("written to a Vec");
