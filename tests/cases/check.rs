@@ -154,20 +154,17 @@ fn steps(list: &[(&str, bool, Option<&str>)]) -> Vec<(String, bool, Option<Strin
 
 /// A Mosquitto with one user whose ACL allows reading `ronly/#`, writing `wonly/#` and both on
 /// `rw/#`.
-fn acl_broker(test: &str) -> Option<Broker> {
-    Broker::mosquitto(
-        test,
-        &Setup {
-            users: &[(USER, PASSWORD)],
-            acl: &[
-                &format!("user {USER}"),
-                "topic read ronly/#",
-                "topic write wonly/#",
-                "topic readwrite rw/#",
-            ],
-            ..Setup::default()
-        },
-    )
+fn acl_broker() -> Broker {
+    Broker::mosquitto(&Setup {
+        users: &[(USER, PASSWORD)],
+        acl: &[
+            &format!("user {USER}"),
+            "topic read ronly/#",
+            "topic write wonly/#",
+            "topic readwrite rw/#",
+        ],
+        ..Setup::default()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -377,12 +374,9 @@ fn check_names_the_connect_step_when_nothing_listens_exit_3() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn check_names_the_connect_step_when_credentials_are_refused_exit_4() {
-    let Some(broker) =
-        acl_broker("check_names_the_connect_step_when_credentials_are_refused_exit_4")
-    else {
-        return;
-    };
+    let broker = acl_broker();
     let port = broker.port(V311);
     for (proto, reason) in [
         (V311, "not authorised (CONNACK code 5)"),
@@ -444,12 +438,9 @@ fn assert_never_returned(out: &Out, proto: Proto) {
 /// then delivers nothing: the check sees the subscribe step pass and the messages never
 /// return (exit 6), under both protocol versions.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn check_subscribe_denied_by_the_acl_is_messages_never_returning_exit_6() {
-    let Some(broker) =
-        acl_broker("check_subscribe_denied_by_the_acl_is_messages_never_returning_exit_6")
-    else {
-        return;
-    };
+    let broker = acl_broker();
     for proto in [V311, V5] {
         let out = run(check_at(broker.port(proto), proto).args([
             "--json", "-u", USER, "-P", PASSWORD, "-t", "wonly", "-W", "5s",
@@ -462,10 +453,9 @@ fn check_subscribe_denied_by_the_acl_is_messages_never_returning_exit_6() {
 /// messages (exit 6 at the receive step); under MQTT 5 its PUBACK says "not authorized" (exit 5
 /// at the publish step).
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn check_publish_denied_by_the_acl() {
-    let Some(broker) = acl_broker("check_publish_denied_by_the_acl") else {
-        return;
-    };
+    let broker = acl_broker();
     let port = broker.port(V311);
     let out = run(check_at(port, V311).args([
         "--json", "-u", USER, "-P", PASSWORD, "-t", "ronly", "-W", "5s",
@@ -520,10 +510,9 @@ fn check_publish_denied_by_the_acl() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn check_passes_where_the_acl_allows_the_prefix() {
-    let Some(broker) = acl_broker("check_passes_where_the_acl_allows_the_prefix") else {
-        return;
-    };
+    let broker = acl_broker();
     for proto in [V311, V5] {
         let out = run(check_at(broker.port(proto), proto)
             .args(["--json", "-u", USER, "-P", PASSWORD, "-t", "rw"]));
@@ -585,16 +574,12 @@ fn probe_table(out: &Out) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn probe_finds_everything_allowed_on_an_open_mosquitto() {
-    let Some(broker) = Broker::mosquitto(
-        "probe_finds_everything_allowed_on_an_open_mosquitto",
-        &Setup {
-            anonymous: true,
-            ..Setup::default()
-        },
-    ) else {
-        return;
-    };
+    let broker = Broker::mosquitto(&Setup {
+        anonymous: true,
+        ..Setup::default()
+    });
     for proto in [V311, V5] {
         let port = broker.port(proto);
         let p = probe_of(&run(check_at(port, proto).args(["--probe", "--json"])));
@@ -658,18 +643,14 @@ fn probe_finds_everything_allowed_on_an_open_mosquitto() {
 /// closes the connection at a QoS 2 or retained publish, and the probe must carry on after
 /// each (a closed connection used to spoil the payload size finding).
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn probe_reports_the_limits_of_a_restricted_mosquitto() {
     let limits = ["max_packet_size 5000\nmax_qos 1\nretain_available false".to_string()];
-    let Some(broker) = Broker::mosquitto(
-        "probe_reports_the_limits_of_a_restricted_mosquitto",
-        &Setup {
-            anonymous: true,
-            listeners: &limits,
-            ..Setup::default()
-        },
-    ) else {
-        return;
-    };
+    let broker = Broker::mosquitto(&Setup {
+        anonymous: true,
+        listeners: &limits,
+        ..Setup::default()
+    });
     let port = broker.listener_port(0);
     for proto in [V311, V5] {
         let p = probe_of(&run(check_at(port, proto).args(["--probe", "--json"])));

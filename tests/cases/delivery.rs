@@ -192,9 +192,7 @@ fn dup_publish(id: &str) -> String {
 /// duplicates (re-sent PUBLISHes go in the order they were first sent [MQTT-4.6.0-1]). The relay
 /// holds back what pub sends before each cut, so its whole in-flight window is re-sent.
 fn resumed_session_redelivers_with_dup(test: &str, proto: Proto) {
-    let Some(mut broker) = Broker::mosquitto(test, &setup(&["log_type all"])) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&setup(&["log_type all"]));
     let id = unique_id();
     let (n, cuts) = (10_000, 2);
     let s = stream_through_cuts(
@@ -254,6 +252,7 @@ fn resumed_session_redelivers_with_dup(test: &str, proto: Proto) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn resumed_session_redelivers_unacknowledged_publishes_with_dup() {
     resumed_session_redelivers_with_dup(
         "resumed_session_redelivers_unacknowledged_publishes_with_dup",
@@ -262,6 +261,7 @@ fn resumed_session_redelivers_unacknowledged_publishes_with_dup() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn resumed_session_redelivers_unacknowledged_publishes_with_dup_v5() {
     resumed_session_redelivers_with_dup(
         "resumed_session_redelivers_unacknowledged_publishes_with_dup_v5",
@@ -273,11 +273,10 @@ fn resumed_session_redelivers_unacknowledged_publishes_with_dup_v5() {
 /// connection; mqttcli sends them again as new PUBLISHes (DUP clear) after the reconnect. Every line arrives in order apart from duplicates, no PUBLISH from it is logged
 /// with DUP, and it did send some again.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn new_session_sends_unacknowledged_publishes_again_as_new_ones() {
     const TEST: &str = "new_session_sends_unacknowledged_publishes_again_as_new_ones";
-    let Some(mut broker) = Broker::mosquitto(TEST, &setup(&["log_type all"])) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&setup(&["log_type all"]));
     let id = unique_id();
     let (n, cuts) = (10_000, 2);
     let s = stream_through_cuts(
@@ -333,9 +332,7 @@ fn new_session_sends_unacknowledged_publishes_again_as_new_ones() {
 /// (a message whose PUBCOMP was lost with the connection is sent again in the new session),
 /// with no more duplicates than messages sent again.
 fn qos2_through_cut_connections(test: &str, proto: Proto) {
-    let Some(mut broker) = Broker::mosquitto(test, &setup(&[])) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&setup(&[]));
     let (n, cuts) = (5_000, 3);
     let s = stream_through_cuts(
         &mut broker,
@@ -369,10 +366,8 @@ fn qos2_through_cut_connections(test: &str, proto: Proto) {
 /// client, `max_inflight_messages`; under v5 its CONNACK says so with Receive Maximum, under
 /// v3.1.1 nothing can, and it answers the 21st with a PUBREC that means "quota exceeded" in
 /// its log but looks like success on a v3.1.1 wire.)
-fn qos2_stream(test: &str, proto: Proto) {
-    let Some(broker) = Broker::mosquitto(test, &setup(&[])) else {
-        return;
-    };
+fn qos2_stream(proto: Proto) {
+    let broker = Broker::mosquitto(&setup(&[]));
     const N: usize = 5_000;
     let port = broker.port(proto);
     let topic = unique_topic() + "qos2";
@@ -408,22 +403,19 @@ fn qos2_stream(test: &str, proto: Proto) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_every_qos2_line_exactly_once() {
-    qos2_stream(
-        "pub_lines_delivers_every_qos2_line_exactly_once",
-        Proto::V311,
-    );
+    qos2_stream(Proto::V311);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_every_qos2_line_exactly_once_v5() {
-    qos2_stream(
-        "pub_lines_delivers_every_qos2_line_exactly_once_v5",
-        Proto::V5,
-    );
+    qos2_stream(Proto::V5);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_qos2_lines_in_order_through_cut_connections() {
     qos2_through_cut_connections(
         "pub_lines_delivers_qos2_lines_in_order_through_cut_connections",
@@ -432,6 +424,7 @@ fn pub_lines_delivers_qos2_lines_in_order_through_cut_connections() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_qos2_lines_in_order_through_cut_connections_v5() {
     qos2_through_cut_connections(
         "pub_lines_delivers_qos2_lines_in_order_through_cut_connections_v5",
@@ -463,14 +456,13 @@ const LINE_BYTES: u64 = 1000;
 /// 64 MB). Once the broker resumes, the writer finishes its 50 000 lines (50 MB), and every
 /// line arrives exactly once, in order, with exit 0.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_stops_reading_stdin_while_the_broker_is_stalled() {
     const TEST: &str = "pub_lines_stops_reading_stdin_while_the_broker_is_stalled";
     const TOTAL: u64 = 50_000;
     const LIMIT: u64 = 20 << 20;
     const RSS_LIMIT: u64 = 64 << 20;
-    let Some(mut broker) = Broker::mosquitto(TEST, &setup(&[])) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&setup(&[]));
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "stall";
     let mut sub =
@@ -594,9 +586,7 @@ enum Gone {
 /// with one error that counts "1000 of 1500 messages acknowledged" and says it gave up, after
 /// two warnings (the loss and the failed first attempt).
 fn pub_lines_gives_up_after_stdin_ended(test: &str, gone: Gone) {
-    let Some(mut broker) = Broker::mosquitto(test, &setup(&[])) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&setup(&[]));
     let port = broker.port(Proto::V311);
     let mut relay = CutProxy::start(port);
     let topic = unique_topic() + "gone";
@@ -670,6 +660,7 @@ fn pub_lines_gives_up_after_stdin_ended(test: &str, gone: Gone) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_exits_3_when_the_port_closes_after_stdin_ended() {
     pub_lines_gives_up_after_stdin_ended(
         "pub_lines_exits_3_when_the_port_closes_after_stdin_ended",
@@ -678,6 +669,7 @@ fn pub_lines_exits_3_when_the_port_closes_after_stdin_ended() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_exits_3_when_connections_close_before_connack_after_stdin_ended() {
     pub_lines_gives_up_after_stdin_ended(
         "pub_lines_exits_3_when_connections_close_before_connack_after_stdin_ended",

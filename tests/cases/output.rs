@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::common::{broker, publish, run, unique_topic, Broker, Proto, Sub};
+use crate::common::{programs, publish, run, unique_topic, Broker, Proto, Sub};
 use Proto::{V311, V5};
 
 #[test]
@@ -224,16 +224,14 @@ fn json_v5_has_properties() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+#[cfg_attr(
+    no_mosquitto_pub,
+    ignore = "needs mosquitto_pub (apt install mosquitto-clients)"
+)]
 fn json_shows_v5_properties_sent_by_mosquitto_pub() {
-    let test = "json_shows_v5_properties_sent_by_mosquitto_pub";
-    let broker = Broker::start();
-    if !broker.is_mosquitto(test) {
-        return;
-    }
-    let Some(mosquitto_pub) = broker::find_program("mosquitto_pub") else {
-        broker::skip(test, "mosquitto_pub");
-        return;
-    };
+    let broker = Broker::anonymous_mosquitto();
+    let mosquitto_pub = programs::program("mosquitto_pub");
     let topic = unique_topic() + "props";
     let sub = Sub::start(
         broker

@@ -159,16 +159,11 @@ pub(super) fn interrupt_sub(sub: Live) -> Out {
 /// kept away; then it may reconnect and must resume its session. Every message must be
 /// printed; QoS 1 allows duplicates, which are counted.
 fn persistent_sub_survives_broker_restarts(test: &str, proto: Proto, rounds: usize) {
-    let Some(mut broker) = Broker::mosquitto(
-        test,
-        &Setup {
-            anonymous: true,
-            persistence: true,
-            ..Setup::default()
-        },
-    ) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&Setup {
+        anonymous: true,
+        persistence: true,
+        ..Setup::default()
+    });
     let port = broker.port(proto);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "persist";
@@ -262,6 +257,7 @@ fn persistent_sub_survives_broker_restarts(test: &str, proto: Proto, rounds: usi
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn persistent_sub_survives_ten_broker_restarts_without_losing_a_message() {
     persistent_sub_survives_broker_restarts(
         "persistent_sub_survives_ten_broker_restarts_without_losing_a_message",
@@ -273,6 +269,7 @@ fn persistent_sub_survives_ten_broker_restarts_without_losing_a_message() {
 /// MQTT 5 keeps the session by its expiry interval (never, with `-c` alone) instead of the
 /// clean-session flag; a shorter run of the same.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn persistent_sub_survives_broker_restarts_v5() {
     persistent_sub_survives_broker_restarts(
         "persistent_sub_survives_broker_restarts_v5",
@@ -334,9 +331,7 @@ pub(super) fn in_order_apart_from_duplicates(
 /// duplicates. Each duplicate is a message sent again after a reconnect, so there are at most
 /// as many as `pub` reports having sent again.
 fn pub_lines_through_cut_connections(test: &str, proto: Proto, n: usize, cuts: usize, step: u64) {
-    let Some(broker) = Broker::mosquitto(test, &anonymous()) else {
-        return;
-    };
+    let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(proto);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "lines";
@@ -414,6 +409,7 @@ fn pub_lines_through_cut_connections(test: &str, proto: Proto, n: usize, cuts: u
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_100000_qos1_lines_in_order_through_five_cut_connections() {
     pub_lines_through_cut_connections(
         "pub_lines_delivers_100000_qos1_lines_in_order_through_five_cut_connections",
@@ -425,6 +421,7 @@ fn pub_lines_delivers_100000_qos1_lines_in_order_through_five_cut_connections() 
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_qos1_lines_in_order_through_cut_connections_v5() {
     pub_lines_through_cut_connections(
         "pub_lines_delivers_qos1_lines_in_order_through_cut_connections_v5",
@@ -438,11 +435,10 @@ fn pub_lines_delivers_qos1_lines_in_order_through_cut_connections_v5() {
 /// `pub --interval` also rides out a lost connection: the ticks produced meanwhile are sent
 /// after the reconnect, and every tick it counted arrives, in order apart from duplicates.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_interval_rides_out_a_cut_connection() {
     const TEST: &str = "pub_interval_rides_out_a_cut_connection";
-    let Some(broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "ticks";
@@ -492,11 +488,10 @@ fn pub_interval_rides_out_a_cut_connection() {
 /// `sub -k 1` must notice, keep trying while it is stopped, reconnect after SIGCONT (a new
 /// session: it subscribes again) and then get what is published.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn stalled_broker_is_noticed_by_keepalive_and_sub_recovers_after_it_resumes() {
     const TEST: &str = "stalled_broker_is_noticed_by_keepalive_and_sub_recovers_after_it_resumes";
-    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "stall";
     let mut sub = subscriber(
@@ -558,11 +553,9 @@ fn stalled_broker_is_noticed_by_keepalive_and_sub_recovers_after_it_resumes() {
 /// `-C` counts messages across reconnects: two before a cut, two after (the broker kept no
 /// session, so `sub` subscribes again), then it exits 0.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sub_count_spans_a_reconnect() {
-    const TEST: &str = "sub_count_spans_a_reconnect";
-    let Some(broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "count";
@@ -595,18 +588,13 @@ fn sub_count_spans_a_reconnect() {
 /// Wrong credentials are not a network problem: `sub` and `pub -l` (which both reconnect by
 /// default) exit 4 at once, without a `reconnecting` line, after a single attempt.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn refused_credentials_are_not_retried() {
-    const TEST: &str = "refused_credentials_are_not_retried";
     let users = [("u", "right")];
-    let Some(mut broker) = Broker::mosquitto(
-        TEST,
-        &Setup {
-            users: &users,
-            ..Setup::default()
-        },
-    ) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&Setup {
+        users: &users,
+        ..Setup::default()
+    });
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "auth";
     for (i, subcommand) in ["sub", "pub"].into_iter().enumerate() {
@@ -690,11 +678,9 @@ fn single_pub_against_a_closed_port_exits_3_at_once() {
 /// Against a broker that accepts TCP but never answers (stopped), a single `pub -m` gives up
 /// after --connect-timeout with exit 3, once.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn single_pub_against_a_stalled_broker_exits_3_after_the_connect_timeout() {
-    const TEST: &str = "single_pub_against_a_stalled_broker_exits_3_after_the_connect_timeout";
-    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let pid = broker.pid();
     signal(pid, "STOP");
@@ -865,10 +851,8 @@ fn interval_pub_with_will(port: u16) -> WillRun {
 
 /// `pub --interval` with a will, ended by `sig`: exit 130, every message it counted as
 /// published is delivered (exactly those), and the will is not published.
-fn interval_pub_ends_cleanly_on(test: &str, sig: &str) {
-    let Some(broker) = Broker::mosquitto(test, &anonymous()) else {
-        return;
-    };
+fn interval_pub_ends_cleanly_on(sig: &str) {
+    let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let WillRun {
         mut watcher,
@@ -907,29 +891,23 @@ fn interval_pub_ends_cleanly_on(test: &str, sig: &str) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sigint_ends_pub_interval_with_130_all_delivered_no_will() {
-    interval_pub_ends_cleanly_on(
-        "sigint_ends_pub_interval_with_130_all_delivered_no_will",
-        "INT",
-    );
+    interval_pub_ends_cleanly_on("INT");
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sigterm_ends_pub_interval_with_130_all_delivered_no_will() {
-    interval_pub_ends_cleanly_on(
-        "sigterm_ends_pub_interval_with_130_all_delivered_no_will",
-        "TERM",
-    );
+    interval_pub_ends_cleanly_on("TERM");
 }
 
 /// The control experiment for the two above: killed with SIGKILL, `pub` cannot disconnect,
 /// and the broker publishes its will.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sigkill_of_pub_interval_lets_the_broker_publish_the_will() {
-    const TEST: &str = "sigkill_of_pub_interval_lets_the_broker_publish_the_will";
-    let Some(broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let WillRun {
         mut watcher,
@@ -947,10 +925,8 @@ fn sigkill_of_pub_interval_lets_the_broker_publish_the_will() {
 
 /// `pub -l` reading a pipe that stays open (`tail -f … | mqttcli pub -l`): a signal ends it at
 /// once with 130 (nothing is outstanding, so no drain), not whenever input would end.
-fn open_pipe_pub_ends_promptly_on(test: &str, sig: &str) {
-    let Some(broker) = Broker::mosquitto(test, &anonymous()) else {
-        return;
-    };
+fn open_pipe_pub_ends_promptly_on(sig: &str) {
+    let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "pipe";
     let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "120"]));
@@ -988,23 +964,23 @@ fn open_pipe_pub_ends_promptly_on(test: &str, sig: &str) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sigint_ends_pub_lines_on_an_open_pipe_promptly() {
-    open_pipe_pub_ends_promptly_on("sigint_ends_pub_lines_on_an_open_pipe_promptly", "INT");
+    open_pipe_pub_ends_promptly_on("INT");
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sigterm_ends_pub_lines_on_an_open_pipe_promptly() {
-    open_pipe_pub_ends_promptly_on("sigterm_ends_pub_lines_on_an_open_pipe_promptly", "TERM");
+    open_pipe_pub_ends_promptly_on("TERM");
 }
 
 /// The first SIGINT makes `pub` wait (up to 5 s) for an acknowledgement that cannot come (the
 /// broker is stopped); a second SIGINT ends it at once, with 130.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn second_sigint_during_the_drain_exits_at_once() {
-    const TEST: &str = "second_sigint_during_the_drain_exits_at_once";
-    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "drain";
@@ -1062,11 +1038,9 @@ fn second_sigint_during_the_drain_exits_at_once() {
 /// then an error that says it gave up, exit 3. `--quiet` leaves only the error;
 /// `--no-reconnect` makes no attempt at all.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sub_gives_up_after_the_reconnect_attempts_with_exit_3() {
-    const TEST: &str = "sub_gives_up_after_the_reconnect_attempts_with_exit_3";
-    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "gone";
     let cmd = |extra: &[&str]| {
@@ -1137,11 +1111,9 @@ fn sub_gives_up_after_the_reconnect_attempts_with_exit_3() {
 /// acknowledged and never comes back: after its 3 attempts it exits 3 (not 0), soon after its
 /// input ends, saying how many were acknowledged.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_exits_3_reporting_the_acknowledged_count_when_the_broker_is_gone() {
-    const TEST: &str = "pub_lines_exits_3_reporting_the_acknowledged_count_when_the_broker_is_gone";
-    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let mut relay = CutProxy::start(port);
     let topic = unique_topic() + "truth";
