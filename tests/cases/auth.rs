@@ -1,7 +1,7 @@
 //! Credentials against a Mosquitto with a password file (rumqttd drops a refused client without a
 //! CONNACK, so these need Mosquitto).
 
-use crate::common::{run, unique_topic, Broker, Proto, Setup, Sub};
+use crate::common::{run, subscriber, unique_topic, Broker, Proto, Setup};
 use Proto::{V311, V5};
 
 const USER: &str = "alice";
@@ -73,7 +73,7 @@ fn anonymous_client_refused_exits_4() {
 fn every_way_to_give_the_password() {
     let broker = password_broker(false);
     let topic = unique_topic() + "auth";
-    let sub = Sub::start(broker.cmd("sub", V5).args([
+    let sub = subscriber(broker.cmd("sub", V5).args([
         "-t", &topic, "-u", USER, "-P", PASSWORD, "-q", "1", "-C", "3", "-W", "30",
     ]));
     let dir = tempfile::tempdir().unwrap();

@@ -158,12 +158,12 @@ fn completions_into_a_closed_pipe_exit_0_without_a_panic() {
             .unwrap();
         let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
         drop(reader);
-        let out = crate::common::Proc::spawn(
+        let out = crate::common::Live::spawn_with(
             mqttcli().args(["completions", shell]),
-            None,
+            crate::common::Input::Null,
             Stdio::from(writer),
         )
-        .wait(DEADLINE);
+        .finish();
         out.assert_code(0);
         assert_eq!(out.stderr, "", "{shell}: stderr");
     }

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use super::reliability::{
     at_v, count, in_order_apart_from_duplicates, interrupt_sub, lines_starting, pub_progress,
-    publish_one, show, subscriber, ERROR, RECONNECT, WAIT, WARNING,
+    publish_one, show, ERROR, RECONNECT, WAIT, WARNING,
 };
 use crate::common::cutproxy::CutProxy;
 use crate::common::live::Live;
 use crate::common::{
-    run_with_timeout, signal, unique_id, unique_topic, Broker, Out, Proto, Setup, DEADLINE,
+    run_with_timeout, signal, subscriber, unique_id, unique_topic, Broker, Out, Proto, Setup,
+    DEADLINE,
 };
 
 fn setup(extra: &'static [&'static str]) -> Setup<'static> {

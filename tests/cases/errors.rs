@@ -117,7 +117,7 @@ fn silent_broker_times_out_with_3() {
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn lost_connection_ends_sub_with_3_under_no_reconnect() {
     let broker = Broker::anonymous_mosquitto();
-    let sub = crate::common::Sub::start(broker.cmd("sub", Proto::V311).args([
+    let sub = crate::common::subscriber(broker.cmd("sub", Proto::V311).args([
         "-t",
         "a",
         "-W",

@@ -4,7 +4,7 @@
 
 use crate::common::certs::Pki;
 use crate::common::proxy::{Proxy, Tunnel};
-use crate::common::{at_localhost, mqttcli, run, unique_topic, Broker, Proto, Setup, Sub};
+use crate::common::{at_localhost, mqttcli, run, subscriber, unique_topic, Broker, Proto, Setup};
 use Proto::{V311, V5};
 
 /// A Mosquitto with a plain listener (`broker.port(..)`), and TLS (0), ws (1) and wss (2)
@@ -46,7 +46,7 @@ impl ProxiedBroker {
 #[track_caller]
 fn publish_via(broker: &Broker, proxy: &Proxy, port: u16, proto: Proto, transport_args: &[&str]) {
     let topic = unique_topic() + "proxied";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", proto)
             .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "30"]),
@@ -160,7 +160,7 @@ fn sub_through_the_proxy() {
     let proxy = Proxy::start();
     let port = broker.port(V311);
     let topic = unique_topic() + "proxied-sub";
-    let sub = Sub::start(at_localhost("sub", port, V311).args([
+    let sub = subscriber(at_localhost("sub", port, V311).args([
         "--proxy",
         &proxy.url(),
         "-t",
@@ -222,7 +222,7 @@ fn environment_proxies_are_not_used_for_loopback_hosts() {
     for var in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
         for host in ["localhost", "127.0.0.1"] {
             let topic = unique_topic() + "direct";
-            let sub = Sub::start(
+            let sub = subscriber(
                 broker
                     .cmd("sub", V311)
                     .args(["-t", &topic, "-C", "1", "-W", "30"]),
@@ -250,7 +250,7 @@ fn explicit_proxy_wins_over_the_environment_even_for_loopback() {
     let explicit = Proxy::start();
     let port = broker.port(V311);
     let topic = unique_topic() + "explicit";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-C", "1", "-W", "30"]),
@@ -302,7 +302,7 @@ fn one_tunnel_to_remote(proxy: &Proxy, port: u16) {
 #[track_caller]
 fn publish_to_remote_with_env(broker: &Broker, proto: Proto, env: &[(&str, String)]) {
     let topic = unique_topic() + "env-proxy";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", proto)
             .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "30"]),
@@ -334,7 +334,7 @@ fn sub_uses_the_environment_proxy() {
     let proxy = remote_proxy();
     let port = broker.port(V5);
     let topic = unique_topic() + "env-proxied-sub";
-    let sub = Sub::start(
+    let sub = subscriber(
         at_remote("sub", port, V5)
             .args(["-t", &topic, "-C", "1", "-W", "30"])
             .env("HTTPS_PROXY", proxy.url()),

@@ -20,8 +20,8 @@ use crate::common::broker::free_port;
 use crate::common::cutproxy::CutProxy;
 use crate::common::live::Live;
 use crate::common::{
-    mqttcli, read_packet, run, run_with_timeout, signal, unique_id, unique_topic, Broker, Out,
-    Proto, Setup, DEADLINE,
+    mqttcli, read_packet, run, run_with_timeout, signal, subscriber, unique_id, unique_topic,
+    Broker, Out, Proto, Setup, DEADLINE,
 };
 
 /// Small delays, so that a reconnect comes within about a second whatever the attempt.
@@ -53,14 +53,6 @@ pub(super) fn at_v(port: u16, subcommand: &str, proto: Proto) -> Command {
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(["-V", proto.arg()]);
     cmd
-}
-
-/// Spawn a `sub` command (`-d` is added) and wait for its SUBACK.
-#[track_caller]
-pub(super) fn subscriber(cmd: &mut Command) -> Live {
-    let mut sub = Live::spawn(cmd.arg("-d"), false);
-    sub.wait_stderr("SUBACK", 1, WAIT);
-    sub
 }
 
 /// Publish `lines` at QoS 1 with one `pub -l` straight to the broker on `port`.

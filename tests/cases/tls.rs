@@ -6,7 +6,9 @@ use std::process::Command;
 
 use crate::common::broker::free_port;
 use crate::common::certs::{self, Ca, Leaf, Pki, EXPIRED_AT, VALID_FROM};
-use crate::common::{at_localhost, mqttcli, run, unique_topic, Broker, Out, Proto, Setup, Sub};
+use crate::common::{
+    at_localhost, mqttcli, run, subscriber, unique_topic, Broker, Out, Proto, Setup,
+};
 use Proto::{V311, V5};
 
 /// A Mosquitto with its plain listener (`broker.port(..)`) and TLS listeners, and the
@@ -88,7 +90,7 @@ const NOT_TRUSTED: &str =
 #[track_caller]
 fn publish_reaches_plain_sub(broker: &Broker, mut publisher: Command, msg: &str) {
     let topic = unique_topic() + "tls";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "30"]),
@@ -107,7 +109,7 @@ fn pub_and_sub(make: impl Fn(&str) -> Command) -> [Out; 2] {
 fn round_trip_with_the_brokers_ca(proto: Proto) {
     let tls = TlsBroker::start();
     let topic = unique_topic() + "rt";
-    let sub = Sub::start(
+    let sub = subscriber(
         tls.cmd("sub", proto)
             .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "30"]),
     );
@@ -136,7 +138,7 @@ fn mqtts_url_with_cafile() {
     let tls = TlsBroker::start();
     let url = format!("mqtts://localhost:{}", tls.tls_port());
     let topic = unique_topic() + "url";
-    let sub = Sub::start(
+    let sub = subscriber(
         mqttcli()
             .args(["sub", "-L", &url, "--cafile"])
             .arg(&tls.ca.cert)
@@ -296,7 +298,7 @@ fn name_mismatch_exits_7_and_tls_server_name_fixes_it() {
     }
 
     let topic = unique_topic() + "named";
-    let sub = Sub::start(at_ip("sub", V5).args([
+    let sub = subscriber(at_ip("sub", V5).args([
         "--tls-server-name",
         "broker.test",
         "-t",
@@ -330,7 +332,7 @@ const INSECURE_WARNING: &str = "mqttcli: warning: --insecure: the broker's certi
 fn insecure_connects_to_an_unknown_ca_with_a_warning() {
     let tls = TlsBroker::start();
     let topic = unique_topic() + "insecure";
-    let sub = Sub::start(at_localhost("sub", tls.tls_port(), V5).args([
+    let sub = subscriber(at_localhost("sub", tls.tls_port(), V5).args([
         "--insecure",
         "-t",
         &topic,

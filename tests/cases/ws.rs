@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::common::certs::{Ca, Pki};
 use crate::common::proxy::Proxy;
-use crate::common::{at_localhost, mqttcli, run, unique_topic, Broker, Proto, Setup, Sub};
+use crate::common::{at_localhost, mqttcli, run, subscriber, unique_topic, Broker, Proto, Setup};
 use Proto::{V311, V5};
 
 /// A Mosquitto with a plain MQTT listener, a ws listener (`ws_port`) and a wss listener
@@ -46,7 +46,7 @@ impl WsBroker {
 fn ws_round_trip(proto: Proto) {
     let ws = WsBroker::start();
     let topic = unique_topic() + "ws";
-    let sub = Sub::start(at_localhost("sub", ws.ws_port(), proto).args([
+    let sub = subscriber(at_localhost("sub", ws.ws_port(), proto).args([
         "--ws",
         "--ws-path",
         "/custom",
@@ -94,7 +94,7 @@ fn wss_round_trip(proto: Proto) {
     let ws = WsBroker::start();
     let topic = unique_topic() + "wss";
     let url = format!("wss://localhost:{}/custom", ws.wss_port());
-    let sub = Sub::start(
+    let sub = subscriber(
         mqttcli()
             .args(["sub", "-V", proto.arg(), "-L", &url, "--cafile"])
             .arg(&ws.ca.cert)
@@ -158,7 +158,7 @@ fn upgrade_request_carries_the_path_and_the_extra_headers() {
     let ws = WsBroker::start();
     let proxy = Proxy::start();
     let topic = unique_topic() + "headers";
-    let sub = Sub::start(
+    let sub = subscriber(
         ws.broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-C", "2", "-W", "30"]),
