@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::reliability::{
-    at_v, count, in_order_apart_from_duplicates, interrupt_sub, lines_starting, pub_progress,
+    count, in_order_apart_from_duplicates, interrupt_sub, lines_starting, pub_progress,
     publish_one, show, ERROR, RECONNECT, WAIT, WARNING,
 };
 use crate::common::cutproxy::CutProxy;
 use crate::common::live::Live;
 use crate::common::{
-    run_with_timeout, signal, subscriber, unique_id, unique_topic, Broker, Out, Proto, Setup,
+    at, run_with_timeout, signal, subscriber, unique_id, unique_topic, Broker, Out, Proto, Setup,
     DEADLINE,
 };
 
@@ -93,9 +93,9 @@ fn stream_through_cuts(
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "lines";
     let q = qos.to_string();
-    let mut sub = subscriber(at_v(port, "sub", proto).args(["-t", &topic, "-q", &q, "-W", "600"]));
+    let mut sub = subscriber(at("sub", port, proto).args(["-t", &topic, "-q", &q, "-W", "600"]));
     let mut publisher = Live::spawn(
-        at_v(relay.port(), "pub", proto)
+        at("pub", relay.port(), proto)
             .args(["-t", &topic, "-q", &q, "-l"])
             .args(pub_args)
             .args(RECONNECT)
@@ -372,10 +372,10 @@ fn qos2_stream(proto: Proto) {
     const N: usize = 5_000;
     let port = broker.port(proto);
     let topic = unique_topic() + "qos2";
-    let mut sub = subscriber(at_v(port, "sub", proto).args(["-t", &topic, "-q", "2", "-W", "120"]));
+    let mut sub = subscriber(at("sub", port, proto).args(["-t", &topic, "-q", "2", "-W", "120"]));
     let input: String = (1..=N).map(|i| format!("{i}\n")).collect();
     let out = run_with_timeout(
-        at_v(port, "pub", proto).args(["-t", &topic, "-q", "2", "-l"]),
+        at("pub", port, proto).args(["-t", &topic, "-q", "2", "-l"]),
         Some(input.clone().into_bytes()),
         DEADLINE,
     );
@@ -467,9 +467,9 @@ fn pub_lines_stops_reading_stdin_while_the_broker_is_stalled() {
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "stall";
     let mut sub =
-        subscriber(at_v(port, "sub", Proto::V311).args(["-t", &topic, "-q", "1", "-W", "600"]));
+        subscriber(at("sub", port, Proto::V311).args(["-t", &topic, "-q", "1", "-W", "600"]));
     let mut publisher = Live::spawn(
-        at_v(port, "pub", Proto::V311)
+        at("pub", port, Proto::V311)
             .args(["-t", &topic, "-q", "1", "-l"])
             .args(RECONNECT),
         true,
@@ -592,7 +592,7 @@ fn pub_lines_gives_up_after_stdin_ended(test: &str, gone: Gone) {
     let mut relay = CutProxy::start(port);
     let topic = unique_topic() + "gone";
     let mut publisher = Live::spawn(
-        at_v(relay.port(), "pub", Proto::V311)
+        at("pub", relay.port(), Proto::V311)
             .args(["-t", &topic, "-q", "1", "-l"])
             .args(["--reconnect-attempts", "2", "--reconnect-delay", "100ms"]),
         true,

@@ -4,7 +4,7 @@
 
 use crate::common::certs::Pki;
 use crate::common::proxy::{Proxy, Tunnel};
-use crate::common::{at_localhost, mqttcli, run, subscriber, unique_topic, Broker, Proto, Setup};
+use crate::common::{connect, mqttcli, run, subscriber, unique_topic, Broker, Proto, Setup};
 use Proto::{V311, V5};
 
 /// A Mosquitto with a plain listener (`broker.port(..)`), and TLS (0), ws (1) and wss (2)
@@ -51,7 +51,7 @@ fn publish_via(broker: &Broker, proxy: &Proxy, port: u16, proto: Proto, transpor
             .cmd("sub", proto)
             .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "30"]),
     );
-    run(at_localhost("pub", port, proto)
+    run(connect("pub", "localhost", port, proto)
         .args(["--proxy", &proxy.url()])
         .args(transport_args)
         .args(["-t", &topic, "-q", "1", "-m", "through the proxy"]))
@@ -160,7 +160,7 @@ fn sub_through_the_proxy() {
     let proxy = Proxy::start();
     let port = broker.port(V311);
     let topic = unique_topic() + "proxied-sub";
-    let sub = subscriber(at_localhost("sub", port, V311).args([
+    let sub = subscriber(connect("sub", "localhost", port, V311).args([
         "--proxy",
         &proxy.url(),
         "-t",
@@ -185,7 +185,8 @@ fn proxy_credentials_go_in_proxy_authorization() {
     let port = broker.port(V311);
     let url = format!("http://alice:pr0xy-pw@127.0.0.1:{}", proxy.port());
     let out =
-        run(at_localhost("pub", port, V311).args(["--proxy", &url, "-d", "-t", "t", "-m", "x"]));
+        run(connect("pub", "localhost", port, V311)
+            .args(["--proxy", &url, "-d", "-t", "t", "-m", "x"]));
     out.assert_code(0);
     assert!(
         !out.stderr.contains("pr0xy-pw"),
@@ -206,7 +207,7 @@ fn a_refusing_proxy_exits_3() {
     let broker = Broker::start();
     let proxy = Proxy::refusing();
     for (sub, args) in [("pub", &["-m", "x"][..]), ("sub", &["-W", "30"])] {
-        run(at_localhost(sub, broker.port(V311), V311)
+        run(connect(sub, "localhost", broker.port(V311), V311)
             .args(["--proxy", &proxy.url(), "-t", "t"])
             .args(args))
         .assert_error(3, &["proxy", "403"]);
@@ -255,7 +256,7 @@ fn explicit_proxy_wins_over_the_environment_even_for_loopback() {
             .cmd("sub", V311)
             .args(["-t", &topic, "-C", "1", "-W", "30"]),
     );
-    run(at_localhost("pub", port, V311)
+    run(connect("pub", "localhost", port, V311)
         .args(["--proxy", &explicit.url(), "-t", &topic, "-m", "explicit"])
         .env("HTTPS_PROXY", from_env.url())
         .env("ALL_PROXY", from_env.url()))
@@ -272,10 +273,8 @@ const REMOTE: &str = "broker.test";
 /// `mqttcli SUBCOMMAND -h broker.test -p PORT -V VERSION`, environment cleaned. A generous
 /// --connect-timeout, so that a slow resolver still gets to say the name does not resolve.
 fn at_remote(subcommand: &str, port: u16, proto: Proto) -> std::process::Command {
-    let mut cmd = mqttcli();
-    cmd.arg(subcommand)
-        .args(["-h", REMOTE, "-p", &port.to_string()])
-        .args(["-V", proto.arg(), "--connect-timeout", "50s"]);
+    let mut cmd = connect(subcommand, REMOTE, port, proto);
+    cmd.args(["--connect-timeout", "50s"]);
     cmd
 }
 
@@ -434,7 +433,7 @@ fn a_refusing_proxy_exact_message() {
             )
         };
         for (sub, args) in [("pub", &["-m", "x"][..]), ("sub", &["-W", "30"])] {
-            run(at_localhost(sub, port, proto)
+            run(connect(sub, "localhost", port, proto)
                 .args(["--proxy", &proxy.url(), "-t", "t"])
                 .args(args))
             .assert_exact_error(3, &expected(&format!("localhost:{port}")));
@@ -460,7 +459,7 @@ fn an_unreachable_proxy_exact_message() {
     for proto in [V311, V5] {
         let port = broker.port(proto);
         for (sub, args) in [("pub", &["-m", "x"][..]), ("sub", &["-W", "30"])] {
-            run(at_localhost(sub, port, proto)
+            run(connect(sub, "localhost", port, proto)
                 .args(["--proxy", &url, "-t", "t"])
                 .args(args))
             .assert_exact_error(3, &expected);

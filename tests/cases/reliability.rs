@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +19,8 @@ use crate::common::broker::free_port;
 use crate::common::cutproxy::CutProxy;
 use crate::common::live::Live;
 use crate::common::{
-    mqttcli, read_packet, run, run_with_timeout, signal, subscriber, unique_id, unique_topic,
-    Broker, Out, Proto, Setup, DEADLINE,
+    at, read_packet, run, run_with_timeout, signal, subscriber, unique_id, unique_topic, Broker,
+    Out, Proto, Setup, DEADLINE,
 };
 
 /// Small delays, so that a reconnect comes within about a second whatever the attempt.
@@ -40,27 +39,12 @@ fn anonymous() -> Setup<'static> {
     }
 }
 
-/// `mqttcli SUBCOMMAND -h 127.0.0.1 -p PORT -V 311`: for the relay's port as well as the
-/// broker's.
-fn at(port: u16, subcommand: &str) -> Command {
-    at_v(port, subcommand, Proto::V311)
-}
-
-/// As `at`, with `-V` of `proto`.
-pub(super) fn at_v(port: u16, subcommand: &str, proto: Proto) -> Command {
-    let mut cmd = mqttcli();
-    cmd.arg(subcommand)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-V", proto.arg()]);
-    cmd
-}
-
 /// Publish `lines` at QoS 1 with one `pub -l` straight to the broker on `port`.
 #[track_caller]
 fn publish_lines(port: u16, topic: &str, lines: &[String]) {
     let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
     run_with_timeout(
-        at(port, "pub").args(["-t", topic, "-q", "1", "-l"]),
+        at("pub", port, Proto::V311).args(["-t", topic, "-q", "1", "-l"]),
         Some(input.into_bytes()),
         DEADLINE,
     )
@@ -70,7 +54,7 @@ fn publish_lines(port: u16, topic: &str, lines: &[String]) {
 /// Publish one QoS 1 message straight to the broker on `port`.
 #[track_caller]
 pub(super) fn publish_one(port: u16, topic: &str, message: &str) {
-    run(at(port, "pub").args(["-t", topic, "-q", "1", "-m", message])).assert_ok(b"");
+    run(at("pub", port, Proto::V311).args(["-t", topic, "-q", "1", "-m", message])).assert_ok(b"");
 }
 
 /// The stderr lines of `out` that start with `prefix` ("mqttcli: warning: ", …). Debug output
@@ -161,7 +145,7 @@ fn persistent_sub_survives_broker_restarts(test: &str, proto: Proto, rounds: usi
     let topic = unique_topic() + "persist";
     let id = unique_id();
     let mut sub = subscriber(
-        at_v(relay.port(), "sub", proto)
+        at("sub", relay.port(), proto)
             .args(["-t", &topic, "-q", "1", "-c", "-i", &id, "-W", "600"])
             .args(RECONNECT),
     );
@@ -327,9 +311,10 @@ fn pub_lines_through_cut_connections(test: &str, proto: Proto, n: usize, cuts: u
     let port = broker.port(proto);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "lines";
-    let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "600"]));
+    let mut sub =
+        subscriber(at("sub", port, Proto::V311).args(["-t", &topic, "-q", "1", "-W", "600"]));
     let mut publisher = Live::spawn(
-        at_v(relay.port(), "pub", proto)
+        at("pub", relay.port(), proto)
             .args(["-t", &topic, "-q", "1", "-l"])
             .args(RECONNECT)
             // Only mqttcli's own debug lines (-d would add one per PUBLISH): the last one
@@ -434,9 +419,10 @@ fn pub_interval_rides_out_a_cut_connection() {
     let port = broker.port(Proto::V311);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "ticks";
-    let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "120"]));
+    let mut sub =
+        subscriber(at("sub", port, Proto::V311).args(["-t", &topic, "-q", "1", "-W", "120"]));
     let mut publisher = Live::spawn(
-        at(relay.port(), "pub")
+        at("pub", relay.port(), Proto::V311)
             .args(["-t", &topic, "-q", "1", "-m", "{n}", "--interval", "50ms"])
             .args(RECONNECT)
             .env("RUST_LOG", "mqttcli=debug"),
@@ -487,7 +473,7 @@ fn stalled_broker_is_noticed_by_keepalive_and_sub_recovers_after_it_resumes() {
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "stall";
     let mut sub = subscriber(
-        at(port, "sub")
+        at("sub", port, Proto::V311)
             .args([
                 "-t",
                 &topic,
@@ -552,7 +538,7 @@ fn sub_count_spans_a_reconnect() {
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "count";
     let mut sub = subscriber(
-        at(relay.port(), "sub")
+        at("sub", relay.port(), Proto::V311)
             .args(["-t", &topic, "-q", "1", "-C", "4", "-W", "120"])
             .args(RECONNECT),
     );
@@ -590,7 +576,7 @@ fn refused_credentials_are_not_retried() {
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "auth";
     for (i, subcommand) in ["sub", "pub"].into_iter().enumerate() {
-        let mut cmd = at(port, subcommand);
+        let mut cmd = at(subcommand, port, Proto::V311);
         cmd.args(["-t", &topic, "-u", "u", "-P", "wrong"])
             .args(["--reconnect-delay", "60s"]);
         let input = if subcommand == "sub" {
@@ -640,7 +626,7 @@ fn refused_credentials_are_not_retried() {
 fn single_pub_against_a_closed_port_exits_3_at_once() {
     let port = free_port();
     let start = Instant::now();
-    let out = run(at(port, "pub")
+    let out = run(at("pub", port, Proto::V311)
         .args([
             "-t",
             "x",
@@ -677,7 +663,7 @@ fn single_pub_against_a_stalled_broker_exits_3_after_the_connect_timeout() {
     let pid = broker.pid();
     signal(pid, "STOP");
     let start = Instant::now();
-    let out = run(at(port, "pub")
+    let out = run(at("pub", port, Proto::V311)
         .args([
             "-t",
             "x",
@@ -769,7 +755,7 @@ fn serve_once(mut conn: TcpStream) {
 fn single_pub_and_unsub_do_not_reconnect_when_the_broker_dies_mid_way() {
     for subcommand in ["pub", "unsub"] {
         let broker = DyingBroker::start();
-        let mut cmd = at(broker.port, subcommand);
+        let mut cmd = at(subcommand, broker.port, Proto::V311);
         cmd.args(["-t", "x"]).args(RECONNECT);
         if subcommand == "pub" {
             cmd.args(["-q", "1", "-m", "hello"]);
@@ -813,10 +799,11 @@ struct WillRun {
 fn interval_pub_with_will(port: u16) -> WillRun {
     let base = unique_topic();
     let (data, will) = (base.clone() + "data", base + "will");
-    let watcher = subscriber(at(port, "sub").args(["-t", &will, "-q", "1", "-W", "120"]));
-    let sub = subscriber(at(port, "sub").args(["-t", &data, "-q", "1", "-W", "120"]));
+    let watcher =
+        subscriber(at("sub", port, Proto::V311).args(["-t", &will, "-q", "1", "-W", "120"]));
+    let sub = subscriber(at("sub", port, Proto::V311).args(["-t", &data, "-q", "1", "-W", "120"]));
     let publisher = Live::spawn(
-        at(port, "pub")
+        at("pub", port, Proto::V311)
             .args([
                 "-t",
                 &data,
@@ -921,9 +908,10 @@ fn open_pipe_pub_ends_promptly_on(sig: &str) {
     let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "pipe";
-    let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "120"]));
+    let mut sub =
+        subscriber(at("sub", port, Proto::V311).args(["-t", &topic, "-q", "1", "-W", "120"]));
     let mut publisher = Live::spawn(
-        at(port, "pub")
+        at("pub", port, Proto::V311)
             .args(["-t", &topic, "-q", "1", "-l"])
             .args(RECONNECT),
         true,
@@ -976,9 +964,10 @@ fn second_sigint_during_the_drain_exits_at_once() {
     let port = broker.port(Proto::V311);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "drain";
-    let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "120"]));
+    let mut sub =
+        subscriber(at("sub", port, Proto::V311).args(["-t", &topic, "-q", "1", "-W", "120"]));
     let mut publisher = Live::spawn(
-        at(relay.port(), "pub")
+        at("pub", relay.port(), Proto::V311)
             .args(["-t", &topic, "-q", "1", "-l"])
             .args(RECONNECT),
         true,
@@ -1036,14 +1025,20 @@ fn sub_gives_up_after_the_reconnect_attempts_with_exit_3() {
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "gone";
     let cmd = |extra: &[&str]| {
-        let mut cmd = at(port, "sub");
+        let mut cmd = at("sub", port, Proto::V311);
         cmd.args(["-t", &topic, "-W", "120", "--reconnect-attempts", "2"])
             .args(RECONNECT)
             .args(extra);
         cmd
     };
     let sub = subscriber(&mut cmd(&[]));
-    let once = subscriber(at(port, "sub").args(["-t", &topic, "-W", "120", "--no-reconnect"]));
+    let once = subscriber(at("sub", port, Proto::V311).args([
+        "-t",
+        &topic,
+        "-W",
+        "120",
+        "--no-reconnect",
+    ]));
     // Without -d there is no SUBACK line: the broker's log shows when it is connected.
     let quiet_id = unique_id();
     let quiet = Live::spawn(&mut cmd(&["--quiet", "-i", &quiet_id]), false);
@@ -1110,7 +1105,7 @@ fn pub_lines_exits_3_reporting_the_acknowledged_count_when_the_broker_is_gone() 
     let mut relay = CutProxy::start(port);
     let topic = unique_topic() + "truth";
     let mut publisher = Live::spawn(
-        at(relay.port(), "pub")
+        at("pub", relay.port(), Proto::V311)
             .args(["-t", &topic, "-q", "1", "-l", "--reconnect-attempts", "3"])
             .args(RECONNECT),
         true,

@@ -5,11 +5,10 @@
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use crate::common::{mqttcli, read_packet, run, Out, Proto, DEADLINE};
+use crate::common::{at, read_packet, run, Out, Proto, DEADLINE};
 use Proto::{V311, V5};
 
 /// How long the fake broker waits for the client's next packet.
@@ -52,14 +51,6 @@ impl FakeBroker {
             let _ = tx.send(result);
         });
         FakeBroker { port, seen }
-    }
-
-    /// `mqttcli sub -h 127.0.0.1 -p PORT -V VERSION`.
-    fn sub(&self, proto: Proto) -> Command {
-        let mut cmd = mqttcli();
-        cmd.args(["sub", "-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-V", proto.arg()]);
-        cmd
     }
 
     /// What the broker saw, once the client is gone.
@@ -230,8 +221,7 @@ fn one_refused_filter_is_a_warning_and_sub_goes_on() {
             codes: vec![code, 0x01],
             publish: Some(("allowed/x", "still subscribed")),
         });
-        let out = run(broker
-            .sub(proto)
+        let out = run(at("sub", broker.port, proto)
             .args(["-t", "denied/#", "-t", "allowed/+", "-q", "1"])
             .args(["-C", "1", "-W", "30"]));
         out.assert_ok(b"still subscribed\n");
@@ -255,10 +245,15 @@ fn one_refused_filter_with_exit_after_sub_exits_0() {
             codes: vec![0x00, code],
             publish: None,
         });
-        let out =
-            run(broker
-                .sub(proto)
-                .args(["-t", "granted", "-t", "refused/+", "-E", "-W", "30"]));
+        let out = run(at("sub", broker.port, proto).args([
+            "-t",
+            "granted",
+            "-t",
+            "refused/+",
+            "-E",
+            "-W",
+            "30",
+        ]));
         out.assert_ok(b"");
         assert_eq!(
             out.stderr,
@@ -291,9 +286,9 @@ fn every_filter_refused_exits_5() {
             codes,
             publish: None,
         });
-        let out = run(broker
-            .sub(proto)
-            .args(["-t", "a/#", "-t", "b", "-q", "2", "-W", "30"]));
+        let out = run(
+            at("sub", broker.port, proto).args(["-t", "a/#", "-t", "b", "-q", "2", "-W", "30"])
+        );
         let seen = broker.seen(&out);
         let expected = format!(
             "mqttcli: error: the broker refused every subscription ({reasons}): \

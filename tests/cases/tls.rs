@@ -6,9 +6,7 @@ use std::process::Command;
 
 use crate::common::broker::free_port;
 use crate::common::certs::{self, Ca, Leaf, Pki, EXPIRED_AT, VALID_FROM};
-use crate::common::{
-    at_localhost, mqttcli, run, subscriber, unique_topic, Broker, Out, Proto, Setup,
-};
+use crate::common::{connect, mqttcli, run, subscriber, unique_topic, Broker, Out, Proto, Setup};
 use Proto::{V311, V5};
 
 /// A Mosquitto with its plain listener (`broker.port(..)`) and TLS listeners, and the
@@ -72,7 +70,7 @@ impl TlsBroker {
 
     /// `SUB -h localhost -p TLS_PORT -V VERSION --cafile CA`.
     fn cmd(&self, subcommand: &str, proto: Proto) -> Command {
-        let mut cmd = at_localhost(subcommand, self.tls_port(), proto);
+        let mut cmd = connect(subcommand, "localhost", self.tls_port(), proto);
         cmd.arg("--cafile").arg(&self.ca.cert);
         cmd
     }
@@ -216,7 +214,7 @@ fn wrong_ca_exits_7() {
     let expected = handshake_failed(&format!("localhost:{}", tls.tls_port()), NOT_TRUSTED);
     for proto in [V311, V5] {
         for out in pub_and_sub(|subcommand| {
-            let mut cmd = at_localhost(subcommand, tls.tls_port(), proto);
+            let mut cmd = connect(subcommand, "localhost", tls.tls_port(), proto);
             cmd.arg("--cafile").arg(&other.cert);
             cmd
         }) {
@@ -272,18 +270,8 @@ fn name_mismatch_exits_7_and_tls_server_name_fixes_it() {
     });
     let port = tls.tls_port().to_string();
     let at_ip = |subcommand: &str, proto: Proto| {
-        let mut cmd = mqttcli();
-        cmd.args([
-            subcommand,
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-V",
-            proto.arg(),
-        ])
-        .arg("--cafile")
-        .arg(&tls.ca.cert);
+        let mut cmd = crate::common::at(subcommand, tls.tls_port(), proto);
+        cmd.arg("--cafile").arg(&tls.ca.cert);
         cmd
     };
     let expected = handshake_failed(
@@ -332,7 +320,7 @@ const INSECURE_WARNING: &str = "mqttcli: warning: --insecure: the broker's certi
 fn insecure_connects_to_an_unknown_ca_with_a_warning() {
     let tls = TlsBroker::start();
     let topic = unique_topic() + "insecure";
-    let sub = subscriber(at_localhost("sub", tls.tls_port(), V5).args([
+    let sub = subscriber(connect("sub", "localhost", tls.tls_port(), V5).args([
         "--insecure",
         "-t",
         &topic,
@@ -343,7 +331,7 @@ fn insecure_connects_to_an_unknown_ca_with_a_warning() {
         "-W",
         "30",
     ]));
-    let out = run(at_localhost("pub", tls.tls_port(), V311).args([
+    let out = run(connect("pub", "localhost", tls.tls_port(), V311).args([
         "--insecure",
         "-t",
         &topic,
@@ -490,17 +478,18 @@ fn tls_options_against_a_plain_port_exit_7() {
     );
     for proto in [V311, V5] {
         for out in pub_and_sub(|subcommand| {
-            let mut cmd = at_localhost(subcommand, plain, proto);
+            let mut cmd = connect(subcommand, "localhost", plain, proto);
             cmd.arg("--cafile").arg(&tls.ca.cert);
             cmd
         }) {
             out.assert_exact_error(7, &expected);
         }
     }
-    run(at_localhost("pub", plain, V311).args(["--tls", "-t", "t", "-m", "x"]))
+    run(connect("pub", "localhost", plain, V311).args(["--tls", "-t", "t", "-m", "x"]))
         .assert_exact_error(7, &expected);
     // --insecure warns first, then fails the same way.
-    let out = run(at_localhost("sub", plain, V311).args(["--insecure", "-t", "t", "-W", "30"]));
+    let out =
+        run(connect("sub", "localhost", plain, V311).args(["--insecure", "-t", "t", "-W", "30"]));
     out.assert_code(7).assert_stdout(b"");
     assert_eq!(out.stderr, format!("{INSECURE_WARNING}\n{expected}\n"));
 }
@@ -515,7 +504,7 @@ fn plain_mqtt_against_a_tls_port_exits_3() {
          port, add --tls or --cafile FILE"
     );
     for proto in [V311, V5] {
-        for out in pub_and_sub(|subcommand| at_localhost(subcommand, port, proto)) {
+        for out in pub_and_sub(|subcommand| connect(subcommand, "localhost", port, proto)) {
             out.assert_exact_error(3, &expected);
         }
     }
@@ -526,11 +515,11 @@ fn plain_mqtt_against_a_tls_port_exits_3() {
 fn os_trust_store_honours_ssl_cert_file() {
     let tls = TlsBroker::start();
     let port = tls.tls_port();
-    let mut cmd = at_localhost("pub", port, V311);
+    let mut cmd = connect("pub", "localhost", port, V311);
     cmd.arg("--tls").env("SSL_CERT_FILE", &tls.ca.cert);
     publish_reaches_plain_sub(&tls.broker, cmd, "trusted through SSL_CERT_FILE");
 
-    let mut cmd = at_localhost("pub", port, V5);
+    let mut cmd = connect("pub", "localhost", port, V5);
     cmd.arg("--tls").env("SSL_CERT_FILE", &tls.ca.cert);
     publish_reaches_plain_sub(&tls.broker, cmd, "trusted through SSL_CERT_FILE (v5)");
 
@@ -548,7 +537,7 @@ fn os_trust_store_honours_ssl_cert_file() {
     let expected = handshake_failed(&format!("localhost:{port}"), NOT_TRUSTED);
     for proto in [V311, V5] {
         for out in pub_and_sub(|subcommand| {
-            let mut cmd = at_localhost(subcommand, port, proto);
+            let mut cmd = connect(subcommand, "localhost", port, proto);
             cmd.arg("--tls");
             cmd
         }) {
@@ -571,7 +560,7 @@ fn each_tls_option_turns_tls_on() {
         &["--tls-version", "1.2"],
         &["--cert", cert, "--key", key],
     ] {
-        let mut cmd = at_localhost("pub", tls.tls_port(), V311);
+        let mut cmd = connect("pub", "localhost", tls.tls_port(), V311);
         cmd.args(args).env("SSL_CERT_FILE", &tls.ca.cert);
         publish_reaches_plain_sub(&tls.broker, cmd, &format!("TLS on by {}", args[0]));
     }

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::common::certs::{Ca, Pki};
 use crate::common::proxy::Proxy;
-use crate::common::{at_localhost, mqttcli, run, subscriber, unique_topic, Broker, Proto, Setup};
+use crate::common::{connect, mqttcli, run, subscriber, unique_topic, Broker, Proto, Setup};
 use Proto::{V311, V5};
 
 /// A Mosquitto with a plain MQTT listener, a ws listener (`ws_port`) and a wss listener
@@ -46,7 +46,7 @@ impl WsBroker {
 fn ws_round_trip(proto: Proto) {
     let ws = WsBroker::start();
     let topic = unique_topic() + "ws";
-    let sub = subscriber(at_localhost("sub", ws.ws_port(), proto).args([
+    let sub = subscriber(connect("sub", "localhost", ws.ws_port(), proto).args([
         "--ws",
         "--ws-path",
         "/custom",
@@ -100,7 +100,7 @@ fn wss_round_trip(proto: Proto) {
             .arg(&ws.ca.cert)
             .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "30"]),
     );
-    run(at_localhost("pub", ws.wss_port(), proto)
+    run(connect("pub", "localhost", ws.wss_port(), proto)
         .args(["--ws", "--ws-path", "/custom", "--cafile"])
         .arg(&ws.ca.cert)
         .args(["-t", &topic, "-q", "1", "-m", "over wss"]))
@@ -178,7 +178,7 @@ fn upgrade_request_carries_the_path_and_the_extra_headers() {
             "custom path",
         ),
     ] {
-        run(at_localhost("pub", ws.ws_port(), V311)
+        run(connect("pub", "localhost", ws.ws_port(), V311)
             .args(["--ws", "--proxy", &proxy.url()])
             .args(args)
             .args(["-t", &topic, "-m", msg]))

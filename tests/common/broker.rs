@@ -129,11 +129,7 @@ impl Broker {
 
     /// `mqttcli SUBCOMMAND -h 127.0.0.1 -p PORT -V VERSION`, environment cleaned.
     pub fn cmd(&self, subcommand: &str, proto: Proto) -> Command {
-        let mut cmd = super::mqttcli();
-        cmd.arg(subcommand)
-            .args(["-h", "127.0.0.1", "-p", &self.port(proto).to_string()])
-            .args(["-V", proto.arg()]);
-        cmd
+        super::at(subcommand, self.port(proto), proto)
     }
 
     fn with_mosquitto(bin: &Path, setup: &Setup) -> Broker {

@@ -59,14 +59,21 @@ pub fn mqttcli() -> Command {
     cmd
 }
 
-/// `mqttcli SUBCOMMAND -h localhost -p PORT -V VERSION`, environment cleaned: for the extra
+/// `mqttcli SUBCOMMAND -h HOST -p PORT -V VERSION`, environment cleaned: the one place that
+/// spells the connection flags. `at` is this on 127.0.0.1; HOST is `localhost` for the extra
 /// listeners of `Setup::listeners`, whose certificates name localhost.
-pub fn at_localhost(subcommand: &str, port: u16, proto: Proto) -> Command {
+pub fn connect(subcommand: &str, host: &str, port: u16, proto: Proto) -> Command {
     let mut cmd = mqttcli();
     cmd.arg(subcommand)
-        .args(["-h", "localhost", "-p", &port.to_string()])
+        .args(["-h", host, "-p", &port.to_string()])
         .args(["-V", proto.arg()]);
     cmd
+}
+
+/// `mqttcli SUBCOMMAND -h 127.0.0.1 -p PORT -V VERSION` (see `connect`): for a broker, a relay
+/// or a fake broker on that port.
+pub fn at(subcommand: &str, port: u16, proto: Proto) -> Command {
+    connect(subcommand, "127.0.0.1", port, proto)
 }
 
 /// `test/<random>/`: a topic prefix no other test (or earlier run on a shared broker) uses.
