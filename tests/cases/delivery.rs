@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::reliability::{
+use crate::common::cutproxy::CutProxy;
+use crate::common::live::Live;
+use crate::common::lost::{
     count, in_order_apart_from_duplicates, interrupt_sub, lines_starting, pub_progress,
     publish_one, show, ERROR, RECONNECT, WAIT, WARNING,
 };
-use crate::common::cutproxy::CutProxy;
-use crate::common::live::Live;
 use crate::common::{
     at, run_with_timeout, signal, subscriber, unique_id, unique_topic, Broker, Out, Proto, Setup,
     DEADLINE,

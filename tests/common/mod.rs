@@ -5,6 +5,7 @@ pub mod broker;
 pub mod certs;
 pub mod cutproxy;
 pub mod live;
+pub mod lost;
 pub mod programs;
 pub mod proxy;
 
