@@ -103,8 +103,8 @@ fn closed_port_exits_3() {
 #[test]
 fn silent_broker_times_out_with_3() {
     // Accepts TCP (the kernel does, from the backlog) but never answers CONNECT.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port().to_string();
+    let silent = crate::common::fake::FakeBroker::bind();
+    let port = silent.port().to_string();
     let start = std::time::Instant::now();
     run(mqttcli()
         .args(["pub", "-h", "127.0.0.1", "-p", &port, "-t", "a", "-m", "x"])

@@ -9,22 +9,20 @@
 //! loudly, or fail under MQTTCLI_REQUIRE_MOSQUITTO=1.
 
 use std::collections::HashMap;
-use std::io::{ErrorKind, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::common::broker::free_port;
 use crate::common::cutproxy::CutProxy;
+use crate::common::fake::{Conn, FakeBroker};
 use crate::common::live::Live;
 use crate::common::lost::{
     count, in_order_apart_from_duplicates, interrupt_sub, lines_starting, pub_progress,
     publish_one, show, ERROR, RECONNECT, WAIT, WARNING,
 };
 use crate::common::{
-    at, read_packet, run, run_with_timeout, signal, subscriber, unique_id, unique_topic, Broker,
-    Proto, Setup, DEADLINE,
+    at, run, run_with_timeout, signal, subscriber, unique_id, unique_topic, Broker, Proto, Setup,
+    DEADLINE,
 };
 
 fn anonymous() -> Setup<'static> {
@@ -564,68 +562,23 @@ fn single_pub_against_a_stalled_broker_exits_3_after_the_connect_timeout() {
     );
 }
 
-/// A fake broker that accepts connections, answers the CONNECT with a CONNACK and closes the
-/// connection as soon as the client sends its next packet: a broker that dies mid-way.
-struct DyingBroker {
-    port: u16,
-    connections: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
-
-impl DyingBroker {
-    fn start() -> DyingBroker {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let port = listener.local_addr().expect("address").port();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (c, s) = (connections.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        c.fetch_add(1, Ordering::SeqCst);
-                        std::thread::spawn(move || serve_once(conn));
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5))
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        DyingBroker {
-            port,
-            connections,
-            stop,
-        }
-    }
-}
-
-impl Drop for DyingBroker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-fn serve_once(mut conn: TcpStream) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(WAIT));
-    let Ok(connect) = read_packet(&mut conn) else {
+/// A fake broker's script: answer the CONNECT with a CONNACK and close the connection as soon
+/// as the client sends its next packet, as a broker that dies mid-way.
+fn die_after_connack(conn: &mut Conn) {
+    let Ok(connect) = conn.read() else {
         return;
     };
-    // CONNECT: fixed header (2 bytes while short), "MQTT" with its length, level, flags.
-    if connect.len() < 10 || connect[0] != 0x10 {
+    // CONNECT: "MQTT" with its length, level, flags.
+    if connect.kind() != 0x10 || connect.body().len() < 8 {
         return;
     }
-    let clean_session = connect[9] & 0x02 != 0;
-    // CONNACK, accepted; a session is "present" when the client asked to keep one (`unsub`).
-    let connack = [0x20, 0x02, u8::from(!clean_session), 0x00];
-    if conn.write_all(&connack).is_err() {
+    let clean_session = connect.body()[7] & 0x02 != 0;
+    // Accepted; a session is "present" when the client asked to keep one (`unsub`).
+    if conn.connack(Proto::V311, !clean_session).is_err() {
         return;
     }
     // The next packet (PUBLISH, UNSUBSCRIBE, …) is read whole, so closing sends a FIN.
-    let _ = read_packet(&mut conn);
+    let _ = conn.read();
 }
 
 /// `pub -m -q 1` and `unsub`, whose broker closes the connection after CONNACK: exit 3 after
@@ -633,7 +586,7 @@ fn serve_once(mut conn: TcpStream) {
 #[test]
 fn single_pub_and_unsub_do_not_reconnect_when_the_broker_dies_mid_way() {
     for subcommand in ["pub", "unsub"] {
-        let broker = DyingBroker::start();
+        let broker = FakeBroker::bind().serve_all(die_after_connack);
         let mut cmd = at(subcommand, broker.port, Proto::V311);
         cmd.args(["-t", "x"]).args(RECONNECT);
         if subcommand == "pub" {
@@ -654,7 +607,7 @@ fn single_pub_and_unsub_do_not_reconnect_when_the_broker_dies_mid_way() {
             );
         }
         assert_eq!(
-            broker.connections.load(Ordering::SeqCst),
+            broker.connections(),
             1,
             "{subcommand} connected more than once\n{}",
             show(&out)

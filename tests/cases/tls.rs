@@ -699,27 +699,25 @@ fn hello_seen(
     .expect("server config");
     let mut config = config;
     config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("local addr").port();
-    let server = std::thread::spawn(move || {
-        let (mut tcp, _) = listener.accept().expect("accept");
-        tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .expect("read timeout");
+    let server = crate::common::fake::FakeBroker::bind();
+    let port = server.port();
+    let server = server.serve_one(move |conn| {
+        let tcp = conn.stream();
         let mut conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).expect("tls");
         while conn.is_handshaking() {
-            if conn.complete_io(&mut tcp).is_err() {
+            if conn.complete_io(tcp).is_err() {
                 break;
             }
         }
-        Hello {
+        Ok(Hello {
             sni: conn.server_name().map(str::to_string),
             alpn: conn
                 .alpn_protocol()
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
-        }
+        })
     });
     let out = client(port);
-    (server.join().expect("TLS server thread"), out)
+    (server.result(&out), out)
 }
 
 /// `--alpn` is offered in the handshake: a server that speaks only `x-amzn-mqtt-ca` (as AWS

@@ -4,12 +4,12 @@
 pub mod broker;
 pub mod certs;
 pub mod cutproxy;
+pub mod fake;
 pub mod live;
 pub mod lost;
 pub mod programs;
 pub mod proxy;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -274,26 +274,4 @@ pub fn signal(pid: u32, sig: &str) {
 #[track_caller]
 pub fn publish(broker: &Broker, proto: Proto, topic: &str, args: &[&str]) {
     run(broker.cmd("pub", proto).args(["-t", topic]).args(args)).assert_ok(b"");
-}
-
-/// One MQTT packet read from `conn`, fixed header included: for the scripted brokers of
-/// tests that need a broker to misbehave in a way no real one will.
-pub fn read_packet(conn: &mut std::net::TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut byte = [0u8; 1];
-    conn.read_exact(&mut byte)?;
-    let mut packet = vec![byte[0]];
-    let (mut len, mut shift) = (0usize, 0);
-    loop {
-        conn.read_exact(&mut byte)?;
-        packet.push(byte[0]);
-        len |= ((byte[0] & 0x7f) as usize) << shift;
-        shift += 7;
-        if byte[0] & 0x80 == 0 {
-            break;
-        }
-    }
-    let mut body = vec![0u8; len];
-    conn.read_exact(&mut body)?;
-    packet.extend(body);
-    Ok(packet)
 }
