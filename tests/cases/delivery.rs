@@ -20,8 +20,8 @@ use crate::common::lost::{
     publish_one, show, ERROR, RECONNECT, WAIT, WARNING,
 };
 use crate::common::{
-    at, run_with_timeout, signal, subscriber, unique_id, unique_topic, Broker, Out, Proto, Setup,
-    DEADLINE,
+    at, run_with_timeout, signal, subscriber, test_name, unique_id, unique_topic, Broker, Out,
+    Proto, Setup, DEADLINE,
 };
 
 fn setup(extra: &'static [&'static str]) -> Setup<'static> {
@@ -192,7 +192,7 @@ fn dup_publish(id: &str) -> String {
 /// so there are no more duplicates than DUP PUBLISHes; every line arrives in order apart from
 /// duplicates (re-sent PUBLISHes go in the order they were first sent [MQTT-4.6.0-1]). The relay
 /// holds back what pub sends before each cut, so its whole in-flight window is re-sent.
-fn resumed_session_redelivers_with_dup(test: &str, proto: Proto) {
+fn resumed_session_redelivers_with_dup(proto: Proto) {
     let mut broker = Broker::mosquitto(&setup(&["log_type all"]));
     let id = unique_id();
     let (n, cuts) = (10_000, 2);
@@ -249,25 +249,19 @@ fn resumed_session_redelivers_with_dup(test: &str, proto: Proto) {
         duplicates <= dup_after as u64,
         "a duplicate that was not sent with DUP: {summary}"
     );
-    eprintln!("{test}: {summary}");
+    eprintln!("{}: {summary}", test_name());
 }
 
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn resumed_session_redelivers_unacknowledged_publishes_with_dup() {
-    resumed_session_redelivers_with_dup(
-        "resumed_session_redelivers_unacknowledged_publishes_with_dup",
-        Proto::V311,
-    );
+    resumed_session_redelivers_with_dup(Proto::V311);
 }
 
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn resumed_session_redelivers_unacknowledged_publishes_with_dup_v5() {
-    resumed_session_redelivers_with_dup(
-        "resumed_session_redelivers_unacknowledged_publishes_with_dup_v5",
-        Proto::V5,
-    );
+    resumed_session_redelivers_with_dup(Proto::V5);
 }
 
 /// Without a session (no `-c`) the broker forgets the unacknowledged PUBLISHes with the
@@ -276,7 +270,6 @@ fn resumed_session_redelivers_unacknowledged_publishes_with_dup_v5() {
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn new_session_sends_unacknowledged_publishes_again_as_new_ones() {
-    const TEST: &str = "new_session_sends_unacknowledged_publishes_again_as_new_ones";
     let mut broker = Broker::mosquitto(&setup(&["log_type all"]));
     let id = unique_id();
     let (n, cuts) = (10_000, 2);
@@ -322,7 +315,7 @@ fn new_session_sends_unacknowledged_publishes_again_as_new_ones() {
     );
     assert_eq!(dups, 0, "a new session's PUBLISHes are new ones: {summary}");
     assert!(received >= n, "{summary}");
-    eprintln!("{TEST}: {summary}");
+    eprintln!("{}: {summary}", test_name());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,7 +325,7 @@ fn new_session_sends_unacknowledged_publishes_again_as_new_ones() {
 /// with all acknowledged (PUBCOMP), and every line arrives, in order apart from duplicates
 /// (a message whose PUBCOMP was lost with the connection is sent again in the new session),
 /// with no more duplicates than messages sent again.
-fn qos2_through_cut_connections(test: &str, proto: Proto) {
+fn qos2_through_cut_connections(proto: Proto) {
     let mut broker = Broker::mosquitto(&setup(&[]));
     let (n, cuts) = (5_000, 3);
     let s = stream_through_cuts(
@@ -359,7 +352,7 @@ fn qos2_through_cut_connections(test: &str, proto: Proto) {
         duplicates <= sent_again,
         "more duplicates than messages sent again: {summary}"
     );
-    eprintln!("{test}: {summary}");
+    eprintln!("{}: {summary}", test_name());
 }
 
 /// The same stream of 5 000 QoS 2 lines with nothing cut: every line arrives exactly once, in
@@ -418,19 +411,13 @@ fn pub_lines_delivers_every_qos2_line_exactly_once_v5() {
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_qos2_lines_in_order_through_cut_connections() {
-    qos2_through_cut_connections(
-        "pub_lines_delivers_qos2_lines_in_order_through_cut_connections",
-        Proto::V311,
-    );
+    qos2_through_cut_connections(Proto::V311);
 }
 
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_qos2_lines_in_order_through_cut_connections_v5() {
-    qos2_through_cut_connections(
-        "pub_lines_delivers_qos2_lines_in_order_through_cut_connections_v5",
-        Proto::V5,
-    );
+    qos2_through_cut_connections(Proto::V5);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,7 +446,6 @@ const LINE_BYTES: u64 = 1000;
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_stops_reading_stdin_while_the_broker_is_stalled() {
-    const TEST: &str = "pub_lines_stops_reading_stdin_while_the_broker_is_stalled";
     const TOTAL: u64 = 50_000;
     const LIMIT: u64 = 20 << 20;
     const RSS_LIMIT: u64 = 64 << 20;
@@ -565,7 +551,7 @@ fn pub_lines_stops_reading_stdin_while_the_broker_is_stalled() {
         .chain(["end\n".into()])
         .collect();
     interrupt_sub(sub).assert_stdout(expected.as_bytes());
-    eprintln!("{TEST}: {summary}");
+    eprintln!("{}: {summary}", test_name());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -586,7 +572,7 @@ enum Gone {
 /// go away for good. `pub` must exit 3 within seconds (two attempts of ~100 ms and ~200 ms),
 /// with one error that counts "1000 of 1500 messages acknowledged" and says it gave up, after
 /// two warnings (the loss and the failed first attempt).
-fn pub_lines_gives_up_after_stdin_ended(test: &str, gone: Gone) {
+fn pub_lines_gives_up_after_stdin_ended(gone: Gone) {
     let mut broker = Broker::mosquitto(&setup(&[]));
     let port = broker.port(Proto::V311);
     let mut relay = CutProxy::start(port);
@@ -657,23 +643,20 @@ fn pub_lines_gives_up_after_stdin_ended(test: &str, gone: Gone) {
         "{gone:?}: ended {took:?} after the broker went away\n{}",
         show(&out)
     );
-    eprintln!("{test}: exit 3 {took:?} after the broker went away");
+    eprintln!(
+        "{}: exit 3 {took:?} after the broker went away",
+        test_name()
+    );
 }
 
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_exits_3_when_the_port_closes_after_stdin_ended() {
-    pub_lines_gives_up_after_stdin_ended(
-        "pub_lines_exits_3_when_the_port_closes_after_stdin_ended",
-        Gone::PortClosed,
-    );
+    pub_lines_gives_up_after_stdin_ended(Gone::PortClosed);
 }
 
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_exits_3_when_connections_close_before_connack_after_stdin_ended() {
-    pub_lines_gives_up_after_stdin_ended(
-        "pub_lines_exits_3_when_connections_close_before_connack_after_stdin_ended",
-        Gone::ClosedBeforeConnAck,
-    );
+    pub_lines_gives_up_after_stdin_ended(Gone::ClosedBeforeConnAck);
 }

@@ -21,8 +21,8 @@ use crate::common::lost::{
     publish_one, show, ERROR, RECONNECT, WAIT, WARNING,
 };
 use crate::common::{
-    at, run, run_with_timeout, signal, subscriber, unique_id, unique_topic, Broker, Proto, Setup,
-    DEADLINE,
+    at, run, run_with_timeout, signal, subscriber, test_name, unique_id, unique_topic, Broker,
+    Proto, Setup, DEADLINE,
 };
 
 fn anonymous() -> Setup<'static> {
@@ -55,7 +55,7 @@ fn publish_lines(port: u16, topic: &str, lines: &[String]) {
 /// and started again on the same port; 3 messages are queued while the subscriber is still
 /// kept away; then it may reconnect and must resume its session. Every message must be
 /// printed; QoS 1 allows duplicates, which are counted.
-fn persistent_sub_survives_broker_restarts(test: &str, proto: Proto, rounds: usize) {
+fn persistent_sub_survives_broker_restarts(proto: Proto, rounds: usize) {
     let mut broker = Broker::mosquitto(&Setup {
         anonymous: true,
         persistence: true,
@@ -150,17 +150,13 @@ fn persistent_sub_survives_broker_restarts(test: &str, proto: Proto, rounds: usi
         "every reconnect should resume the session\n{summary}\n{}",
         show(&out)
     );
-    eprintln!("{test}: {summary}");
+    eprintln!("{}: {summary}", test_name());
 }
 
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn persistent_sub_survives_ten_broker_restarts_without_losing_a_message() {
-    persistent_sub_survives_broker_restarts(
-        "persistent_sub_survives_ten_broker_restarts_without_losing_a_message",
-        Proto::V311,
-        10,
-    );
+    persistent_sub_survives_broker_restarts(Proto::V311, 10);
 }
 
 /// MQTT 5 keeps the session by its expiry interval (never, with `-c` alone) instead of the
@@ -168,11 +164,7 @@ fn persistent_sub_survives_ten_broker_restarts_without_losing_a_message() {
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn persistent_sub_survives_broker_restarts_v5() {
-    persistent_sub_survives_broker_restarts(
-        "persistent_sub_survives_broker_restarts_v5",
-        Proto::V5,
-        3,
-    );
+    persistent_sub_survives_broker_restarts(Proto::V5, 3);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,7 +175,7 @@ fn persistent_sub_survives_broker_restarts_v5() {
 /// A subscriber connected straight to the broker must see every line, in order apart from
 /// duplicates. Each duplicate is a message sent again after a reconnect, so there are at most
 /// as many as `pub` reports having sent again.
-fn pub_lines_through_cut_connections(test: &str, proto: Proto, n: usize, cuts: usize, step: u64) {
+fn pub_lines_through_cut_connections(proto: Proto, n: usize, cuts: usize, step: u64) {
     let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(proto);
     let relay = CutProxy::start(port);
@@ -259,31 +251,19 @@ fn pub_lines_through_cut_connections(test: &str, proto: Proto, n: usize, cuts: u
         duplicates <= sent_again,
         "more duplicates than messages sent again: {summary}"
     );
-    eprintln!("{test}: {summary}");
+    eprintln!("{}: {summary}", test_name());
 }
 
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_100000_qos1_lines_in_order_through_five_cut_connections() {
-    pub_lines_through_cut_connections(
-        "pub_lines_delivers_100000_qos1_lines_in_order_through_five_cut_connections",
-        Proto::V311,
-        100_000,
-        5,
-        15_000,
-    );
+    pub_lines_through_cut_connections(Proto::V311, 100_000, 5, 15_000);
 }
 
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_qos1_lines_in_order_through_cut_connections_v5() {
-    pub_lines_through_cut_connections(
-        "pub_lines_delivers_qos1_lines_in_order_through_cut_connections_v5",
-        Proto::V5,
-        20_000,
-        3,
-        4_000,
-    );
+    pub_lines_through_cut_connections(Proto::V5, 20_000, 3, 4_000);
 }
 
 /// `pub --interval` also rides out a lost connection: the ticks produced meanwhile are sent
@@ -291,7 +271,6 @@ fn pub_lines_delivers_qos1_lines_in_order_through_cut_connections_v5() {
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_interval_rides_out_a_cut_connection() {
-    const TEST: &str = "pub_interval_rides_out_a_cut_connection";
     let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let relay = CutProxy::start(port);
@@ -333,7 +312,10 @@ fn pub_interval_rides_out_a_cut_connection() {
     assert_eq!(*last, "end");
     let duplicates = in_order_apart_from_duplicates(values, 0, acked)
         .unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
-    eprintln!("{TEST}: {acked} ticks acknowledged, {duplicates} duplicates");
+    eprintln!(
+        "{}: {acked} ticks acknowledged, {duplicates} duplicates",
+        test_name()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,7 +327,6 @@ fn pub_interval_rides_out_a_cut_connection() {
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn stalled_broker_is_noticed_by_keepalive_and_sub_recovers_after_it_resumes() {
-    const TEST: &str = "stalled_broker_is_noticed_by_keepalive_and_sub_recovers_after_it_resumes";
     let mut broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "stall";
@@ -402,7 +383,7 @@ fn stalled_broker_is_noticed_by_keepalive_and_sub_recovers_after_it_resumes() {
         "the stall took {noticed:?} to notice with -k 1\n{}",
         show(&out)
     );
-    eprintln!("{TEST}: the stall was noticed after {noticed:?}");
+    eprintln!("{}: the stall was noticed after {noticed:?}", test_name());
 }
 
 /// `-C` counts messages across reconnects: two before a cut, two after (the broker kept no

@@ -77,6 +77,18 @@ pub fn at(subcommand: &str, port: u16, proto: Proto) -> Command {
     connect(subcommand, "127.0.0.1", port, proto)
 }
 
+/// The running test's name (its last path segment), from the thread libtest runs it on: for
+/// the lines a test prints about itself. Call it on the test's own thread.
+pub fn test_name() -> String {
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("");
+    assert!(
+        name.starts_with("cases::"),
+        "test_name() called off a test's thread ('{name}')"
+    );
+    name.rsplit("::").next().unwrap_or(name).to_string()
+}
+
 /// `test/<random>/`: a topic prefix no other test (or earlier run on a shared broker) uses.
 pub fn unique_topic() -> String {
     format!("test/{}/", random_hex())
