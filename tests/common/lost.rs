@@ -36,21 +36,9 @@ pub fn count(out: &Out, needle: &str) -> usize {
     out.stderr.lines().filter(|l| l.contains(needle)).count()
 }
 
+/// What `out` is (its command) and what it printed, for a failure message.
 pub fn show(out: &Out) -> String {
-    let mut stderr = out.stderr.clone();
-    if stderr.len() > 8000 {
-        let mut cut = stderr.len() - 8000;
-        while !stderr.is_char_boundary(cut) {
-            cut += 1;
-        }
-        stderr = format!("(cut)…{}", &stderr[cut..]);
-    }
-    format!(
-        "{}\ncode: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
-        out.what,
-        out.code,
-        String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(2000)]),
-    )
+    format!("{}\n{}", out.what, out.dump())
 }
 
 /// From `RUST_LOG=mqttcli=debug` output of `pub`: (acknowledged, produced, sent again) of its
