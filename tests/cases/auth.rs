@@ -1,30 +1,25 @@
 //! Credentials against a Mosquitto with a password file (rumqttd drops a refused client without a
 //! CONNACK, so these need Mosquitto).
 
-use crate::common::{run, unique_topic, Broker, Proto, Setup, Sub};
+use crate::common::{run, subscriber, unique_topic, Broker, Proto, Setup};
 use Proto::{V311, V5};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "s3cret-pw";
 
-fn password_broker(test: &str, anonymous: bool) -> Option<Broker> {
+fn password_broker(anonymous: bool) -> Broker {
     let users = [(USER, PASSWORD)];
-    Broker::mosquitto(
-        test,
-        &Setup {
-            users: &users,
-            anonymous,
-            ..Setup::default()
-        },
-    )
+    Broker::mosquitto(&Setup {
+        users: &users,
+        anonymous,
+        ..Setup::default()
+    })
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn wrong_password_exits_4_with_the_connack_reason() {
-    let Some(broker) = password_broker("wrong_password_exits_4_with_the_connack_reason", false)
-    else {
-        return;
-    };
+    let broker = password_broker(false);
     for proto in [V311, V5] {
         for sub in ["pub", "sub"] {
             let mut cmd = broker.cmd(sub, proto);
@@ -42,11 +37,9 @@ fn wrong_password_exits_4_with_the_connack_reason() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn password_never_appears_on_stderr_even_with_debug() {
-    let Some(broker) = password_broker("password_never_appears_on_stderr_even_with_debug", false)
-    else {
-        return;
-    };
+    let broker = password_broker(false);
     let topic = unique_topic() + "secret";
     for (password, code) in [("hunter2", 4), (PASSWORD, 0)] {
         let url = format!(
@@ -69,20 +62,18 @@ fn password_never_appears_on_stderr_even_with_debug() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn anonymous_client_refused_exits_4() {
-    let Some(broker) = password_broker("anonymous_client_refused_exits_4", false) else {
-        return;
-    };
+    let broker = password_broker(false);
     run(broker.cmd("pub", V311).args(["-t", "a", "-m", "x"])).assert_error(4, &[]);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn every_way_to_give_the_password() {
-    let Some(broker) = password_broker("every_way_to_give_the_password", false) else {
-        return;
-    };
+    let broker = password_broker(false);
     let topic = unique_topic() + "auth";
-    let sub = Sub::start(broker.cmd("sub", V5).args([
+    let sub = subscriber(broker.cmd("sub", V5).args([
         "-t", &topic, "-u", USER, "-P", PASSWORD, "-q", "1", "-C", "3", "-W", "30",
     ]));
     let dir = tempfile::tempdir().unwrap();

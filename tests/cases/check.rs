@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::common::broker::free_port;
-use crate::common::{mqttcli, run, Broker, Out, Proto, Setup};
+use crate::common::{at, run, Broker, Out, Proto, Setup};
 use Proto::{V311, V5};
 
 const USER: &str = "checker";
@@ -22,14 +22,6 @@ const STEPS: [&str; 6] = [
     "unsubscribe",
     "disconnect",
 ];
-
-/// `mqttcli check -h 127.0.0.1 -p PORT -V VERSION`.
-fn check_at(port: u16, proto: Proto) -> std::process::Command {
-    let mut cmd = mqttcli();
-    cmd.args(["check", "-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-V", proto.arg()]);
-    cmd
-}
 
 fn protocol_name(proto: Proto) -> &'static str {
     match proto {
@@ -154,20 +146,17 @@ fn steps(list: &[(&str, bool, Option<&str>)]) -> Vec<(String, bool, Option<Strin
 
 /// A Mosquitto with one user whose ACL allows reading `ronly/#`, writing `wonly/#` and both on
 /// `rw/#`.
-fn acl_broker(test: &str) -> Option<Broker> {
-    Broker::mosquitto(
-        test,
-        &Setup {
-            users: &[(USER, PASSWORD)],
-            acl: &[
-                &format!("user {USER}"),
-                "topic read ronly/#",
-                "topic write wonly/#",
-                "topic readwrite rw/#",
-            ],
-            ..Setup::default()
-        },
-    )
+fn acl_broker() -> Broker {
+    Broker::mosquitto(&Setup {
+        users: &[(USER, PASSWORD)],
+        acl: &[
+            &format!("user {USER}"),
+            "topic read ronly/#",
+            "topic write wonly/#",
+            "topic readwrite rw/#",
+        ],
+        ..Setup::default()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,7 +165,7 @@ fn acl_broker(test: &str) -> Option<Broker> {
 fn check_passes_with_timings(proto: Proto) {
     let broker = Broker::start();
     let port = broker.port(proto);
-    let out = run(&mut check_at(port, proto));
+    let out = run(&mut at("check", port, proto));
     out.assert_code(0);
     assert_eq!(out.stderr, "", "a passing check is silent on stderr");
     let text = out.stdout_str();
@@ -233,7 +222,7 @@ fn check_passes_with_timings_v5() {
 fn check_json_reports_every_field() {
     let broker = Broker::start();
     let port = broker.port(V5);
-    let out = run(check_at(port, V5).args([
+    let out = run(at("check", port, V5).args([
         "--json",
         "-q",
         "2",
@@ -313,7 +302,7 @@ fn check_json_reports_every_field() {
 #[test]
 fn check_at_qos_0_counts_messages_written() {
     let broker = Broker::start();
-    let out = run(check_at(broker.port(V311), V311).args(["--json", "-q", "0", "-C", "1"]));
+    let out = run(at("check", broker.port(V311), V311).args(["--json", "-q", "0", "-C", "1"]));
     out.assert_code(0);
     let r = json_of(&out);
     assert_eq!((r["qos"].clone(), r["count"].clone()), (0.into(), 1.into()));
@@ -340,7 +329,7 @@ fn check_names_the_connect_step_when_nothing_listens_exit_3() {
         "cannot connect to 127.0.0.1:{port}: connection refused: is the broker running, and is -p right?"
     );
     for proto in [V311, V5] {
-        let out = run(&mut check_at(port, proto));
+        let out = run(&mut at("check", port, proto));
         out.assert_code(3);
         assert_eq!(
             out.stderr,
@@ -359,7 +348,7 @@ fn check_names_the_connect_step_when_nothing_listens_exit_3() {
             ("connect", "FAILED", "")
         );
 
-        let out = run(check_at(port, proto).arg("--json"));
+        let out = run(at("check", port, proto).arg("--json"));
         out.assert_code(3);
         assert_eq!(
             out.stderr,
@@ -377,12 +366,9 @@ fn check_names_the_connect_step_when_nothing_listens_exit_3() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn check_names_the_connect_step_when_credentials_are_refused_exit_4() {
-    let Some(broker) =
-        acl_broker("check_names_the_connect_step_when_credentials_are_refused_exit_4")
-    else {
-        return;
-    };
+    let broker = acl_broker();
     let port = broker.port(V311);
     for (proto, reason) in [
         (V311, "not authorised (CONNACK code 5)"),
@@ -391,7 +377,7 @@ fn check_names_the_connect_step_when_credentials_are_refused_exit_4() {
         let message = format!(
             "the broker at 127.0.0.1:{port} refused the connection: {reason}: check the username and password (-u with -P, --password-file or MQTT_PASSWORD) and the broker's access rules"
         );
-        let out = run(check_at(port, proto).args(["--json", "-u", USER, "-P", "wrong-pw-1"]));
+        let out = run(at("check", port, proto).args(["--json", "-u", USER, "-P", "wrong-pw-1"]));
         out.assert_code(4);
         assert_eq!(
             out.stderr,
@@ -444,14 +430,11 @@ fn assert_never_returned(out: &Out, proto: Proto) {
 /// then delivers nothing: the check sees the subscribe step pass and the messages never
 /// return (exit 6), under both protocol versions.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn check_subscribe_denied_by_the_acl_is_messages_never_returning_exit_6() {
-    let Some(broker) =
-        acl_broker("check_subscribe_denied_by_the_acl_is_messages_never_returning_exit_6")
-    else {
-        return;
-    };
+    let broker = acl_broker();
     for proto in [V311, V5] {
-        let out = run(check_at(broker.port(proto), proto).args([
+        let out = run(at("check", broker.port(proto), proto).args([
             "--json", "-u", USER, "-P", PASSWORD, "-t", "wonly", "-W", "5s",
         ]));
         assert_never_returned(&out, proto);
@@ -462,17 +445,16 @@ fn check_subscribe_denied_by_the_acl_is_messages_never_returning_exit_6() {
 /// messages (exit 6 at the receive step); under MQTT 5 its PUBACK says "not authorized" (exit 5
 /// at the publish step).
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn check_publish_denied_by_the_acl() {
-    let Some(broker) = acl_broker("check_publish_denied_by_the_acl") else {
-        return;
-    };
+    let broker = acl_broker();
     let port = broker.port(V311);
-    let out = run(check_at(port, V311).args([
+    let out = run(at("check", port, V311).args([
         "--json", "-u", USER, "-P", PASSWORD, "-t", "ronly", "-W", "5s",
     ]));
     assert_never_returned(&out, V311);
 
-    let out = run(check_at(port, V5).args([
+    let out = run(at("check", port, V5).args([
         "--json", "-u", USER, "-P", PASSWORD, "-t", "ronly", "-W", "5s",
     ]));
     out.assert_code(5);
@@ -497,7 +479,8 @@ fn check_publish_denied_by_the_acl() {
     );
 
     // The table shows the same steps.
-    let out = run(check_at(port, V5).args(["-u", USER, "-P", PASSWORD, "-t", "ronly", "-W", "5s"]));
+    let out =
+        run(at("check", port, V5).args(["-u", USER, "-P", PASSWORD, "-t", "ronly", "-W", "5s"]));
     out.assert_code(5);
     let text = out.stdout_str();
     let rows: Vec<(String, String)> = text
@@ -520,12 +503,11 @@ fn check_publish_denied_by_the_acl() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn check_passes_where_the_acl_allows_the_prefix() {
-    let Some(broker) = acl_broker("check_passes_where_the_acl_allows_the_prefix") else {
-        return;
-    };
+    let broker = acl_broker();
     for proto in [V311, V5] {
-        let out = run(check_at(broker.port(proto), proto)
+        let out = run(at("check", broker.port(proto), proto)
             .args(["--json", "-u", USER, "-P", PASSWORD, "-t", "rw"]));
         out.assert_code(0);
         assert_eq!(json_of(&out)["ok"], true);
@@ -536,7 +518,7 @@ fn check_passes_where_the_acl_allows_the_prefix() {
 fn check_rejects_bad_values_before_connecting() {
     // Nothing listens on the port: a usage error must come first.
     let port = free_port();
-    let out = run(check_at(port, V311).args(["-C", "0"]));
+    let out = run(at("check", port, V311).args(["-C", "0"]));
     out.assert_exact_error(
         2,
         "mqttcli: error: invalid value '0' for '--count <N>': '0' is not a count from 1 to 10000",
@@ -585,19 +567,15 @@ fn probe_table(out: &Out) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn probe_finds_everything_allowed_on_an_open_mosquitto() {
-    let Some(broker) = Broker::mosquitto(
-        "probe_finds_everything_allowed_on_an_open_mosquitto",
-        &Setup {
-            anonymous: true,
-            ..Setup::default()
-        },
-    ) else {
-        return;
-    };
+    let broker = Broker::mosquitto(&Setup {
+        anonymous: true,
+        ..Setup::default()
+    });
     for proto in [V311, V5] {
         let port = broker.port(proto);
-        let p = probe_of(&run(check_at(port, proto).args(["--probe", "--json"])));
+        let p = probe_of(&run(at("check", port, proto).args(["--probe", "--json"])));
         for key in [
             "qos2",
             "wildcard_subscriptions",
@@ -627,7 +605,7 @@ fn probe_finds_everything_allowed_on_an_open_mosquitto() {
             }
         }
 
-        let table = probe_table(&run(check_at(port, proto).arg("--probe")));
+        let table = probe_table(&run(at("check", port, proto).arg("--probe")));
         assert_eq!(
             table[..5],
             [
@@ -658,21 +636,17 @@ fn probe_finds_everything_allowed_on_an_open_mosquitto() {
 /// closes the connection at a QoS 2 or retained publish, and the probe must carry on after
 /// each (a closed connection used to spoil the payload size finding).
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn probe_reports_the_limits_of_a_restricted_mosquitto() {
     let limits = ["max_packet_size 5000\nmax_qos 1\nretain_available false".to_string()];
-    let Some(broker) = Broker::mosquitto(
-        "probe_reports_the_limits_of_a_restricted_mosquitto",
-        &Setup {
-            anonymous: true,
-            listeners: &limits,
-            ..Setup::default()
-        },
-    ) else {
-        return;
-    };
+    let broker = Broker::mosquitto(&Setup {
+        anonymous: true,
+        listeners: &limits,
+        ..Setup::default()
+    });
     let port = broker.listener_port(0);
     for proto in [V311, V5] {
-        let p = probe_of(&run(check_at(port, proto).args(["--probe", "--json"])));
+        let p = probe_of(&run(at("check", port, proto).args(["--probe", "--json"])));
         assert_eq!(p["qos2"]["allowed"], false, "{proto:?} {p}");
         assert_eq!(p["retained_messages"]["allowed"], false, "{proto:?} {p}");
         for key in ["qos2", "retained_messages"] {
@@ -710,7 +684,7 @@ fn probe_reports_the_limits_of_a_restricted_mosquitto() {
             }
         }
 
-        let table = probe_table(&run(check_at(port, proto).arg("--probe")));
+        let table = probe_table(&run(at("check", port, proto).arg("--probe")));
         assert_eq!(table.len(), 6, "{table:?}");
         assert!(
             table[0].starts_with("  QoS 2                    no ("),
@@ -744,7 +718,7 @@ fn probe_reports_the_limits_of_a_restricted_mosquitto() {
 #[test]
 fn probe_is_skipped_when_the_check_fails() {
     let port = free_port();
-    let out = run(check_at(port, V5).args(["--probe", "--json"]));
+    let out = run(at("check", port, V5).args(["--probe", "--json"]));
     out.assert_code(3);
     let r = json_of(&out);
     assert!(r.get("probe").is_none(), "{r}");

@@ -3,18 +3,13 @@
 //! pages rendered by groff (or man); where neither is installed, the roff is checked by hand,
 //! and a line on stderr says so.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crate::common::broker::find_program;
+use crate::common::programs::program;
 use crate::common::{mqttcli, run, run_with_timeout, Out, DEADLINE};
 
 /// The subcommands every completion script and the main man page must name.
 const SUBCOMMANDS: [&str; 6] = ["pub", "sub", "unsub", "check", "rr", "completions"];
-
-fn loud(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
 
 #[track_caller]
 fn generated(args: &[&str]) -> String {
@@ -27,16 +22,17 @@ fn generated(args: &[&str]) -> String {
 }
 
 /// `program args… < input`, with a deadline.
-fn pipe_through(program: &str, args: &[&str], input: &str) -> Out {
+#[track_caller]
+fn pipe_through(name: &str, args: &[&str], input: &str) -> Out {
     run_with_timeout(
-        Command::new(program).args(args),
+        Command::new(program(name)).args(args),
         Some(input.as_bytes().to_vec()),
         DEADLINE,
     )
 }
 
 #[test]
-fn bash_completion_names_the_subcommands_and_parses() {
+fn bash_completion_names_the_subcommands() {
     let script = generated(&["completions", "bash"]);
     assert!(script.contains("_mqttcli()"), "no completion function");
     assert!(
@@ -52,7 +48,13 @@ fn bash_completion_names_the_subcommands_and_parses() {
     for flag in ["--probe", "--profile", "--response-topic", "--json"] {
         assert!(script.contains(flag), "bash script lacks {flag}");
     }
-    if find_program("bash").is_some() {
+}
+
+#[test]
+#[cfg_attr(no_bash, ignore = "needs bash")]
+fn bash_completion_parses_and_registers_itself() {
+    let script = generated(&["completions", "bash"]);
+    {
         let out = pipe_through("bash", &["-n"], &script);
         out.assert_code(0);
         assert_eq!(out.stderr, "", "bash -n found problems");
@@ -68,8 +70,6 @@ fn bash_completion_names_the_subcommands_and_parses() {
             "{}",
             out.stdout_str()
         );
-    } else {
-        loud("NOTE: no bash here: bash_completion_names_the_subcommands_and_parses checked text only");
     }
 }
 
@@ -88,13 +88,15 @@ fn zsh_completion_names_the_subcommands() {
         );
     }
     assert!(script.contains("--probe"));
-    if find_program("zsh").is_some() {
-        let out = pipe_through("zsh", &["-n"], &script);
-        out.assert_code(0);
-        assert_eq!(out.stderr, "", "zsh -n found problems");
-    } else {
-        loud("NOTE: no zsh here: zsh_completion_names_the_subcommands checked text only");
-    }
+}
+
+#[test]
+#[cfg_attr(no_zsh, ignore = "needs zsh")]
+fn zsh_completion_parses() {
+    let script = generated(&["completions", "zsh"]);
+    let out = pipe_through("zsh", &["-n"], &script);
+    out.assert_code(0);
+    assert_eq!(out.stderr, "", "zsh -n found problems");
 }
 
 #[test]
@@ -110,13 +112,15 @@ fn fish_completion_names_the_subcommands() {
         );
     }
     assert!(script.contains("-l probe"));
-    if find_program("fish").is_some() {
-        let out = pipe_through("fish", &["--no-execute"], &script);
-        out.assert_code(0);
-        assert_eq!(out.stderr, "", "fish --no-execute found problems");
-    } else {
-        loud("NOTE: no fish here: fish_completion_names_the_subcommands checked text only");
-    }
+}
+
+#[test]
+#[cfg_attr(no_fish, ignore = "needs fish")]
+fn fish_completion_parses() {
+    let script = generated(&["completions", "fish"]);
+    let out = pipe_through("fish", &["--no-execute"], &script);
+    out.assert_code(0);
+    assert_eq!(out.stderr, "", "fish --no-execute found problems");
 }
 
 #[test]
@@ -154,39 +158,34 @@ fn completions_into_a_closed_pipe_exit_0_without_a_panic() {
             .unwrap();
         let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
         drop(reader);
-        let out = crate::common::Proc::spawn(
+        let out = crate::common::Live::spawn_with(
             mqttcli().args(["completions", shell]),
-            None,
+            crate::common::Input::Null,
             Stdio::from(writer),
         )
-        .wait(DEADLINE);
+        .finish();
         out.assert_code(0);
         assert_eq!(out.stderr, "", "{shell}: stderr");
     }
 }
 
-/// How the man page is rendered here: groff, else man, else None (checked by hand).
-fn renderer() -> Option<(&'static str, Vec<&'static str>)> {
-    if find_program("groff").is_some() {
+/// How the man page is rendered here: groff, else man. The tests that render carry
+/// `#[cfg_attr(all(no_groff, no_man), ignore = …)]`.
+fn renderer() -> (&'static str, Vec<&'static str>) {
+    if crate::common::programs::find("groff").is_some() {
         // -ww: every warning; -P-cbou: plain text, no overstriking.
-        Some(("groff", vec!["-man", "-Tutf8", "-ww", "-P-cbou"]))
-    } else if find_program("man").is_some() {
-        Some(("man", vec!["-l", "-"]))
+        ("groff", vec!["-man", "-Tutf8", "-ww", "-P-cbou"])
     } else {
-        None
+        ("man", vec!["-l", "-"])
     }
 }
 
-/// The page rendered to plain text, or None after a loud note when nothing can render it.
+/// The page rendered to plain text.
 #[track_caller]
-fn render(page: &str, test: &str) -> Option<String> {
-    let Some((program, args)) = renderer() else {
-        loud(&format!(
-            "NOTE: neither groff nor man here: {test} checked the roff structure only"
-        ));
-        return None;
-    };
-    let mut cmd = Command::new(program);
+fn render(page: &str) -> String {
+    let (name, args) = renderer();
+    let program = name;
+    let mut cmd = Command::new(crate::common::programs::program(name));
     cmd.args(&args)
         .env("MANPAGER", "cat")
         .env("PAGER", "cat")
@@ -204,7 +203,7 @@ fn render(page: &str, test: &str) -> Option<String> {
             text.push(c);
         }
     }
-    Some(text)
+    text
 }
 
 /// Rendered text with every run of white space as one space: formatters justify lines.
@@ -243,23 +242,45 @@ fn assert_roff_structure(page: &str, title: &str, sections: &[&str]) {
     }
 }
 
+/// The sections of the main man page.
+const SECTIONS: [&str; 8] = [
+    "NAME",
+    "SYNOPSIS",
+    "DESCRIPTION",
+    "OPTIONS",
+    "SUBCOMMANDS",
+    "ENVIRONMENT",
+    "FILES",
+    "VERSION",
+];
+
+/// The sections of `mqttcli man check`.
+const CHECK_SECTIONS: [&str; 6] = [
+    "NAME",
+    "SYNOPSIS",
+    "DESCRIPTION",
+    "OPTIONS",
+    "ENVIRONMENT",
+    "FILES",
+];
+
 #[test]
+fn man_pages_are_well_formed_roff() {
+    assert_roff_structure(&generated(&["man"]), "mqttcli", &SECTIONS);
+    let page = generated(&["man", "check"]);
+    assert_roff_structure(&page, "mqttcli-check", &CHECK_SECTIONS);
+    assert!(!page.contains(".SH SUBCOMMANDS"));
+    for sub in ["pub", "sub", "unsub", "rr", "completions"] {
+        let page = generated(&["man", sub]);
+        assert_roff_structure(&page, &format!("mqttcli-{sub}"), &["NAME", "SYNOPSIS"]);
+    }
+}
+
+#[test]
+#[cfg_attr(all(no_groff, no_man), ignore = "needs groff or man")]
 fn man_page_renders() {
-    let page = generated(&["man"]);
-    let sections = [
-        "NAME",
-        "SYNOPSIS",
-        "DESCRIPTION",
-        "OPTIONS",
-        "SUBCOMMANDS",
-        "ENVIRONMENT",
-        "FILES",
-        "VERSION",
-    ];
-    assert_roff_structure(&page, "mqttcli", &sections);
-    let Some(text) = render(&page, "man_page_renders") else {
-        return;
-    };
+    let text = render(&generated(&["man"]));
+    let sections = SECTIONS;
     let lines: Vec<&str> = text.lines().collect();
     for section in sections {
         assert!(
@@ -305,21 +326,9 @@ fn man_page_renders() {
 }
 
 #[test]
+#[cfg_attr(all(no_groff, no_man), ignore = "needs groff or man")]
 fn man_page_of_check_renders() {
-    let page = generated(&["man", "check"]);
-    let sections = [
-        "NAME",
-        "SYNOPSIS",
-        "DESCRIPTION",
-        "OPTIONS",
-        "ENVIRONMENT",
-        "FILES",
-    ];
-    assert_roff_structure(&page, "mqttcli-check", &sections);
-    assert!(!page.contains(".SH SUBCOMMANDS"));
-    let Some(text) = render(&page, "man_page_of_check_renders") else {
-        return;
-    };
+    let text = render(&generated(&["man", "check"]));
     assert!(
         squeezed(&text).contains("mqttcli-check - Check a broker end to end"),
         "NAME line:\n{text}"
@@ -344,17 +353,19 @@ fn man_page_of_check_renders() {
 }
 
 #[test]
-fn man_page_of_every_subcommand_renders_and_a_bad_name_is_refused() {
+#[cfg_attr(all(no_groff, no_man), ignore = "needs groff or man")]
+fn man_page_of_every_subcommand_renders() {
     for sub in ["pub", "sub", "unsub", "rr", "completions"] {
-        let page = generated(&["man", sub]);
-        assert_roff_structure(&page, &format!("mqttcli-{sub}"), &["NAME", "SYNOPSIS"]);
-        if let Some(text) = render(&page, "man_page_of_every_subcommand_renders") {
-            assert!(
-                squeezed(&text).contains(&format!("mqttcli-{sub} - ")),
-                "{sub}:\n{text}"
-            );
-        }
+        let text = render(&generated(&["man", sub]));
+        assert!(
+            squeezed(&text).contains(&format!("mqttcli-{sub} - ")),
+            "{sub}:\n{text}"
+        );
     }
+}
+
+#[test]
+fn man_of_a_bad_name_is_refused() {
     let out = run(mqttcli().args(["man", "nope"]));
     out.assert_code(2);
     out.assert_stdout(b"");

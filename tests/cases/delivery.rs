@@ -13,14 +13,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::reliability::{
-    at_v, count, in_order_apart_from_duplicates, interrupt_sub, lines_starting, pub_progress,
-    publish_one, show, subscriber, ERROR, RECONNECT, WAIT, WARNING,
-};
 use crate::common::cutproxy::CutProxy;
 use crate::common::live::Live;
+use crate::common::lost::{
+    count, in_order_apart_from_duplicates, interrupt_sub, lines_starting, pub_progress,
+    publish_one, show, ERROR, RECONNECT, WAIT, WARNING,
+};
 use crate::common::{
-    run_with_timeout, signal, unique_id, unique_topic, Broker, Out, Proto, Setup, DEADLINE,
+    at, run_with_timeout, signal, subscriber, test_name, unique_id, unique_topic, Broker, Out,
+    Proto, Setup, DEADLINE,
 };
 
 fn setup(extra: &'static [&'static str]) -> Setup<'static> {
@@ -92,9 +93,9 @@ fn stream_through_cuts(
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "lines";
     let q = qos.to_string();
-    let mut sub = subscriber(at_v(port, "sub", proto).args(["-t", &topic, "-q", &q, "-W", "600"]));
+    let mut sub = subscriber(at("sub", port, proto).args(["-t", &topic, "-q", &q, "-W", "600"]));
     let mut publisher = Live::spawn(
-        at_v(relay.port(), "pub", proto)
+        at("pub", relay.port(), proto)
             .args(["-t", &topic, "-q", &q, "-l"])
             .args(pub_args)
             .args(RECONNECT)
@@ -191,10 +192,8 @@ fn dup_publish(id: &str) -> String {
 /// so there are no more duplicates than DUP PUBLISHes; every line arrives in order apart from
 /// duplicates (re-sent PUBLISHes go in the order they were first sent [MQTT-4.6.0-1]). The relay
 /// holds back what pub sends before each cut, so its whole in-flight window is re-sent.
-fn resumed_session_redelivers_with_dup(test: &str, proto: Proto) {
-    let Some(mut broker) = Broker::mosquitto(test, &setup(&["log_type all"])) else {
-        return;
-    };
+fn resumed_session_redelivers_with_dup(proto: Proto) {
+    let mut broker = Broker::mosquitto(&setup(&["log_type all"]));
     let id = unique_id();
     let (n, cuts) = (10_000, 2);
     let s = stream_through_cuts(
@@ -250,34 +249,28 @@ fn resumed_session_redelivers_with_dup(test: &str, proto: Proto) {
         duplicates <= dup_after as u64,
         "a duplicate that was not sent with DUP: {summary}"
     );
-    eprintln!("{test}: {summary}");
+    eprintln!("{}: {summary}", test_name());
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn resumed_session_redelivers_unacknowledged_publishes_with_dup() {
-    resumed_session_redelivers_with_dup(
-        "resumed_session_redelivers_unacknowledged_publishes_with_dup",
-        Proto::V311,
-    );
+    resumed_session_redelivers_with_dup(Proto::V311);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn resumed_session_redelivers_unacknowledged_publishes_with_dup_v5() {
-    resumed_session_redelivers_with_dup(
-        "resumed_session_redelivers_unacknowledged_publishes_with_dup_v5",
-        Proto::V5,
-    );
+    resumed_session_redelivers_with_dup(Proto::V5);
 }
 
 /// Without a session (no `-c`) the broker forgets the unacknowledged PUBLISHes with the
 /// connection; mqttcli sends them again as new PUBLISHes (DUP clear) after the reconnect. Every line arrives in order apart from duplicates, no PUBLISH from it is logged
 /// with DUP, and it did send some again.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn new_session_sends_unacknowledged_publishes_again_as_new_ones() {
-    const TEST: &str = "new_session_sends_unacknowledged_publishes_again_as_new_ones";
-    let Some(mut broker) = Broker::mosquitto(TEST, &setup(&["log_type all"])) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&setup(&["log_type all"]));
     let id = unique_id();
     let (n, cuts) = (10_000, 2);
     let s = stream_through_cuts(
@@ -322,7 +315,7 @@ fn new_session_sends_unacknowledged_publishes_again_as_new_ones() {
     );
     assert_eq!(dups, 0, "a new session's PUBLISHes are new ones: {summary}");
     assert!(received >= n, "{summary}");
-    eprintln!("{TEST}: {summary}");
+    eprintln!("{}: {summary}", test_name());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,10 +325,8 @@ fn new_session_sends_unacknowledged_publishes_again_as_new_ones() {
 /// with all acknowledged (PUBCOMP), and every line arrives, in order apart from duplicates
 /// (a message whose PUBCOMP was lost with the connection is sent again in the new session),
 /// with no more duplicates than messages sent again.
-fn qos2_through_cut_connections(test: &str, proto: Proto) {
-    let Some(mut broker) = Broker::mosquitto(test, &setup(&[])) else {
-        return;
-    };
+fn qos2_through_cut_connections(proto: Proto) {
+    let mut broker = Broker::mosquitto(&setup(&[]));
     let (n, cuts) = (5_000, 3);
     let s = stream_through_cuts(
         &mut broker,
@@ -361,7 +352,7 @@ fn qos2_through_cut_connections(test: &str, proto: Proto) {
         duplicates <= sent_again,
         "more duplicates than messages sent again: {summary}"
     );
-    eprintln!("{test}: {summary}");
+    eprintln!("{}: {summary}", test_name());
 }
 
 /// The same stream of 5 000 QoS 2 lines with nothing cut: every line arrives exactly once, in
@@ -369,17 +360,15 @@ fn qos2_through_cut_connections(test: &str, proto: Proto) {
 /// client, `max_inflight_messages`; under v5 its CONNACK says so with Receive Maximum, under
 /// v3.1.1 nothing can, and it answers the 21st with a PUBREC that means "quota exceeded" in
 /// its log but looks like success on a v3.1.1 wire.)
-fn qos2_stream(test: &str, proto: Proto) {
-    let Some(broker) = Broker::mosquitto(test, &setup(&[])) else {
-        return;
-    };
+fn qos2_stream(proto: Proto) {
+    let broker = Broker::mosquitto(&setup(&[]));
     const N: usize = 5_000;
     let port = broker.port(proto);
     let topic = unique_topic() + "qos2";
-    let mut sub = subscriber(at_v(port, "sub", proto).args(["-t", &topic, "-q", "2", "-W", "120"]));
+    let mut sub = subscriber(at("sub", port, proto).args(["-t", &topic, "-q", "2", "-W", "120"]));
     let input: String = (1..=N).map(|i| format!("{i}\n")).collect();
     let out = run_with_timeout(
-        at_v(port, "pub", proto).args(["-t", &topic, "-q", "2", "-l"]),
+        at("pub", port, proto).args(["-t", &topic, "-q", "2", "-l"]),
         Some(input.clone().into_bytes()),
         DEADLINE,
     );
@@ -408,35 +397,27 @@ fn qos2_stream(test: &str, proto: Proto) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_every_qos2_line_exactly_once() {
-    qos2_stream(
-        "pub_lines_delivers_every_qos2_line_exactly_once",
-        Proto::V311,
-    );
+    qos2_stream(Proto::V311);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_every_qos2_line_exactly_once_v5() {
-    qos2_stream(
-        "pub_lines_delivers_every_qos2_line_exactly_once_v5",
-        Proto::V5,
-    );
+    qos2_stream(Proto::V5);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_qos2_lines_in_order_through_cut_connections() {
-    qos2_through_cut_connections(
-        "pub_lines_delivers_qos2_lines_in_order_through_cut_connections",
-        Proto::V311,
-    );
+    qos2_through_cut_connections(Proto::V311);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_qos2_lines_in_order_through_cut_connections_v5() {
-    qos2_through_cut_connections(
-        "pub_lines_delivers_qos2_lines_in_order_through_cut_connections_v5",
-        Proto::V5,
-    );
+    qos2_through_cut_connections(Proto::V5);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -463,20 +444,18 @@ const LINE_BYTES: u64 = 1000;
 /// 64 MB). Once the broker resumes, the writer finishes its 50 000 lines (50 MB), and every
 /// line arrives exactly once, in order, with exit 0.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_stops_reading_stdin_while_the_broker_is_stalled() {
-    const TEST: &str = "pub_lines_stops_reading_stdin_while_the_broker_is_stalled";
     const TOTAL: u64 = 50_000;
     const LIMIT: u64 = 20 << 20;
     const RSS_LIMIT: u64 = 64 << 20;
-    let Some(mut broker) = Broker::mosquitto(TEST, &setup(&[])) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&setup(&[]));
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "stall";
     let mut sub =
-        subscriber(at_v(port, "sub", Proto::V311).args(["-t", &topic, "-q", "1", "-W", "600"]));
+        subscriber(at("sub", port, Proto::V311).args(["-t", &topic, "-q", "1", "-W", "600"]));
     let mut publisher = Live::spawn(
-        at_v(port, "pub", Proto::V311)
+        at("pub", port, Proto::V311)
             .args(["-t", &topic, "-q", "1", "-l"])
             .args(RECONNECT),
         true,
@@ -572,7 +551,7 @@ fn pub_lines_stops_reading_stdin_while_the_broker_is_stalled() {
         .chain(["end\n".into()])
         .collect();
     interrupt_sub(sub).assert_stdout(expected.as_bytes());
-    eprintln!("{TEST}: {summary}");
+    eprintln!("{}: {summary}", test_name());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -593,15 +572,13 @@ enum Gone {
 /// go away for good. `pub` must exit 3 within seconds (two attempts of ~100 ms and ~200 ms),
 /// with one error that counts "1000 of 1500 messages acknowledged" and says it gave up, after
 /// two warnings (the loss and the failed first attempt).
-fn pub_lines_gives_up_after_stdin_ended(test: &str, gone: Gone) {
-    let Some(mut broker) = Broker::mosquitto(test, &setup(&[])) else {
-        return;
-    };
+fn pub_lines_gives_up_after_stdin_ended(gone: Gone) {
+    let mut broker = Broker::mosquitto(&setup(&[]));
     let port = broker.port(Proto::V311);
     let mut relay = CutProxy::start(port);
     let topic = unique_topic() + "gone";
     let mut publisher = Live::spawn(
-        at_v(relay.port(), "pub", Proto::V311)
+        at("pub", relay.port(), Proto::V311)
             .args(["-t", &topic, "-q", "1", "-l"])
             .args(["--reconnect-attempts", "2", "--reconnect-delay", "100ms"]),
         true,
@@ -666,21 +643,20 @@ fn pub_lines_gives_up_after_stdin_ended(test: &str, gone: Gone) {
         "{gone:?}: ended {took:?} after the broker went away\n{}",
         show(&out)
     );
-    eprintln!("{test}: exit 3 {took:?} after the broker went away");
+    eprintln!(
+        "{}: exit 3 {took:?} after the broker went away",
+        test_name()
+    );
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_exits_3_when_the_port_closes_after_stdin_ended() {
-    pub_lines_gives_up_after_stdin_ended(
-        "pub_lines_exits_3_when_the_port_closes_after_stdin_ended",
-        Gone::PortClosed,
-    );
+    pub_lines_gives_up_after_stdin_ended(Gone::PortClosed);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_exits_3_when_connections_close_before_connack_after_stdin_ended() {
-    pub_lines_gives_up_after_stdin_ended(
-        "pub_lines_exits_3_when_connections_close_before_connack_after_stdin_ended",
-        Gone::ClosedBeforeConnAck,
-    );
+    pub_lines_gives_up_after_stdin_ended(Gone::ClosedBeforeConnAck);
 }

@@ -103,8 +103,8 @@ fn closed_port_exits_3() {
 #[test]
 fn silent_broker_times_out_with_3() {
     // Accepts TCP (the kernel does, from the backlog) but never answers CONNECT.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port().to_string();
+    let silent = crate::common::fake::FakeBroker::bind();
+    let port = silent.port().to_string();
     let start = std::time::Instant::now();
     run(mqttcli()
         .args(["pub", "-h", "127.0.0.1", "-p", &port, "-t", "a", "-m", "x"])
@@ -114,12 +114,10 @@ fn silent_broker_times_out_with_3() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn lost_connection_ends_sub_with_3_under_no_reconnect() {
-    let broker = Broker::start();
-    if !broker.is_mosquitto("lost_connection_ends_sub_with_3_under_no_reconnect") {
-        return;
-    }
-    let sub = crate::common::Sub::start(broker.cmd("sub", Proto::V311).args([
+    let broker = Broker::anonymous_mosquitto();
+    let sub = crate::common::subscriber(broker.cmd("sub", Proto::V311).args([
         "-t",
         "a",
         "-W",
@@ -160,6 +158,7 @@ fn help_exits_0() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn publish_refused_by_acl_exits_5() {
     let acl = ["topic readwrite allowed/#"];
     let setup = crate::common::Setup {
@@ -167,9 +166,7 @@ fn publish_refused_by_acl_exits_5() {
         acl: &acl,
         ..Default::default()
     };
-    let Some(broker) = Broker::mosquitto("publish_refused_by_acl_exits_5", &setup) else {
-        return;
-    };
+    let broker = Broker::mosquitto(&setup);
     // Only MQTT 5 tells a publisher that its message was refused (PUBACK/PUBREC reason code).
     for qos in ["1", "2"] {
         run(broker
@@ -187,6 +184,7 @@ fn publish_refused_by_acl_exits_5() {
 /// answers a QoS 1/2 PUBLISH with PUBACK/PUBREC 0x95, and its `max_packet_size` is announced
 /// in CONNACK, so mqttcli refuses to send. Both are exit 5 with what to do.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn oversized_publish_under_mqtt5_exits_5() {
     let payload = "a".repeat(3000);
     for (limit, qos, expected) in [
@@ -207,10 +205,7 @@ fn oversized_publish_under_mqtt5_exits_5() {
             extra: &[limit],
             ..Default::default()
         };
-        let Some(broker) = Broker::mosquitto("oversized_publish_under_mqtt5_exits_5", &setup)
-        else {
-            return;
-        };
+        let broker = Broker::mosquitto(&setup);
         let endpoint = format!("127.0.0.1:{}", broker.port(Proto::V5));
         let out = run(broker
             .cmd("pub", Proto::V5)

@@ -90,10 +90,9 @@ fn dash_h_is_the_host_not_help() {
 /// On a terminal `--help` is styled (clap's bold and underline), and NO_COLOR turns that off;
 /// through a pipe it never is. `script` gives the binary a pseudo-terminal.
 #[test]
+#[cfg_attr(no_script, ignore = "needs script (util-linux) for a terminal")]
 fn help_is_styled_only_on_a_terminal_and_no_color_turns_it_off() {
-    let Some(script) = crate::common::broker::find_program("script") else {
-        panic!("`script` (util-linux) is needed to give mqttcli a terminal");
-    };
+    let script = crate::common::programs::program("script");
     let bin = env!("CARGO_BIN_EXE_mqttcli");
     let on_a_terminal = |no_color: bool| {
         let mut cmd = std::process::Command::new(&script);

@@ -2,14 +2,14 @@
 
 use serde_json::Value;
 
-use crate::common::{broker, publish, run, unique_topic, Broker, Proto, Sub};
+use crate::common::{programs, publish, run, subscriber, unique_topic, Broker, Proto};
 use Proto::{V311, V5};
 
 #[test]
 fn verbose_prints_topic_space_payload() {
     let broker = Broker::start();
     let topic = unique_topic() + "v";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-v", "-C", "1", "-W", "30"]),
@@ -23,7 +23,7 @@ fn verbose_prints_topic_space_payload() {
 fn no_newline() {
     let broker = Broker::start();
     let topic = unique_topic() + "n";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-N", "-q", "1", "-C", "2", "-W", "30"]),
@@ -37,7 +37,7 @@ fn no_newline() {
 fn format_template_from_the_tutorial() {
     let broker = Broker::start();
     let topic = unique_topic() + "python/mqtt";
-    let sub = Sub::start(broker.cmd("sub", V311).args([
+    let sub = subscriber(broker.cmd("sub", V311).args([
         "-t",
         &topic,
         "-F",
@@ -56,7 +56,7 @@ fn format_template_from_the_tutorial() {
 fn format_placeholders_and_braces() {
     let broker = Broker::start();
     let topic = unique_topic() + "f";
-    let sub = Sub::start(broker.cmd("sub", V5).args([
+    let sub = subscriber(broker.cmd("sub", V5).args([
         "-t",
         &topic,
         "-q",
@@ -95,7 +95,7 @@ fn unknown_placeholder_is_a_usage_error() {
 fn filter_out_hides_matching_topics() {
     let broker = Broker::start();
     let t = unique_topic();
-    let sub = Sub::start(broker.cmd("sub", V311).args([
+    let sub = subscriber(broker.cmd("sub", V311).args([
         "-t",
         &format!("{t}#"),
         "-T",
@@ -163,7 +163,7 @@ fn json(proto: Proto) -> Vec<Value> {
         &format!("{t}r"),
         &["-r", "-q", "1", "-m", "kept"],
     );
-    let sub = Sub::start(broker.cmd("sub", proto).args([
+    let sub = subscriber(broker.cmd("sub", proto).args([
         "-t",
         &format!("{t}#"),
         "-q",
@@ -224,18 +224,16 @@ fn json_v5_has_properties() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+#[cfg_attr(
+    no_mosquitto_pub,
+    ignore = "needs mosquitto_pub (apt install mosquitto-clients)"
+)]
 fn json_shows_v5_properties_sent_by_mosquitto_pub() {
-    let test = "json_shows_v5_properties_sent_by_mosquitto_pub";
-    let broker = Broker::start();
-    if !broker.is_mosquitto(test) {
-        return;
-    }
-    let Some(mosquitto_pub) = broker::find_program("mosquitto_pub") else {
-        broker::skip(test, "mosquitto_pub");
-        return;
-    };
+    let broker = Broker::anonymous_mosquitto();
+    let mosquitto_pub = programs::program("mosquitto_pub");
     let topic = unique_topic() + "props";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V5)
             .args(["-t", &topic, "--json", "-C", "1", "-W", "30"]),

@@ -30,8 +30,7 @@ fn stream(broker: &Broker, terminal: bool, extra: &[&str]) -> String {
     ];
     argv.extend_from_slice(extra);
     if terminal {
-        let script = crate::common::broker::find_program("script")
-            .expect("`script` (util-linux) is needed to give mqttcli a terminal");
+        let script = crate::common::programs::program("script");
         let out = Command::new(script)
             .args(["-qec", &argv.join(" "), "/dev/null"])
             .env("TERM", "xterm")
@@ -47,6 +46,7 @@ fn stream(broker: &Broker, terminal: bool, extra: &[&str]) -> String {
 }
 
 #[test]
+#[cfg_attr(no_script, ignore = "needs script (util-linux) for a terminal")]
 fn progress_shows_on_a_terminal_only_and_not_under_quiet() {
     let broker = Broker::start();
     let shown = stream(&broker, true, &[]);

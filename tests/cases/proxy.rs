@@ -4,7 +4,7 @@
 
 use crate::common::certs::Pki;
 use crate::common::proxy::{Proxy, Tunnel};
-use crate::common::{at_localhost, mqttcli, run, unique_topic, Broker, Proto, Setup, Sub};
+use crate::common::{connect, mqttcli, run, subscriber, unique_topic, Broker, Proto, Setup};
 use Proto::{V311, V5};
 
 /// A Mosquitto with a plain listener (`broker.port(..)`), and TLS (0), ws (1) and wss (2)
@@ -20,7 +20,7 @@ const WS: usize = 1;
 const WSS: usize = 2;
 
 impl ProxiedBroker {
-    fn start(test: &str) -> Option<ProxiedBroker> {
+    fn start() -> ProxiedBroker {
         let pki = Pki::new();
         let server = pki.ca("ca").server("server", &["localhost", "127.0.0.1"]);
         let listeners = [
@@ -28,15 +28,12 @@ impl ProxiedBroker {
             "protocol websockets\n".to_string(),
             format!("protocol websockets\n{}", server.mosquitto_tls()),
         ];
-        let broker = Broker::mosquitto(
-            test,
-            &Setup {
-                anonymous: true,
-                listeners: &listeners,
-                ..Setup::default()
-            },
-        )?;
-        Some(ProxiedBroker { broker, pki })
+        let broker = Broker::mosquitto(&Setup {
+            anonymous: true,
+            listeners: &listeners,
+            ..Setup::default()
+        });
+        ProxiedBroker { broker, pki }
     }
 
     fn ca(&self) -> std::path::PathBuf {
@@ -49,12 +46,12 @@ impl ProxiedBroker {
 #[track_caller]
 fn publish_via(broker: &Broker, proxy: &Proxy, port: u16, proto: Proto, transport_args: &[&str]) {
     let topic = unique_topic() + "proxied";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", proto)
             .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "30"]),
     );
-    run(at_localhost("pub", port, proto)
+    run(connect("pub", "localhost", port, proto)
         .args(["--proxy", &proxy.url()])
         .args(transport_args)
         .args(["-t", &topic, "-q", "1", "-m", "through the proxy"]))
@@ -90,10 +87,9 @@ fn tcp_through_the_proxy() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn tls_through_the_proxy() {
-    let Some(b) = ProxiedBroker::start("tls_through_the_proxy") else {
-        return;
-    };
+    let b = ProxiedBroker::start();
     let proxy = Proxy::start();
     let port = b.broker.listener_port(TLS);
     let ca = b.ca();
@@ -111,10 +107,9 @@ fn tls_through_the_proxy() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn ws_through_the_proxy() {
-    let Some(b) = ProxiedBroker::start("ws_through_the_proxy") else {
-        return;
-    };
+    let b = ProxiedBroker::start();
     let proxy = Proxy::start();
     let port = b.broker.listener_port(WS);
     publish_via(
@@ -141,10 +136,9 @@ fn ws_through_the_proxy() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn wss_through_the_proxy() {
-    let Some(b) = ProxiedBroker::start("wss_through_the_proxy") else {
-        return;
-    };
+    let b = ProxiedBroker::start();
     let proxy = Proxy::start();
     let port = b.broker.listener_port(WSS);
     let url = format!("wss://localhost:{port}/custom");
@@ -166,7 +160,7 @@ fn sub_through_the_proxy() {
     let proxy = Proxy::start();
     let port = broker.port(V311);
     let topic = unique_topic() + "proxied-sub";
-    let sub = Sub::start(at_localhost("sub", port, V311).args([
+    let sub = subscriber(connect("sub", "localhost", port, V311).args([
         "--proxy",
         &proxy.url(),
         "-t",
@@ -191,7 +185,8 @@ fn proxy_credentials_go_in_proxy_authorization() {
     let port = broker.port(V311);
     let url = format!("http://alice:pr0xy-pw@127.0.0.1:{}", proxy.port());
     let out =
-        run(at_localhost("pub", port, V311).args(["--proxy", &url, "-d", "-t", "t", "-m", "x"]));
+        run(connect("pub", "localhost", port, V311)
+            .args(["--proxy", &url, "-d", "-t", "t", "-m", "x"]));
     out.assert_code(0);
     assert!(
         !out.stderr.contains("pr0xy-pw"),
@@ -212,7 +207,7 @@ fn a_refusing_proxy_exits_3() {
     let broker = Broker::start();
     let proxy = Proxy::refusing();
     for (sub, args) in [("pub", &["-m", "x"][..]), ("sub", &["-W", "30"])] {
-        run(at_localhost(sub, broker.port(V311), V311)
+        run(connect(sub, "localhost", broker.port(V311), V311)
             .args(["--proxy", &proxy.url(), "-t", "t"])
             .args(args))
         .assert_error(3, &["proxy", "403"]);
@@ -228,7 +223,7 @@ fn environment_proxies_are_not_used_for_loopback_hosts() {
     for var in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
         for host in ["localhost", "127.0.0.1"] {
             let topic = unique_topic() + "direct";
-            let sub = Sub::start(
+            let sub = subscriber(
                 broker
                     .cmd("sub", V311)
                     .args(["-t", &topic, "-C", "1", "-W", "30"]),
@@ -256,12 +251,12 @@ fn explicit_proxy_wins_over_the_environment_even_for_loopback() {
     let explicit = Proxy::start();
     let port = broker.port(V311);
     let topic = unique_topic() + "explicit";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-C", "1", "-W", "30"]),
     );
-    run(at_localhost("pub", port, V311)
+    run(connect("pub", "localhost", port, V311)
         .args(["--proxy", &explicit.url(), "-t", &topic, "-m", "explicit"])
         .env("HTTPS_PROXY", from_env.url())
         .env("ALL_PROXY", from_env.url()))
@@ -278,10 +273,8 @@ const REMOTE: &str = "broker.test";
 /// `mqttcli SUBCOMMAND -h broker.test -p PORT -V VERSION`, environment cleaned. A generous
 /// --connect-timeout, so that a slow resolver still gets to say the name does not resolve.
 fn at_remote(subcommand: &str, port: u16, proto: Proto) -> std::process::Command {
-    let mut cmd = mqttcli();
-    cmd.arg(subcommand)
-        .args(["-h", REMOTE, "-p", &port.to_string()])
-        .args(["-V", proto.arg(), "--connect-timeout", "50s"]);
+    let mut cmd = connect(subcommand, REMOTE, port, proto);
+    cmd.args(["--connect-timeout", "50s"]);
     cmd
 }
 
@@ -308,7 +301,7 @@ fn one_tunnel_to_remote(proxy: &Proxy, port: u16) {
 #[track_caller]
 fn publish_to_remote_with_env(broker: &Broker, proto: Proto, env: &[(&str, String)]) {
     let topic = unique_topic() + "env-proxy";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", proto)
             .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "30"]),
@@ -340,7 +333,7 @@ fn sub_uses_the_environment_proxy() {
     let proxy = remote_proxy();
     let port = broker.port(V5);
     let topic = unique_topic() + "env-proxied-sub";
-    let sub = Sub::start(
+    let sub = subscriber(
         at_remote("sub", port, V5)
             .args(["-t", &topic, "-C", "1", "-W", "30"])
             .env("HTTPS_PROXY", proxy.url()),
@@ -440,7 +433,7 @@ fn a_refusing_proxy_exact_message() {
             )
         };
         for (sub, args) in [("pub", &["-m", "x"][..]), ("sub", &["-W", "30"])] {
-            run(at_localhost(sub, port, proto)
+            run(connect(sub, "localhost", port, proto)
                 .args(["--proxy", &proxy.url(), "-t", "t"])
                 .args(args))
             .assert_exact_error(3, &expected(&format!("localhost:{port}")));
@@ -466,7 +459,7 @@ fn an_unreachable_proxy_exact_message() {
     for proto in [V311, V5] {
         let port = broker.port(proto);
         for (sub, args) in [("pub", &["-m", "x"][..]), ("sub", &["-W", "30"])] {
-            run(at_localhost(sub, port, proto)
+            run(connect(sub, "localhost", port, proto)
                 .args(["--proxy", &url, "-t", "t"])
                 .args(args))
             .assert_exact_error(3, &expected);

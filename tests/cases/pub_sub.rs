@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{publish, run, run_with_timeout, unique_topic, Broker, Proto, Sub};
+use crate::common::{publish, run, run_with_timeout, subscriber, unique_topic, Broker, Proto};
 use Proto::{V311, V5};
 
 fn round_trip(proto: Proto, qos: &str) {
     let broker = Broker::start();
     let topic = unique_topic() + "rt";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", proto)
             .args(["-t", &topic, "-q", qos, "-C", "1", "-W", "30"]),
@@ -53,7 +53,7 @@ fn round_trip_v5_qos2() {
 fn several_filters_with_wildcards() {
     let broker = Broker::start();
     let t = unique_topic();
-    let sub = Sub::start(broker.cmd("sub", V311).args([
+    let sub = subscriber(broker.cmd("sub", V311).args([
         "-t",
         &format!("{t}a/+"),
         "-t",
@@ -102,7 +102,7 @@ fn no_retained_hides_the_retained_message() {
     let broker = Broker::start();
     let topic = unique_topic() + "r";
     publish(&broker, V311, &topic, &["-r", "-q", "1", "-m", "old"]);
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-R", "-C", "1", "-W", "30"]),
@@ -154,7 +154,7 @@ fn retained_only_hides_live_messages() {
         &format!("{t}a"),
         &["-r", "-q", "1", "-m", "old"],
     );
-    let sub = Sub::start(broker.cmd("sub", V311).args([
+    let sub = subscriber(broker.cmd("sub", V311).args([
         "-t",
         &format!("{t}#"),
         "--retained-only",
@@ -178,7 +178,7 @@ fn one_qos_per_filter() {
     let broker = Broker::start();
     let t = unique_topic();
     let (low, high) = (format!("{t}low"), format!("{t}high"));
-    let sub = Sub::start(broker.cmd("sub", V5).args([
+    let sub = subscriber(broker.cmd("sub", V5).args([
         "-t",
         &low,
         "-q",
@@ -204,7 +204,7 @@ fn one_qos_per_filter() {
 fn count_stops_after_exactly_n_messages() {
     let broker = Broker::start();
     let topic = unique_topic() + "c";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-q", "1", "-C", "2", "-W", "30"]),
@@ -233,7 +233,7 @@ fn timeout_without_messages_exits_6() {
 fn timeout_before_count_exits_6_after_printing_what_came() {
     let broker = Broker::start();
     let topic = unique_topic() + "partial";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V5)
             .args(["-t", &topic, "-C", "2", "-W", "5"]),
@@ -267,7 +267,7 @@ fn binary_payload_from_file_is_byte_exact() {
     std::fs::write(&file, all_bytes()).unwrap();
     for proto in [V311, V5] {
         let topic = unique_topic() + "bin";
-        let sub = Sub::start(
+        let sub = subscriber(
             broker
                 .cmd("sub", proto)
                 .args(["-t", &topic, "-C", "1", "-W", "30"]),
@@ -289,7 +289,7 @@ fn binary_payload_from_stdin_is_byte_exact() {
     // Twice the bytes, so a payload with newlines in it stays one message.
     let payload = [all_bytes(), all_bytes()].concat();
     let topic = unique_topic() + "stdin";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V5)
             .args(["-t", &topic, "-C", "1", "-W", "30"]),
@@ -312,7 +312,7 @@ fn one_mebibyte(proto: Proto) {
     let file = dir.path().join("big.bin");
     std::fs::write(&file, &payload).unwrap();
     let topic = unique_topic() + "big";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", proto)
             .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "60"]),
@@ -342,7 +342,7 @@ fn hundred_thousand_lines_at_qos1_arrive_in_order() {
     let broker = Broker::start();
     let topic = unique_topic() + "lines";
     let lines: String = (0..N).map(|i| format!("line {i:06}\n")).collect();
-    let sub = Sub::start(broker.cmd("sub", V311).args([
+    let sub = subscriber(broker.cmd("sub", V311).args([
         "-t",
         &topic,
         "-q",
@@ -367,7 +367,7 @@ fn hundred_thousand_lines_at_qos1_arrive_in_order() {
 fn two_hundred_publisher_processes_in_a_row() {
     let broker = Broker::start();
     let topic = unique_topic() + "many";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-q", "1", "-C", "200", "-W", "150"]),
@@ -386,7 +386,7 @@ fn two_hundred_publisher_processes_in_a_row() {
 fn tutorial_loop_with_counter() {
     let broker = Broker::start();
     let topic = unique_topic() + "python/mqtt";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-C", "5", "-W", "30"]),
@@ -418,7 +418,7 @@ fn tutorial_loop_with_counter() {
 fn repeat_without_interval() {
     let broker = Broker::start();
     let topic = unique_topic() + "rep";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-q", "1", "-C", "3", "-W", "30"]),
@@ -436,7 +436,7 @@ fn repeat_without_interval() {
 fn stdin_lines_without_a_final_newline() {
     let broker = Broker::start();
     let topic = unique_topic() + "lines";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V5)
             .args(["-t", &topic, "-q", "2", "-C", "2", "-W", "30"]),
@@ -454,7 +454,7 @@ fn stdin_lines_without_a_final_newline() {
 fn time_placeholders_and_literal() {
     let broker = Broker::start();
     let topic = unique_topic() + "ph";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-q", "1", "-C", "2", "-W", "30"]),
@@ -504,7 +504,7 @@ fn url_gives_host_port_and_topic() {
     let broker = Broker::start();
     let topic = unique_topic() + "url";
     let url = format!("mqtt://127.0.0.1:{}/{topic}", broker.port(V311));
-    let sub = Sub::start(crate::common::mqttcli().args(["sub", "-L", &url, "-C", "1", "-W", "30"]));
+    let sub = subscriber(crate::common::mqttcli().args(["sub", "-L", &url, "-C", "1", "-W", "30"]));
     run(crate::common::mqttcli().args(["pub", "-L", &url, "-q", "1", "-m", "via url"]))
         .assert_ok(b"");
     sub.finish().assert_ok(b"via url\n");
@@ -514,7 +514,7 @@ fn url_gives_host_port_and_topic() {
 fn empty_message() {
     let broker = Broker::start();
     let topic = unique_topic() + "empty";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-C", "1", "-W", "30"]),

@@ -9,29 +9,21 @@
 //! loudly, or fail under MQTTCLI_REQUIRE_MOSQUITTO=1.
 
 use std::collections::HashMap;
-use std::io::{ErrorKind, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::common::broker::free_port;
 use crate::common::cutproxy::CutProxy;
+use crate::common::fake::{Conn, FakeBroker};
 use crate::common::live::Live;
+use crate::common::lost::{
+    count, in_order_apart_from_duplicates, interrupt_sub, lines_starting, pub_progress,
+    publish_one, show, ERROR, RECONNECT, WAIT, WARNING,
+};
 use crate::common::{
-    mqttcli, read_packet, run, run_with_timeout, signal, unique_id, unique_topic, Broker, Out,
+    at, run, run_with_timeout, signal, subscriber, test_name, unique_id, unique_topic, Broker,
     Proto, Setup, DEADLINE,
 };
-
-/// Small delays, so that a reconnect comes within about a second whatever the attempt.
-pub(super) const RECONNECT: [&str; 4] =
-    ["--reconnect-delay", "100ms", "--reconnect-max-delay", "1s"];
-/// For one event to happen (a message, a reconnect). Generous: a loaded 2-core machine.
-pub(super) const WAIT: Duration = Duration::from_secs(30);
-
-pub(super) const WARNING: &str = "mqttcli: warning: ";
-pub(super) const ERROR: &str = "mqttcli: error: ";
 
 fn anonymous() -> Setup<'static> {
     Setup {
@@ -40,111 +32,16 @@ fn anonymous() -> Setup<'static> {
     }
 }
 
-/// `mqttcli SUBCOMMAND -h 127.0.0.1 -p PORT -V 311`: for the relay's port as well as the
-/// broker's.
-fn at(port: u16, subcommand: &str) -> Command {
-    at_v(port, subcommand, Proto::V311)
-}
-
-/// As `at`, with `-V` of `proto`.
-pub(super) fn at_v(port: u16, subcommand: &str, proto: Proto) -> Command {
-    let mut cmd = mqttcli();
-    cmd.arg(subcommand)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-V", proto.arg()]);
-    cmd
-}
-
-/// Spawn a `sub` command (`-d` is added) and wait for its SUBACK.
-#[track_caller]
-pub(super) fn subscriber(cmd: &mut Command) -> Live {
-    let mut sub = Live::spawn(cmd.arg("-d"), false);
-    sub.wait_stderr("SUBACK", 1, WAIT);
-    sub
-}
-
 /// Publish `lines` at QoS 1 with one `pub -l` straight to the broker on `port`.
 #[track_caller]
 fn publish_lines(port: u16, topic: &str, lines: &[String]) {
     let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
     run_with_timeout(
-        at(port, "pub").args(["-t", topic, "-q", "1", "-l"]),
+        at("pub", port, Proto::V311).args(["-t", topic, "-q", "1", "-l"]),
         Some(input.into_bytes()),
         DEADLINE,
     )
     .assert_ok(b"");
-}
-
-/// Publish one QoS 1 message straight to the broker on `port`.
-#[track_caller]
-pub(super) fn publish_one(port: u16, topic: &str, message: &str) {
-    run(at(port, "pub").args(["-t", topic, "-q", "1", "-m", message])).assert_ok(b"");
-}
-
-/// The stderr lines of `out` that start with `prefix` ("mqttcli: warning: ", …). Debug output
-/// (`-d`) may span several lines; these never do.
-pub(super) fn lines_starting<'a>(out: &'a Out, prefix: &str) -> Vec<&'a str> {
-    out.stderr
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .collect()
-}
-
-pub(super) fn count(out: &Out, needle: &str) -> usize {
-    out.stderr.lines().filter(|l| l.contains(needle)).count()
-}
-
-pub(super) fn show(out: &Out) -> String {
-    let mut stderr = out.stderr.clone();
-    if stderr.len() > 8000 {
-        let mut cut = stderr.len() - 8000;
-        while !stderr.is_char_boundary(cut) {
-            cut += 1;
-        }
-        stderr = format!("(cut)…{}", &stderr[cut..]);
-    }
-    format!(
-        "{}\ncode: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
-        out.what,
-        out.code,
-        String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(2000)]),
-    )
-}
-
-/// From `RUST_LOG=mqttcli=debug` output of `pub`: (acknowledged, produced, sent again) of its
-/// last line `N of M messages acknowledged[, K sent again after reconnecting]`.
-#[track_caller]
-pub(super) fn pub_progress(out: &Out) -> (u64, u64, u64) {
-    let line = out
-        .stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("mqttcli: debug: ") && l.contains(" messages acknowledged"))
-        .unwrap_or_else(|| panic!("no progress line on stderr\n{}", show(out)));
-    let text = line.trim_start_matches("mqttcli: debug: ");
-    let words: Vec<&str> = text.split(' ').collect();
-    let number = |s: &str| -> u64 {
-        s.trim_end_matches(',')
-            .parse()
-            .unwrap_or_else(|_| panic!("unexpected progress line '{line}'"))
-    };
-    assert!(
-        words.len() >= 5 && words[1] == "of" && words[3] == "messages",
-        "unexpected progress line '{line}'"
-    );
-    let again = text
-        .split_once(", ")
-        .map_or(0, |(_, rest)| number(rest.split(' ').next().unwrap_or("")));
-    (number(words[0]), number(words[2]), again)
-}
-
-/// End a `sub` with SIGINT: exit code 130 after a clean disconnect.
-#[track_caller]
-pub(super) fn interrupt_sub(sub: Live) -> Out {
-    signal(sub.pid(), "INT");
-    let (out, _) = sub.wait(WAIT);
-    out.assert_code(130);
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -158,23 +55,18 @@ pub(super) fn interrupt_sub(sub: Live) -> Out {
 /// and started again on the same port; 3 messages are queued while the subscriber is still
 /// kept away; then it may reconnect and must resume its session. Every message must be
 /// printed; QoS 1 allows duplicates, which are counted.
-fn persistent_sub_survives_broker_restarts(test: &str, proto: Proto, rounds: usize) {
-    let Some(mut broker) = Broker::mosquitto(
-        test,
-        &Setup {
-            anonymous: true,
-            persistence: true,
-            ..Setup::default()
-        },
-    ) else {
-        return;
-    };
+fn persistent_sub_survives_broker_restarts(proto: Proto, rounds: usize) {
+    let mut broker = Broker::mosquitto(&Setup {
+        anonymous: true,
+        persistence: true,
+        ..Setup::default()
+    });
     let port = broker.port(proto);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "persist";
     let id = unique_id();
     let mut sub = subscriber(
-        at_v(relay.port(), "sub", proto)
+        at("sub", relay.port(), proto)
             .args(["-t", &topic, "-q", "1", "-c", "-i", &id, "-W", "600"])
             .args(RECONNECT),
     );
@@ -258,91 +150,40 @@ fn persistent_sub_survives_broker_restarts(test: &str, proto: Proto, rounds: usi
         "every reconnect should resume the session\n{summary}\n{}",
         show(&out)
     );
-    eprintln!("{test}: {summary}");
+    eprintln!("{}: {summary}", test_name());
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn persistent_sub_survives_ten_broker_restarts_without_losing_a_message() {
-    persistent_sub_survives_broker_restarts(
-        "persistent_sub_survives_ten_broker_restarts_without_losing_a_message",
-        Proto::V311,
-        10,
-    );
+    persistent_sub_survives_broker_restarts(Proto::V311, 10);
 }
 
 /// MQTT 5 keeps the session by its expiry interval (never, with `-c` alone) instead of the
 /// clean-session flag; a shorter run of the same.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn persistent_sub_survives_broker_restarts_v5() {
-    persistent_sub_survives_broker_restarts(
-        "persistent_sub_survives_broker_restarts_v5",
-        Proto::V5,
-        3,
-    );
+    persistent_sub_survives_broker_restarts(Proto::V5, 3);
 }
 
 // ---------------------------------------------------------------------------------------------
 // 2. pub -l through cut connections
-
-/// `values` (the subscriber's lines, as numbers) hold every number of `first..first + n` in
-/// order apart from duplicates: with each value's later copies removed, the sequence is
-/// exactly `first..first + n`. Returns how many duplicates there were.
-pub(super) fn in_order_apart_from_duplicates(
-    values: &[&str],
-    first: u64,
-    n: u64,
-) -> Result<u64, String> {
-    let mut next = first; // the lowest value not seen yet
-    let mut duplicates = 0;
-    for (i, line) in values.iter().enumerate() {
-        let v: u64 = line
-            .parse()
-            .map_err(|_| format!("line {i} is '{line}', not a number"))?;
-        if v == next {
-            next += 1;
-        } else if v < next {
-            duplicates += 1;
-        } else {
-            let from = i.saturating_sub(5);
-            let seen: std::collections::HashSet<&str> = values.iter().copied().collect();
-            let lost: Vec<u64> = (first..first + n)
-                .filter(|v| !seen.contains(v.to_string().as_str()))
-                .collect();
-            return Err(format!(
-                "out of order or lost: line {i} is {v} while {next} was never seen \
-                 (lines {from}..: {:?}); {duplicates} duplicates before it; in all {} of the \
-                 {n} values never arrived (the first: {:?})",
-                &values[from..values.len().min(i + 5)],
-                lost.len(),
-                &lost[..lost.len().min(10)]
-            ));
-        }
-    }
-    if next != first + n {
-        return Err(format!(
-            "lost the end: {} lines, the last value seen in order is {}",
-            values.len(),
-            next as i64 - 1
-        ));
-    }
-    Ok(duplicates)
-}
 
 /// `n` lines (1, 2, …) at QoS 1 through the relay, which cuts the publisher's connection
 /// `cuts` times while it streams (after `step`, 2 × `step`, … PUBACKs came back through it).
 /// A subscriber connected straight to the broker must see every line, in order apart from
 /// duplicates. Each duplicate is a message sent again after a reconnect, so there are at most
 /// as many as `pub` reports having sent again.
-fn pub_lines_through_cut_connections(test: &str, proto: Proto, n: usize, cuts: usize, step: u64) {
-    let Some(broker) = Broker::mosquitto(test, &anonymous()) else {
-        return;
-    };
+fn pub_lines_through_cut_connections(proto: Proto, n: usize, cuts: usize, step: u64) {
+    let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(proto);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "lines";
-    let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "600"]));
+    let mut sub =
+        subscriber(at("sub", port, Proto::V311).args(["-t", &topic, "-q", "1", "-W", "600"]));
     let mut publisher = Live::spawn(
-        at_v(relay.port(), "pub", proto)
+        at("pub", relay.port(), proto)
             .args(["-t", &topic, "-q", "1", "-l"])
             .args(RECONNECT)
             // Only mqttcli's own debug lines (-d would add one per PUBLISH): the last one
@@ -410,45 +251,34 @@ fn pub_lines_through_cut_connections(test: &str, proto: Proto, n: usize, cuts: u
         duplicates <= sent_again,
         "more duplicates than messages sent again: {summary}"
     );
-    eprintln!("{test}: {summary}");
+    eprintln!("{}: {summary}", test_name());
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_100000_qos1_lines_in_order_through_five_cut_connections() {
-    pub_lines_through_cut_connections(
-        "pub_lines_delivers_100000_qos1_lines_in_order_through_five_cut_connections",
-        Proto::V311,
-        100_000,
-        5,
-        15_000,
-    );
+    pub_lines_through_cut_connections(Proto::V311, 100_000, 5, 15_000);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_delivers_qos1_lines_in_order_through_cut_connections_v5() {
-    pub_lines_through_cut_connections(
-        "pub_lines_delivers_qos1_lines_in_order_through_cut_connections_v5",
-        Proto::V5,
-        20_000,
-        3,
-        4_000,
-    );
+    pub_lines_through_cut_connections(Proto::V5, 20_000, 3, 4_000);
 }
 
 /// `pub --interval` also rides out a lost connection: the ticks produced meanwhile are sent
 /// after the reconnect, and every tick it counted arrives, in order apart from duplicates.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_interval_rides_out_a_cut_connection() {
-    const TEST: &str = "pub_interval_rides_out_a_cut_connection";
-    let Some(broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "ticks";
-    let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "120"]));
+    let mut sub =
+        subscriber(at("sub", port, Proto::V311).args(["-t", &topic, "-q", "1", "-W", "120"]));
     let mut publisher = Live::spawn(
-        at(relay.port(), "pub")
+        at("pub", relay.port(), Proto::V311)
             .args(["-t", &topic, "-q", "1", "-m", "{n}", "--interval", "50ms"])
             .args(RECONNECT)
             .env("RUST_LOG", "mqttcli=debug"),
@@ -482,7 +312,10 @@ fn pub_interval_rides_out_a_cut_connection() {
     assert_eq!(*last, "end");
     let duplicates = in_order_apart_from_duplicates(values, 0, acked)
         .unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
-    eprintln!("{TEST}: {acked} ticks acknowledged, {duplicates} duplicates");
+    eprintln!(
+        "{}: {acked} ticks acknowledged, {duplicates} duplicates",
+        test_name()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,15 +325,13 @@ fn pub_interval_rides_out_a_cut_connection() {
 /// `sub -k 1` must notice, keep trying while it is stopped, reconnect after SIGCONT (a new
 /// session: it subscribes again) and then get what is published.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn stalled_broker_is_noticed_by_keepalive_and_sub_recovers_after_it_resumes() {
-    const TEST: &str = "stalled_broker_is_noticed_by_keepalive_and_sub_recovers_after_it_resumes";
-    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "stall";
     let mut sub = subscriber(
-        at(port, "sub")
+        at("sub", port, Proto::V311)
             .args([
                 "-t",
                 &topic,
@@ -552,22 +383,20 @@ fn stalled_broker_is_noticed_by_keepalive_and_sub_recovers_after_it_resumes() {
         "the stall took {noticed:?} to notice with -k 1\n{}",
         show(&out)
     );
-    eprintln!("{TEST}: the stall was noticed after {noticed:?}");
+    eprintln!("{}: the stall was noticed after {noticed:?}", test_name());
 }
 
 /// `-C` counts messages across reconnects: two before a cut, two after (the broker kept no
 /// session, so `sub` subscribes again), then it exits 0.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sub_count_spans_a_reconnect() {
-    const TEST: &str = "sub_count_spans_a_reconnect";
-    let Some(broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "count";
     let mut sub = subscriber(
-        at(relay.port(), "sub")
+        at("sub", relay.port(), Proto::V311)
             .args(["-t", &topic, "-q", "1", "-C", "4", "-W", "120"])
             .args(RECONNECT),
     );
@@ -595,22 +424,17 @@ fn sub_count_spans_a_reconnect() {
 /// Wrong credentials are not a network problem: `sub` and `pub -l` (which both reconnect by
 /// default) exit 4 at once, without a `reconnecting` line, after a single attempt.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn refused_credentials_are_not_retried() {
-    const TEST: &str = "refused_credentials_are_not_retried";
     let users = [("u", "right")];
-    let Some(mut broker) = Broker::mosquitto(
-        TEST,
-        &Setup {
-            users: &users,
-            ..Setup::default()
-        },
-    ) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&Setup {
+        users: &users,
+        ..Setup::default()
+    });
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "auth";
     for (i, subcommand) in ["sub", "pub"].into_iter().enumerate() {
-        let mut cmd = at(port, subcommand);
+        let mut cmd = at(subcommand, port, Proto::V311);
         cmd.args(["-t", &topic, "-u", "u", "-P", "wrong"])
             .args(["--reconnect-delay", "60s"]);
         let input = if subcommand == "sub" {
@@ -660,7 +484,7 @@ fn refused_credentials_are_not_retried() {
 fn single_pub_against_a_closed_port_exits_3_at_once() {
     let port = free_port();
     let start = Instant::now();
-    let out = run(at(port, "pub")
+    let out = run(at("pub", port, Proto::V311)
         .args([
             "-t",
             "x",
@@ -690,16 +514,14 @@ fn single_pub_against_a_closed_port_exits_3_at_once() {
 /// Against a broker that accepts TCP but never answers (stopped), a single `pub -m` gives up
 /// after --connect-timeout with exit 3, once.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn single_pub_against_a_stalled_broker_exits_3_after_the_connect_timeout() {
-    const TEST: &str = "single_pub_against_a_stalled_broker_exits_3_after_the_connect_timeout";
-    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let pid = broker.pid();
     signal(pid, "STOP");
     let start = Instant::now();
-    let out = run(at(port, "pub")
+    let out = run(at("pub", port, Proto::V311)
         .args([
             "-t",
             "x",
@@ -721,68 +543,23 @@ fn single_pub_against_a_stalled_broker_exits_3_after_the_connect_timeout() {
     );
 }
 
-/// A fake broker that accepts connections, answers the CONNECT with a CONNACK and closes the
-/// connection as soon as the client sends its next packet: a broker that dies mid-way.
-struct DyingBroker {
-    port: u16,
-    connections: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
-
-impl DyingBroker {
-    fn start() -> DyingBroker {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let port = listener.local_addr().expect("address").port();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (c, s) = (connections.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        c.fetch_add(1, Ordering::SeqCst);
-                        std::thread::spawn(move || serve_once(conn));
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5))
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        DyingBroker {
-            port,
-            connections,
-            stop,
-        }
-    }
-}
-
-impl Drop for DyingBroker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-fn serve_once(mut conn: TcpStream) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(WAIT));
-    let Ok(connect) = read_packet(&mut conn) else {
+/// A fake broker's script: answer the CONNECT with a CONNACK and close the connection as soon
+/// as the client sends its next packet, as a broker that dies mid-way.
+fn die_after_connack(conn: &mut Conn) {
+    let Ok(connect) = conn.read() else {
         return;
     };
-    // CONNECT: fixed header (2 bytes while short), "MQTT" with its length, level, flags.
-    if connect.len() < 10 || connect[0] != 0x10 {
+    // CONNECT: "MQTT" with its length, level, flags.
+    if connect.kind() != 0x10 || connect.body().len() < 8 {
         return;
     }
-    let clean_session = connect[9] & 0x02 != 0;
-    // CONNACK, accepted; a session is "present" when the client asked to keep one (`unsub`).
-    let connack = [0x20, 0x02, u8::from(!clean_session), 0x00];
-    if conn.write_all(&connack).is_err() {
+    let clean_session = connect.body()[7] & 0x02 != 0;
+    // Accepted; a session is "present" when the client asked to keep one (`unsub`).
+    if conn.connack(Proto::V311, !clean_session).is_err() {
         return;
     }
     // The next packet (PUBLISH, UNSUBSCRIBE, …) is read whole, so closing sends a FIN.
-    let _ = read_packet(&mut conn);
+    let _ = conn.read();
 }
 
 /// `pub -m -q 1` and `unsub`, whose broker closes the connection after CONNACK: exit 3 after
@@ -790,8 +567,8 @@ fn serve_once(mut conn: TcpStream) {
 #[test]
 fn single_pub_and_unsub_do_not_reconnect_when_the_broker_dies_mid_way() {
     for subcommand in ["pub", "unsub"] {
-        let broker = DyingBroker::start();
-        let mut cmd = at(broker.port, subcommand);
+        let broker = FakeBroker::bind().serve_all(die_after_connack);
+        let mut cmd = at(subcommand, broker.port, Proto::V311);
         cmd.args(["-t", "x"]).args(RECONNECT);
         if subcommand == "pub" {
             cmd.args(["-q", "1", "-m", "hello"]);
@@ -811,7 +588,7 @@ fn single_pub_and_unsub_do_not_reconnect_when_the_broker_dies_mid_way() {
             );
         }
         assert_eq!(
-            broker.connections.load(Ordering::SeqCst),
+            broker.connections(),
             1,
             "{subcommand} connected more than once\n{}",
             show(&out)
@@ -835,10 +612,11 @@ struct WillRun {
 fn interval_pub_with_will(port: u16) -> WillRun {
     let base = unique_topic();
     let (data, will) = (base.clone() + "data", base + "will");
-    let watcher = subscriber(at(port, "sub").args(["-t", &will, "-q", "1", "-W", "120"]));
-    let sub = subscriber(at(port, "sub").args(["-t", &data, "-q", "1", "-W", "120"]));
+    let watcher =
+        subscriber(at("sub", port, Proto::V311).args(["-t", &will, "-q", "1", "-W", "120"]));
+    let sub = subscriber(at("sub", port, Proto::V311).args(["-t", &data, "-q", "1", "-W", "120"]));
     let publisher = Live::spawn(
-        at(port, "pub")
+        at("pub", port, Proto::V311)
             .args([
                 "-t",
                 &data,
@@ -865,10 +643,8 @@ fn interval_pub_with_will(port: u16) -> WillRun {
 
 /// `pub --interval` with a will, ended by `sig`: exit 130, every message it counted as
 /// published is delivered (exactly those), and the will is not published.
-fn interval_pub_ends_cleanly_on(test: &str, sig: &str) {
-    let Some(broker) = Broker::mosquitto(test, &anonymous()) else {
-        return;
-    };
+fn interval_pub_ends_cleanly_on(sig: &str) {
+    let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let WillRun {
         mut watcher,
@@ -907,29 +683,23 @@ fn interval_pub_ends_cleanly_on(test: &str, sig: &str) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sigint_ends_pub_interval_with_130_all_delivered_no_will() {
-    interval_pub_ends_cleanly_on(
-        "sigint_ends_pub_interval_with_130_all_delivered_no_will",
-        "INT",
-    );
+    interval_pub_ends_cleanly_on("INT");
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sigterm_ends_pub_interval_with_130_all_delivered_no_will() {
-    interval_pub_ends_cleanly_on(
-        "sigterm_ends_pub_interval_with_130_all_delivered_no_will",
-        "TERM",
-    );
+    interval_pub_ends_cleanly_on("TERM");
 }
 
 /// The control experiment for the two above: killed with SIGKILL, `pub` cannot disconnect,
 /// and the broker publishes its will.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sigkill_of_pub_interval_lets_the_broker_publish_the_will() {
-    const TEST: &str = "sigkill_of_pub_interval_lets_the_broker_publish_the_will";
-    let Some(broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let WillRun {
         mut watcher,
@@ -947,15 +717,14 @@ fn sigkill_of_pub_interval_lets_the_broker_publish_the_will() {
 
 /// `pub -l` reading a pipe that stays open (`tail -f … | mqttcli pub -l`): a signal ends it at
 /// once with 130 (nothing is outstanding, so no drain), not whenever input would end.
-fn open_pipe_pub_ends_promptly_on(test: &str, sig: &str) {
-    let Some(broker) = Broker::mosquitto(test, &anonymous()) else {
-        return;
-    };
+fn open_pipe_pub_ends_promptly_on(sig: &str) {
+    let broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "pipe";
-    let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "120"]));
+    let mut sub =
+        subscriber(at("sub", port, Proto::V311).args(["-t", &topic, "-q", "1", "-W", "120"]));
     let mut publisher = Live::spawn(
-        at(port, "pub")
+        at("pub", port, Proto::V311)
             .args(["-t", &topic, "-q", "1", "-l"])
             .args(RECONNECT),
         true,
@@ -988,29 +757,30 @@ fn open_pipe_pub_ends_promptly_on(test: &str, sig: &str) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sigint_ends_pub_lines_on_an_open_pipe_promptly() {
-    open_pipe_pub_ends_promptly_on("sigint_ends_pub_lines_on_an_open_pipe_promptly", "INT");
+    open_pipe_pub_ends_promptly_on("INT");
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sigterm_ends_pub_lines_on_an_open_pipe_promptly() {
-    open_pipe_pub_ends_promptly_on("sigterm_ends_pub_lines_on_an_open_pipe_promptly", "TERM");
+    open_pipe_pub_ends_promptly_on("TERM");
 }
 
 /// The first SIGINT makes `pub` wait (up to 5 s) for an acknowledgement that cannot come (the
 /// broker is stopped); a second SIGINT ends it at once, with 130.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn second_sigint_during_the_drain_exits_at_once() {
-    const TEST: &str = "second_sigint_during_the_drain_exits_at_once";
-    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let relay = CutProxy::start(port);
     let topic = unique_topic() + "drain";
-    let mut sub = subscriber(at(port, "sub").args(["-t", &topic, "-q", "1", "-W", "120"]));
+    let mut sub =
+        subscriber(at("sub", port, Proto::V311).args(["-t", &topic, "-q", "1", "-W", "120"]));
     let mut publisher = Live::spawn(
-        at(relay.port(), "pub")
+        at("pub", relay.port(), Proto::V311)
             .args(["-t", &topic, "-q", "1", "-l"])
             .args(RECONNECT),
         true,
@@ -1062,22 +832,26 @@ fn second_sigint_during_the_drain_exits_at_once() {
 /// then an error that says it gave up, exit 3. `--quiet` leaves only the error;
 /// `--no-reconnect` makes no attempt at all.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn sub_gives_up_after_the_reconnect_attempts_with_exit_3() {
-    const TEST: &str = "sub_gives_up_after_the_reconnect_attempts_with_exit_3";
-    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let topic = unique_topic() + "gone";
     let cmd = |extra: &[&str]| {
-        let mut cmd = at(port, "sub");
+        let mut cmd = at("sub", port, Proto::V311);
         cmd.args(["-t", &topic, "-W", "120", "--reconnect-attempts", "2"])
             .args(RECONNECT)
             .args(extra);
         cmd
     };
     let sub = subscriber(&mut cmd(&[]));
-    let once = subscriber(at(port, "sub").args(["-t", &topic, "-W", "120", "--no-reconnect"]));
+    let once = subscriber(at("sub", port, Proto::V311).args([
+        "-t",
+        &topic,
+        "-W",
+        "120",
+        "--no-reconnect",
+    ]));
     // Without -d there is no SUBACK line: the broker's log shows when it is connected.
     let quiet_id = unique_id();
     let quiet = Live::spawn(&mut cmd(&["--quiet", "-i", &quiet_id]), false);
@@ -1137,16 +911,14 @@ fn sub_gives_up_after_the_reconnect_attempts_with_exit_3() {
 /// acknowledged and never comes back: after its 3 attempts it exits 3 (not 0), soon after its
 /// input ends, saying how many were acknowledged.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn pub_lines_exits_3_reporting_the_acknowledged_count_when_the_broker_is_gone() {
-    const TEST: &str = "pub_lines_exits_3_reporting_the_acknowledged_count_when_the_broker_is_gone";
-    let Some(mut broker) = Broker::mosquitto(TEST, &anonymous()) else {
-        return;
-    };
+    let mut broker = Broker::mosquitto(&anonymous());
     let port = broker.port(Proto::V311);
     let mut relay = CutProxy::start(port);
     let topic = unique_topic() + "truth";
     let mut publisher = Live::spawn(
-        at(relay.port(), "pub")
+        at("pub", relay.port(), Proto::V311)
             .args(["-t", &topic, "-q", "1", "-l", "--reconnect-attempts", "3"])
             .args(RECONNECT),
         true,

@@ -2,17 +2,19 @@
 
 use std::process::{Command, Stdio};
 
-use crate::common::{publish, signal, unique_topic, Broker, Proc, Proto, Sub, DEADLINE};
+use crate::common::{
+    publish, signal, subscriber, subscriber_with_stdout, unique_topic, Broker, Input, Live, Proto,
+};
 use Proto::{V311, V5};
 
 /// A subscriber with a last will on `will`, and a watcher subscribed to `will`.
-fn sub_with_will(broker: &Broker, proto: Proto, will: &str) -> (Sub, Sub) {
-    let watcher = Sub::start(
+fn sub_with_will(broker: &Broker, proto: Proto, will: &str) -> (Live, Live) {
+    let watcher = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", will, "-q", "1", "-C", "1", "-W", "30"]),
     );
-    let sub = Sub::start(broker.cmd("sub", proto).args([
+    let sub = subscriber(broker.cmd("sub", proto).args([
         "-t",
         &format!("{will}/data"),
         "-W",
@@ -68,22 +70,21 @@ fn sigkill_lets_the_broker_publish_the_will() {
 fn sigint_ends_an_endless_publish_loop_with_130() {
     let broker = Broker::start();
     let topic = unique_topic() + "loop";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-C", "2", "-W", "30"]),
     );
-    let publisher = Proc::spawn(
+    let publisher = Live::spawn(
         broker
             .cmd("pub", V311)
             .args(["-t", &topic, "-m", "tick {n}", "--interval", "50ms"]),
-        None,
-        Stdio::piped(),
+        false,
     );
     // Two messages seen: the loop is running.
     sub.finish().assert_ok(b"tick 0\ntick 1\n");
     signal(publisher.pid(), "INT");
-    publisher.wait(DEADLINE).assert_code(130).assert_stdout(b"");
+    publisher.finish().assert_code(130).assert_stdout(b"");
 }
 
 #[test]
@@ -91,23 +92,16 @@ fn closed_stdout_ends_sub_with_0() {
     let broker = Broker::start();
     let topic = unique_topic() + "head";
     // mqttcli sub … | head -1
-    let mut head = Command::new("head")
-        .arg("-1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn head");
-    let head_stdin = head.stdin.take().expect("head stdin");
-    let head = Proc::adopt("head -1".into(), head);
-    let sub = Sub::start_with_stdout(
+    let mut head = Live::spawn_with(Command::new("head").arg("-1"), Input::Pipe, Stdio::piped());
+    let head_stdin = head.stdin();
+    let sub = subscriber_with_stdout(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-q", "1", "-W", "30"]),
         head_stdin.into(),
     );
     publish(&broker, V311, &topic, &["-q", "1", "-m", "first"]);
-    head.wait(DEADLINE).assert_ok(b"first\n");
+    head.finish().assert_ok(b"first\n");
     // head is gone: the next message cannot be written and the subscriber must stop cleanly.
     publish(&broker, V311, &topic, &["-q", "1", "-m", "second"]);
     let out = sub.finish();

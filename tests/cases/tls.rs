@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::common::broker::free_port;
 use crate::common::certs::{self, Ca, Leaf, Pki, EXPIRED_AT, VALID_FROM};
-use crate::common::{at_localhost, mqttcli, run, unique_topic, Broker, Out, Proto, Setup, Sub};
+use crate::common::{connect, mqttcli, run, subscriber, unique_topic, Broker, Out, Proto, Setup};
 use Proto::{V311, V5};
 
 /// A Mosquitto with its plain listener (`broker.port(..)`) and TLS listeners, and the
@@ -40,18 +40,12 @@ MaxProtocol = TLSv1.2
 impl TlsBroker {
     /// One TLS listener (`tls_port()`) with a certificate for localhost and 127.0.0.1 signed by
     /// `ca`.
-    fn start(test: &str) -> Option<TlsBroker> {
-        TlsBroker::start_with(test, Offers::Tls12And13, |_, server| {
-            vec![server.mosquitto_tls()]
-        })
+    fn start() -> TlsBroker {
+        TlsBroker::start_with(Offers::Tls12And13, |_, server| vec![server.mosquitto_tls()])
     }
 
     /// Listeners made by `listeners(ca, server)`, where `server` is the certificate above.
-    fn start_with(
-        test: &str,
-        offers: Offers,
-        listeners: impl FnOnce(&Ca, &Leaf) -> Vec<String>,
-    ) -> Option<TlsBroker> {
+    fn start_with(offers: Offers, listeners: impl FnOnce(&Ca, &Leaf) -> Vec<String>) -> TlsBroker {
         let pki = Pki::new();
         let ca = pki.ca("ca");
         let server = ca.server("server", &["localhost", "127.0.0.1"]);
@@ -61,16 +55,13 @@ impl TlsBroker {
             let conf = pki.write("openssl.cnf", OPENSSL_CONF_MAX_TLS12);
             env.push(("OPENSSL_CONF", conf.display().to_string()));
         }
-        let broker = Broker::mosquitto(
-            test,
-            &Setup {
-                anonymous: true,
-                listeners: &listeners,
-                env: &env,
-                ..Setup::default()
-            },
-        )?;
-        Some(TlsBroker { broker, ca, pki })
+        let broker = Broker::mosquitto(&Setup {
+            anonymous: true,
+            listeners: &listeners,
+            env: &env,
+            ..Setup::default()
+        });
+        TlsBroker { broker, ca, pki }
     }
 
     fn tls_port(&self) -> u16 {
@@ -79,7 +70,7 @@ impl TlsBroker {
 
     /// `SUB -h localhost -p TLS_PORT -V VERSION --cafile CA`.
     fn cmd(&self, subcommand: &str, proto: Proto) -> Command {
-        let mut cmd = at_localhost(subcommand, self.tls_port(), proto);
+        let mut cmd = connect(subcommand, "localhost", self.tls_port(), proto);
         cmd.arg("--cafile").arg(&self.ca.cert);
         cmd
     }
@@ -97,7 +88,7 @@ const NOT_TRUSTED: &str =
 #[track_caller]
 fn publish_reaches_plain_sub(broker: &Broker, mut publisher: Command, msg: &str) {
     let topic = unique_topic() + "tls";
-    let sub = Sub::start(
+    let sub = subscriber(
         broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "30"]),
@@ -113,12 +104,10 @@ fn pub_and_sub(make: impl Fn(&str) -> Command) -> [Out; 2] {
     [publisher, subscriber]
 }
 
-fn round_trip_with_the_brokers_ca(test: &str, proto: Proto) {
-    let Some(tls) = TlsBroker::start(test) else {
-        return;
-    };
+fn round_trip_with_the_brokers_ca(proto: Proto) {
+    let tls = TlsBroker::start();
     let topic = unique_topic() + "rt";
-    let sub = Sub::start(
+    let sub = subscriber(
         tls.cmd("sub", proto)
             .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "30"]),
     );
@@ -130,23 +119,24 @@ fn round_trip_with_the_brokers_ca(test: &str, proto: Proto) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn round_trip_with_the_brokers_ca_v311() {
-    round_trip_with_the_brokers_ca("round_trip_with_the_brokers_ca_v311", V311);
+    round_trip_with_the_brokers_ca(V311);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn round_trip_with_the_brokers_ca_v5() {
-    round_trip_with_the_brokers_ca("round_trip_with_the_brokers_ca_v5", V5);
+    round_trip_with_the_brokers_ca(V5);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn mqtts_url_with_cafile() {
-    let Some(tls) = TlsBroker::start("mqtts_url_with_cafile") else {
-        return;
-    };
+    let tls = TlsBroker::start();
     let url = format!("mqtts://localhost:{}", tls.tls_port());
     let topic = unique_topic() + "url";
-    let sub = Sub::start(
+    let sub = subscriber(
         mqttcli()
             .args(["sub", "-L", &url, "--cafile"])
             .arg(&tls.ca.cert)
@@ -162,10 +152,9 @@ fn mqtts_url_with_cafile() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn tls_version_and_alpn_options_connect() {
-    let Some(tls) = TlsBroker::start("tls_version_and_alpn_options_connect") else {
-        return;
-    };
+    let tls = TlsBroker::start();
     // Mosquitto 2.0.11 offers TLS 1.2 and 1.3 and ignores ALPN, so each of these connects.
     for args in [
         &["--tls-version", "1.2"][..],
@@ -185,12 +174,9 @@ fn tls_version_and_alpn_options_connect() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn tls_version_is_a_minimum() {
-    let Some(tls) = TlsBroker::start_with("tls_version_is_a_minimum", Offers::Tls12Only, |_, s| {
-        vec![s.mosquitto_tls()]
-    }) else {
-        return;
-    };
+    let tls = TlsBroker::start_with(Offers::Tls12Only, |_, s| vec![s.mosquitto_tls()]);
     for args in [&[][..], &["--tls-version", "1.2"]] {
         let mut cmd = tls.cmd("pub", V311);
         cmd.args(args);
@@ -221,15 +207,14 @@ fn assert_one_line_starting(out: &Out, code: i32, prefix: &str) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn wrong_ca_exits_7() {
-    let Some(tls) = TlsBroker::start("wrong_ca_exits_7") else {
-        return;
-    };
+    let tls = TlsBroker::start();
     let other = tls.pki.ca("other-ca");
     let expected = handshake_failed(&format!("localhost:{}", tls.tls_port()), NOT_TRUSTED);
     for proto in [V311, V5] {
         for out in pub_and_sub(|subcommand| {
-            let mut cmd = at_localhost(subcommand, tls.tls_port(), proto);
+            let mut cmd = connect(subcommand, "localhost", tls.tls_port(), proto);
             cmd.arg("--cafile").arg(&other.cert);
             cmd
         }) {
@@ -239,13 +224,11 @@ fn wrong_ca_exits_7() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn expired_server_certificate_exits_7() {
-    let test = "expired_server_certificate_exits_7";
-    let Some(tls) = TlsBroker::start_with(test, Offers::Tls12And13, |ca, _| {
+    let tls = TlsBroker::start_with(Offers::Tls12And13, |ca, _| {
         vec![ca.expired_server("expired").mosquitto_tls()]
-    }) else {
-        return;
-    };
+    });
     let expected = handshake_failed(
         &format!("localhost:{}", tls.tls_port()),
         &format!(
@@ -261,13 +244,11 @@ fn expired_server_certificate_exits_7() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn not_yet_valid_server_certificate_exits_7() {
-    let test = "not_yet_valid_server_certificate_exits_7";
-    let Some(tls) = TlsBroker::start_with(test, Offers::Tls12And13, |ca, _| {
+    let tls = TlsBroker::start_with(Offers::Tls12And13, |ca, _| {
         vec![ca.not_yet_valid_server("future").mosquitto_tls()]
-    }) else {
-        return;
-    };
+    });
     let expected = handshake_failed(
         &format!("localhost:{}", tls.tls_port()),
         &format!(
@@ -282,27 +263,15 @@ fn not_yet_valid_server_certificate_exits_7() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn name_mismatch_exits_7_and_tls_server_name_fixes_it() {
-    let test = "name_mismatch_exits_7_and_tls_server_name_fixes_it";
-    let Some(tls) = TlsBroker::start_with(test, Offers::Tls12And13, |ca, _| {
+    let tls = TlsBroker::start_with(Offers::Tls12And13, |ca, _| {
         vec![ca.server("named", &["broker.test"]).mosquitto_tls()]
-    }) else {
-        return;
-    };
+    });
     let port = tls.tls_port().to_string();
     let at_ip = |subcommand: &str, proto: Proto| {
-        let mut cmd = mqttcli();
-        cmd.args([
-            subcommand,
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-V",
-            proto.arg(),
-        ])
-        .arg("--cafile")
-        .arg(&tls.ca.cert);
+        let mut cmd = crate::common::at(subcommand, tls.tls_port(), proto);
+        cmd.arg("--cafile").arg(&tls.ca.cert);
         cmd
     };
     let expected = handshake_failed(
@@ -317,7 +286,7 @@ fn name_mismatch_exits_7_and_tls_server_name_fixes_it() {
     }
 
     let topic = unique_topic() + "named";
-    let sub = Sub::start(at_ip("sub", V5).args([
+    let sub = subscriber(at_ip("sub", V5).args([
         "--tls-server-name",
         "broker.test",
         "-t",
@@ -347,12 +316,11 @@ const INSECURE_WARNING: &str = "mqttcli: warning: --insecure: the broker's certi
      verified, so anyone on the network path can read and change this connection";
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn insecure_connects_to_an_unknown_ca_with_a_warning() {
-    let Some(tls) = TlsBroker::start("insecure_connects_to_an_unknown_ca_with_a_warning") else {
-        return;
-    };
+    let tls = TlsBroker::start();
     let topic = unique_topic() + "insecure";
-    let sub = Sub::start(at_localhost("sub", tls.tls_port(), V5).args([
+    let sub = subscriber(connect("sub", "localhost", tls.tls_port(), V5).args([
         "--insecure",
         "-t",
         &topic,
@@ -363,7 +331,7 @@ fn insecure_connects_to_an_unknown_ca_with_a_warning() {
         "-W",
         "30",
     ]));
-    let out = run(at_localhost("pub", tls.tls_port(), V311).args([
+    let out = run(connect("pub", "localhost", tls.tls_port(), V311).args([
         "--insecure",
         "-t",
         &topic,
@@ -388,15 +356,14 @@ fn insecure_connects_to_an_unknown_ca_with_a_warning() {
 }
 
 /// A broker whose listener 0 requires a client certificate signed by its CA.
-fn mtls_broker(test: &str, offers: Offers) -> Option<TlsBroker> {
-    TlsBroker::start_with(test, offers, |ca, server| vec![server.mosquitto_mtls(ca)])
+fn mtls_broker(offers: Offers) -> TlsBroker {
+    TlsBroker::start_with(offers, |ca, server| vec![server.mosquitto_mtls(ca)])
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn mutual_tls_with_a_pkcs8_key() {
-    let Some(tls) = mtls_broker("mutual_tls_with_a_pkcs8_key", Offers::Tls12And13) else {
-        return;
-    };
+    let tls = mtls_broker(Offers::Tls12And13);
     let client = tls.ca.client("client");
     let mut cmd = tls.cmd("pub", V5);
     cmd.arg("--cert")
@@ -407,14 +374,11 @@ fn mutual_tls_with_a_pkcs8_key() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+#[cfg_attr(no_openssl, ignore = "needs openssl")]
 fn mutual_tls_with_a_sec1_key() {
-    let test = "mutual_tls_with_a_sec1_key";
-    let Some(openssl) = certs::openssl(test) else {
-        return;
-    };
-    let Some(tls) = mtls_broker(test, Offers::Tls12And13) else {
-        return;
-    };
+    let openssl = certs::openssl();
+    let tls = mtls_broker(Offers::Tls12And13);
     let client = tls.ca.client("client");
     let sec1 = certs::traditional_key(&openssl, &client.key);
     assert!(sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"), "{sec1}");
@@ -425,14 +389,11 @@ fn mutual_tls_with_a_sec1_key() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+#[cfg_attr(no_openssl, ignore = "needs openssl")]
 fn mutual_tls_with_rsa_keys_in_pkcs1_and_pkcs8() {
-    let test = "mutual_tls_with_rsa_keys_in_pkcs1_and_pkcs8";
-    let Some(openssl) = certs::openssl(test) else {
-        return;
-    };
-    let Some(tls) = mtls_broker(test, Offers::Tls12And13) else {
-        return;
-    };
+    let openssl = certs::openssl();
+    let tls = mtls_broker(Offers::Tls12And13);
     let client = tls
         .ca
         .client_rsa("client-rsa", &certs::rsa_key_pkcs8(&openssl));
@@ -453,12 +414,10 @@ fn mutual_tls_with_rsa_keys_in_pkcs1_and_pkcs8() {
 // a handshake_failure alert during the handshake), so both are tried.
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn mutual_tls_without_a_client_certificate_exits_7() {
     for offers in [Offers::Tls12And13, Offers::Tls12Only] {
-        let Some(tls) = mtls_broker("mutual_tls_without_a_client_certificate_exits_7", offers)
-        else {
-            return;
-        };
+        let tls = mtls_broker(offers);
         // TLS 1.2 has no "certificate required" alert, only handshake_failure, which a
         // cipher or version mismatch also sends: the message can only say "may".
         let why = match offers {
@@ -479,12 +438,10 @@ fn mutual_tls_without_a_client_certificate_exits_7() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn mutual_tls_with_a_client_certificate_from_an_unknown_ca_exits_7() {
-    let test = "mutual_tls_with_a_client_certificate_from_an_unknown_ca_exits_7";
     for offers in [Offers::Tls12And13, Offers::Tls12Only] {
-        let Some(tls) = mtls_broker(test, offers) else {
-            return;
-        };
+        let tls = mtls_broker(offers);
         let stranger = tls.pki.ca("stranger-ca").client("stranger");
         // Not in the brief: this is the binary's own wording, pinned.
         let expected = handshake_failed(
@@ -508,10 +465,9 @@ fn mutual_tls_with_a_client_certificate_from_an_unknown_ca_exits_7() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn tls_options_against_a_plain_port_exit_7() {
-    let Some(tls) = TlsBroker::start("tls_options_against_a_plain_port_exit_7") else {
-        return;
-    };
+    let tls = TlsBroker::start();
     let plain = tls.broker.port(V311);
     let expected = handshake_failed(
         &format!("localhost:{plain}"),
@@ -522,49 +478,48 @@ fn tls_options_against_a_plain_port_exit_7() {
     );
     for proto in [V311, V5] {
         for out in pub_and_sub(|subcommand| {
-            let mut cmd = at_localhost(subcommand, plain, proto);
+            let mut cmd = connect(subcommand, "localhost", plain, proto);
             cmd.arg("--cafile").arg(&tls.ca.cert);
             cmd
         }) {
             out.assert_exact_error(7, &expected);
         }
     }
-    run(at_localhost("pub", plain, V311).args(["--tls", "-t", "t", "-m", "x"]))
+    run(connect("pub", "localhost", plain, V311).args(["--tls", "-t", "t", "-m", "x"]))
         .assert_exact_error(7, &expected);
     // --insecure warns first, then fails the same way.
-    let out = run(at_localhost("sub", plain, V311).args(["--insecure", "-t", "t", "-W", "30"]));
+    let out =
+        run(connect("sub", "localhost", plain, V311).args(["--insecure", "-t", "t", "-W", "30"]));
     out.assert_code(7).assert_stdout(b"");
     assert_eq!(out.stderr, format!("{INSECURE_WARNING}\n{expected}\n"));
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn plain_mqtt_against_a_tls_port_exits_3() {
-    let Some(tls) = TlsBroker::start("plain_mqtt_against_a_tls_port_exits_3") else {
-        return;
-    };
+    let tls = TlsBroker::start();
     let port = tls.tls_port();
     let expected = format!(
         "mqttcli: error: localhost:{port} closed the connection before CONNACK: if it is a TLS \
          port, add --tls or --cafile FILE"
     );
     for proto in [V311, V5] {
-        for out in pub_and_sub(|subcommand| at_localhost(subcommand, port, proto)) {
+        for out in pub_and_sub(|subcommand| connect(subcommand, "localhost", port, proto)) {
             out.assert_exact_error(3, &expected);
         }
     }
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn os_trust_store_honours_ssl_cert_file() {
-    let Some(tls) = TlsBroker::start("os_trust_store_honours_ssl_cert_file") else {
-        return;
-    };
+    let tls = TlsBroker::start();
     let port = tls.tls_port();
-    let mut cmd = at_localhost("pub", port, V311);
+    let mut cmd = connect("pub", "localhost", port, V311);
     cmd.arg("--tls").env("SSL_CERT_FILE", &tls.ca.cert);
     publish_reaches_plain_sub(&tls.broker, cmd, "trusted through SSL_CERT_FILE");
 
-    let mut cmd = at_localhost("pub", port, V5);
+    let mut cmd = connect("pub", "localhost", port, V5);
     cmd.arg("--tls").env("SSL_CERT_FILE", &tls.ca.cert);
     publish_reaches_plain_sub(&tls.broker, cmd, "trusted through SSL_CERT_FILE (v5)");
 
@@ -582,7 +537,7 @@ fn os_trust_store_honours_ssl_cert_file() {
     let expected = handshake_failed(&format!("localhost:{port}"), NOT_TRUSTED);
     for proto in [V311, V5] {
         for out in pub_and_sub(|subcommand| {
-            let mut cmd = at_localhost(subcommand, port, proto);
+            let mut cmd = connect(subcommand, "localhost", port, proto);
             cmd.arg("--tls");
             cmd
         }) {
@@ -592,10 +547,9 @@ fn os_trust_store_honours_ssl_cert_file() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn each_tls_option_turns_tls_on() {
-    let Some(tls) = TlsBroker::start("each_tls_option_turns_tls_on") else {
-        return;
-    };
+    let tls = TlsBroker::start();
     let client = tls.ca.client("client");
     let (cert, key) = (client.cert.to_str().unwrap(), client.key.to_str().unwrap());
     // Without TLS these would fail against the TLS port (exit 3); the CA comes from the
@@ -606,7 +560,7 @@ fn each_tls_option_turns_tls_on() {
         &["--tls-version", "1.2"],
         &["--cert", cert, "--key", key],
     ] {
-        let mut cmd = at_localhost("pub", tls.tls_port(), V311);
+        let mut cmd = connect("pub", "localhost", tls.tls_port(), V311);
         cmd.args(args).env("SSL_CERT_FILE", &tls.ca.cert);
         publish_reaches_plain_sub(&tls.broker, cmd, &format!("TLS on by {}", args[0]));
     }
@@ -745,27 +699,25 @@ fn hello_seen(
     .expect("server config");
     let mut config = config;
     config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("local addr").port();
-    let server = std::thread::spawn(move || {
-        let (mut tcp, _) = listener.accept().expect("accept");
-        tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .expect("read timeout");
+    let server = crate::common::fake::FakeBroker::bind();
+    let port = server.port();
+    let server = server.serve_one(move |conn| {
+        let tcp = conn.stream();
         let mut conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).expect("tls");
         while conn.is_handshaking() {
-            if conn.complete_io(&mut tcp).is_err() {
+            if conn.complete_io(tcp).is_err() {
                 break;
             }
         }
-        Hello {
+        Ok(Hello {
             sni: conn.server_name().map(str::to_string),
             alpn: conn
                 .alpn_protocol()
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
-        }
+        })
     });
     let out = client(port);
-    (server.join().expect("TLS server thread"), out)
+    (server.result(&out), out)
 }
 
 /// `--alpn` is offered in the handshake: a server that speaks only `x-amzn-mqtt-ca` (as AWS

@@ -16,11 +16,8 @@ fn session_sub(broker: &Broker, proto: Proto, id: &str, filters: &[&str]) -> std
     cmd
 }
 
-fn unsub_removes_the_subscription(test: &str, proto: Proto) {
-    let broker = Broker::start();
-    if !broker.is_mosquitto(test) {
-        return;
-    }
+fn unsub_removes_the_subscription(proto: Proto) {
+    let broker = Broker::anonymous_mosquitto();
     let t = unique_topic();
     let (gone, kept) = (format!("{t}gone"), format!("{t}kept"));
     let id = unique_id();
@@ -35,21 +32,21 @@ fn unsub_removes_the_subscription(test: &str, proto: Proto) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn unsub_removes_a_persistent_subscription_v311() {
-    unsub_removes_the_subscription("unsub_removes_a_persistent_subscription_v311", V311);
+    unsub_removes_the_subscription(V311);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn unsub_removes_a_persistent_subscription_v5() {
-    unsub_removes_the_subscription("unsub_removes_a_persistent_subscription_v5", V5);
+    unsub_removes_the_subscription(V5);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn unsub_leaves_queued_messages_for_the_session() {
-    let broker = Broker::start();
-    if !broker.is_mosquitto("unsub_leaves_queued_messages_for_the_session") {
-        return;
-    }
+    let broker = Broker::anonymous_mosquitto();
     let t = unique_topic();
     let (queued, other) = (format!("{t}queued"), format!("{t}other"));
     let id = unique_id();
@@ -66,11 +63,9 @@ fn unsub_leaves_queued_messages_for_the_session() {
 /// which is a warning naming the filter, not a failure (exit 0). A client id the broker has
 /// no session for gets a warning about that too.
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn unsub_v5_of_a_filter_never_subscribed_warns_no_subscription_existed() {
-    let broker = Broker::start();
-    if !broker.is_mosquitto("unsub_v5_of_a_filter_never_subscribed_warns_no_subscription_existed") {
-        return;
-    }
+    let broker = Broker::anonymous_mosquitto();
     let t = unique_topic();
     let (subscribed, never) = (format!("{t}subscribed"), format!("{t}never/#"));
 

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::common::certs::{Ca, Pki};
 use crate::common::proxy::Proxy;
-use crate::common::{at_localhost, mqttcli, run, unique_topic, Broker, Proto, Setup, Sub};
+use crate::common::{connect, mqttcli, run, subscriber, unique_topic, Broker, Proto, Setup};
 use Proto::{V311, V5};
 
 /// A Mosquitto with a plain MQTT listener, a ws listener (`ws_port`) and a wss listener
@@ -18,7 +18,7 @@ struct WsBroker {
 }
 
 impl WsBroker {
-    fn start(test: &str) -> Option<WsBroker> {
+    fn start() -> WsBroker {
         let pki = Pki::new();
         let ca = pki.ca("ca");
         let server = ca.server("server", &["localhost", "127.0.0.1"]);
@@ -26,15 +26,12 @@ impl WsBroker {
             "protocol websockets\n".to_string(),
             format!("protocol websockets\n{}", server.mosquitto_tls()),
         ];
-        let broker = Broker::mosquitto(
-            test,
-            &Setup {
-                anonymous: true,
-                listeners: &listeners,
-                ..Setup::default()
-            },
-        )?;
-        Some(WsBroker { broker, ca, pki })
+        let broker = Broker::mosquitto(&Setup {
+            anonymous: true,
+            listeners: &listeners,
+            ..Setup::default()
+        });
+        WsBroker { broker, ca, pki }
     }
 
     fn ws_port(&self) -> u16 {
@@ -46,12 +43,10 @@ impl WsBroker {
     }
 }
 
-fn ws_round_trip(test: &str, proto: Proto) {
-    let Some(ws) = WsBroker::start(test) else {
-        return;
-    };
+fn ws_round_trip(proto: Proto) {
+    let ws = WsBroker::start();
     let topic = unique_topic() + "ws";
-    let sub = Sub::start(at_localhost("sub", ws.ws_port(), proto).args([
+    let sub = subscriber(connect("sub", "localhost", ws.ws_port(), proto).args([
         "--ws",
         "--ws-path",
         "/custom",
@@ -84,28 +79,28 @@ fn ws_round_trip(test: &str, proto: Proto) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn ws_round_trip_on_a_custom_path_v311() {
-    ws_round_trip("ws_round_trip_on_a_custom_path_v311", V311);
+    ws_round_trip(V311);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn ws_round_trip_on_a_custom_path_v5() {
-    ws_round_trip("ws_round_trip_on_a_custom_path_v5", V5);
+    ws_round_trip(V5);
 }
 
-fn wss_round_trip(test: &str, proto: Proto) {
-    let Some(ws) = WsBroker::start(test) else {
-        return;
-    };
+fn wss_round_trip(proto: Proto) {
+    let ws = WsBroker::start();
     let topic = unique_topic() + "wss";
     let url = format!("wss://localhost:{}/custom", ws.wss_port());
-    let sub = Sub::start(
+    let sub = subscriber(
         mqttcli()
             .args(["sub", "-V", proto.arg(), "-L", &url, "--cafile"])
             .arg(&ws.ca.cert)
             .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "30"]),
     );
-    run(at_localhost("pub", ws.wss_port(), proto)
+    run(connect("pub", "localhost", ws.wss_port(), proto)
         .args(["--ws", "--ws-path", "/custom", "--cafile"])
         .arg(&ws.ca.cert)
         .args(["-t", &topic, "-q", "1", "-m", "over wss"]))
@@ -114,20 +109,21 @@ fn wss_round_trip(test: &str, proto: Proto) {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn wss_round_trip_on_a_custom_path_v311() {
-    wss_round_trip("wss_round_trip_on_a_custom_path_v311", V311);
+    wss_round_trip(V311);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn wss_round_trip_on_a_custom_path_v5() {
-    wss_round_trip("wss_round_trip_on_a_custom_path_v5", V5);
+    wss_round_trip(V5);
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn wss_checks_the_certificate_as_mqtts_does() {
-    let Some(ws) = WsBroker::start("wss_checks_the_certificate_as_mqtts_does") else {
-        return;
-    };
+    let ws = WsBroker::start();
     let port = ws.wss_port();
     let other = ws.pki.ca("other-ca");
     let url = format!("wss://localhost:{port}/custom");
@@ -157,13 +153,12 @@ fn wss_checks_the_certificate_as_mqtts_does() {
 }
 
 #[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn upgrade_request_carries_the_path_and_the_extra_headers() {
-    let Some(ws) = WsBroker::start("upgrade_request_carries_the_path_and_the_extra_headers") else {
-        return;
-    };
+    let ws = WsBroker::start();
     let proxy = Proxy::start();
     let topic = unique_topic() + "headers";
-    let sub = Sub::start(
+    let sub = subscriber(
         ws.broker
             .cmd("sub", V311)
             .args(["-t", &topic, "-C", "2", "-W", "30"]),
@@ -183,7 +178,7 @@ fn upgrade_request_carries_the_path_and_the_extra_headers() {
             "custom path",
         ),
     ] {
-        run(at_localhost("pub", ws.ws_port(), V311)
+        run(connect("pub", "localhost", ws.ws_port(), V311)
             .args(["--ws", "--proxy", &proxy.url()])
             .args(args)
             .args(["-t", &topic, "-m", msg]))

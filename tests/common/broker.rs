@@ -1,17 +1,19 @@
 //! The broker the tests talk to: a Mosquitto process per test, or a shared in-process rumqttd.
 //!
-//! - Mosquitto, if on PATH (Debian puts it in /usr/sbin), runs with a config written to a
-//!   tempdir, listens on a free port of 127.0.0.1 and is killed by PID in `Drop`. Its log is
+//! - Mosquitto, if build.rs found it (tests/common/programs.rs), runs with a config written to
+//!   a tempdir, listens on a free port of 127.0.0.1 and is killed by PID in `Drop`. Its log is
 //!   printed when a test fails.
 //! - Without Mosquitto, one rumqttd 0.20 per test binary runs on a thread (it cannot be shut
-//!   down). Tests that need what it lacks (password files, ACLs, CONNACK refusals: it just drops
-//!   the connection) print `SKIPPED (needs mosquitto): <test>` on stderr and return.
+//!   down) for `Broker::start`. Tests that need what it lacks (password files, ACLs, CONNACK
+//!   refusals: it just drops the connection; a process to stop) call `Broker::mosquitto` and
+//!   carry `#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]`, so
+//!   that the runner reports them as ignored.
 //!
 //! Environment:
-//! - `MQTTCLI_TEST_BROKER=rumqttd` forces the fallback (to check it on a machine that has
-//!   Mosquitto); `=mosquitto` insists on Mosquitto.
-//! - `MQTTCLI_REQUIRE_MOSQUITTO=1` (set by CI) turns a missing Mosquitto, or the fallback, into a
-//!   test failure instead of a fallback or a skip.
+//! - `MQTTCLI_TEST_NO_MOSQUITTO=1` when building the tests hides Mosquitto (see build.rs): the
+//!   fallback and the ignored count can be checked on a machine that has it.
+//! - `MQTTCLI_REQUIRE_MOSQUITTO=1` (set by CI) turns a missing Mosquitto into a test failure
+//!   instead of a fallback or an ignored test.
 
 use std::fs::File;
 use std::io::Read;
@@ -92,24 +94,21 @@ impl Broker {
         }
     }
 
-    /// A Mosquitto broker set up as asked, or `None` after a loud skip line when there is none.
-    pub fn mosquitto(test: &str, setup: &Setup) -> Option<Broker> {
-        match mosquitto_binary() {
-            Some(bin) => Some(Broker::with_mosquitto(&bin, setup)),
-            None => {
-                skip(test, "mosquitto");
-                None
-            }
-        }
+    /// A Mosquitto broker set up as asked. A test that calls this carries
+    /// `#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]`.
+    #[track_caller]
+    pub fn mosquitto(setup: &Setup) -> Broker {
+        let bin = mosquitto_binary().unwrap_or_else(|| super::programs::program("mosquitto"));
+        Broker::with_mosquitto(&bin, setup)
     }
 
-    /// For tests that only work against Mosquitto (behaviour rumqttd does not have):
-    /// false after a loud skip line when this is the rumqttd fallback.
-    pub fn is_mosquitto(&self, test: &str) -> bool {
-        if self.mosquitto.is_none() {
-            skip(test, "mosquitto");
-        }
-        self.mosquitto.is_some()
+    /// An anonymous Mosquitto broker (see `mosquitto`).
+    #[track_caller]
+    pub fn anonymous_mosquitto() -> Broker {
+        Broker::mosquitto(&Setup {
+            anonymous: true,
+            ..Setup::default()
+        })
     }
 
     pub fn port(&self, proto: Proto) -> u16 {
@@ -130,11 +129,7 @@ impl Broker {
 
     /// `mqttcli SUBCOMMAND -h 127.0.0.1 -p PORT -V VERSION`, environment cleaned.
     pub fn cmd(&self, subcommand: &str, proto: Proto) -> Command {
-        let mut cmd = super::mqttcli();
-        cmd.arg(subcommand)
-            .args(["-h", "127.0.0.1", "-p", &self.port(proto).to_string()])
-            .args(["-V", proto.arg()]);
-        cmd
+        super::at(subcommand, self.port(proto), proto)
     }
 
     fn with_mosquitto(bin: &Path, setup: &Setup) -> Broker {
@@ -244,39 +239,15 @@ fn loud(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// Say loudly that `test` cannot run here, or fail it if CI requires Mosquitto.
-pub fn skip(test: &str, needs: &str) {
-    assert!(
-        !env_is("MQTTCLI_REQUIRE_MOSQUITTO", "1"),
-        "{test} needs {needs} (MQTTCLI_REQUIRE_MOSQUITTO=1)"
-    );
-    loud(&format!("SKIPPED (needs {needs}): {test}"));
-}
-
-fn env_is(name: &str, value: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| v == value)
-}
-
 /// The Mosquitto to use, or None for the rumqttd fallback (see the module comment).
 fn mosquitto_binary() -> Option<PathBuf> {
-    let forced_fallback = env_is("MQTTCLI_TEST_BROKER", "rumqttd");
-    let found = find_program("mosquitto");
-    let required =
-        env_is("MQTTCLI_REQUIRE_MOSQUITTO", "1") || env_is("MQTTCLI_TEST_BROKER", "mosquitto");
-    if required && (forced_fallback || found.is_none()) {
-        panic!(
-            "mosquitto is required (MQTTCLI_REQUIRE_MOSQUITTO=1 or MQTTCLI_TEST_BROKER=mosquitto) \
-             but was not found on PATH (or MQTTCLI_TEST_BROKER=rumqttd was set)"
-        );
-    }
-    found.filter(|_| !forced_fallback)
-}
-
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
+    let found = super::programs::find("mosquitto");
+    assert!(
+        found.is_some() || std::env::var("MQTTCLI_REQUIRE_MOSQUITTO").as_deref() != Ok("1"),
+        "mosquitto is required (MQTTCLI_REQUIRE_MOSQUITTO=1) but was not found when the tests \
+         were built (build.rs)"
+    );
+    found
 }
 
 /// A port that was free a moment ago. Another process may take it before the broker binds it,
@@ -341,7 +312,7 @@ impl Mosquitto {
         );
         if !setup.users.is_empty() {
             let file = dir.path().join("passwords");
-            let passwd = find_program("mosquitto_passwd").expect("mosquitto_passwd not found");
+            let passwd = super::programs::program("mosquitto_passwd");
             for (i, (user, pass)) in setup.users.iter().enumerate() {
                 let mut cmd = Command::new(&passwd);
                 cmd.arg("-b");

@@ -213,14 +213,11 @@ impl Ca {
     }
 }
 
-/// The `openssl` command line tool, or None after a loud skip line (a failure under
-/// MQTTCLI_REQUIRE_MOSQUITTO=1, as CI has it).
-pub fn openssl(test: &str) -> Option<PathBuf> {
-    let found = super::broker::find_program("openssl");
-    if found.is_none() {
-        super::broker::skip(test, "openssl");
-    }
-    found
+/// The `openssl` command line tool (tests that use it carry
+/// `#[cfg_attr(no_openssl, ignore = "needs openssl")]`).
+#[track_caller]
+pub fn openssl() -> PathBuf {
+    super::programs::program("openssl")
 }
 
 /// Run `openssl ARGS` and return its stdout.

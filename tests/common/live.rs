@@ -1,9 +1,10 @@
-//! A child process watched while it runs: its stdout and stderr are collected by threads as
-//! they arrive, so a test can wait for "N lines printed" or "this warning seen" (each wait with
-//! a deadline) and then, at the end, get the usual `Out`.
+//! The one process runner: a child watched while it runs. Its stdout and stderr are collected
+//! by threads as they arrive (so neither pipe can fill up and block it), a test can wait for
+//! "N lines printed" or "this warning seen" (each wait with a deadline), and at the end it gets
+//! the usual `Out`. `run` and `run_with_timeout` (tests/common/mod.rs) are this, waited for.
 
-use std::io::Read;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,16 @@ impl Seen {
 
 type Shared = Arc<(Mutex<Seen>, Condvar)>;
 
+/// What the child reads on stdin.
+pub enum Input {
+    /// Nothing: end of input at once.
+    Null,
+    /// A pipe the test writes to (`Live::stdin`); dropping it is end of input.
+    Pipe,
+    /// These bytes, written by a thread; then end of input.
+    Bytes(Vec<u8>),
+}
+
 pub struct Live {
     what: String,
     child: Child,
@@ -64,36 +75,39 @@ impl Live {
     /// Spawn `cmd` with piped stdout and stderr; stdin is a pipe (see `stdin`) if `with_stdin`,
     /// else empty.
     pub fn spawn(cmd: &mut Command, with_stdin: bool) -> Live {
-        let what: String = format!("{cmd:?}").chars().take(400).collect();
+        let input = if with_stdin { Input::Pipe } else { Input::Null };
+        Live::spawn_with(cmd, input, Stdio::piped())
+    }
+
+    /// Spawn `cmd` reading `input`, its stdout going to `stdout` (collected if `piped()`, else
+    /// e.g. another process's stdin), its stderr collected.
+    pub fn spawn_with(cmd: &mut Command, input: Input, stdout: Stdio) -> Live {
+        let mut what: String = format!("{cmd:?}").chars().take(400).collect();
+        if what.chars().count() == 400 {
+            what += "…";
+        }
         let mut child = cmd
-            .stdin(if with_stdin {
-                Stdio::piped()
-            } else {
-                Stdio::null()
+            .stdin(match input {
+                Input::Null => Stdio::null(),
+                Input::Pipe | Input::Bytes(_) => Stdio::piped(),
             })
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+        if let Input::Bytes(data) = input {
+            let mut pipe = child.stdin.take().expect("piped stdin");
+            // Errors are ignored: the child may legitimately exit without reading it all.
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&data);
+            });
+        }
         let seen: Shared = Arc::new((Mutex::new(Seen::default()), Condvar::new()));
-        let mut out = child.stdout.take().expect("piped stdout");
-        let s = seen.clone();
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = out.read(&mut buf).unwrap_or(0);
-                let (lock, cvar) = &*s;
-                let mut seen = lock.lock().unwrap();
-                if n == 0 {
-                    seen.stdout_closed = true;
-                    cvar.notify_all();
-                    return;
-                }
-                seen.stdout_lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
-                seen.stdout.extend_from_slice(&buf[..n]);
-                cvar.notify_all();
-            }
-        });
+        match child.stdout.take() {
+            Some(out) => collect_stdout(out, seen.clone()),
+            // Not ours to read: nothing will come.
+            None => seen.0.lock().unwrap().stdout_closed = true,
+        }
         let mut err = child.stderr.take().expect("piped stderr");
         let s = seen.clone();
         std::thread::spawn(move || {
@@ -209,6 +223,13 @@ impl Live {
         });
     }
 
+    /// Wait for it to end (it must be bounded by -C, -W, its input or a signal) and return what
+    /// it printed; a failure after `DEADLINE`.
+    #[track_caller]
+    pub fn finish(self) -> Out {
+        self.wait(super::DEADLINE).0
+    }
+
     /// Its exit status, if it has exited.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().expect("try_wait")
@@ -248,6 +269,26 @@ impl Live {
         };
         (out, exited)
     }
+}
+
+/// Collect `out` into `seen` on a thread of its own.
+fn collect_stdout(mut out: ChildStdout, seen: Shared) {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = out.read(&mut buf).unwrap_or(0);
+            let (lock, cvar) = &*seen;
+            let mut seen = lock.lock().unwrap();
+            if n == 0 {
+                seen.stdout_closed = true;
+                cvar.notify_all();
+                return;
+            }
+            seen.stdout_lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+            seen.stdout.extend_from_slice(&buf[..n]);
+            cvar.notify_all();
+        }
+    });
 }
 
 impl Drop for Live {

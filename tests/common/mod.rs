@@ -4,16 +4,17 @@
 pub mod broker;
 pub mod certs;
 pub mod cutproxy;
+pub mod fake;
 pub mod live;
+pub mod lost;
+pub mod programs;
 pub mod proxy;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 pub use broker::{Broker, Proto, Setup};
+pub use live::{Input, Live};
 
 /// How long a run may take before it counts as hung. Only reached when something is broken.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -59,14 +60,33 @@ pub fn mqttcli() -> Command {
     cmd
 }
 
-/// `mqttcli SUBCOMMAND -h localhost -p PORT -V VERSION`, environment cleaned: for the extra
+/// `mqttcli SUBCOMMAND -h HOST -p PORT -V VERSION`, environment cleaned: the one place that
+/// spells the connection flags. `at` is this on 127.0.0.1; HOST is `localhost` for the extra
 /// listeners of `Setup::listeners`, whose certificates name localhost.
-pub fn at_localhost(subcommand: &str, port: u16, proto: Proto) -> Command {
+pub fn connect(subcommand: &str, host: &str, port: u16, proto: Proto) -> Command {
     let mut cmd = mqttcli();
     cmd.arg(subcommand)
-        .args(["-h", "localhost", "-p", &port.to_string()])
+        .args(["-h", host, "-p", &port.to_string()])
         .args(["-V", proto.arg()]);
     cmd
+}
+
+/// `mqttcli SUBCOMMAND -h 127.0.0.1 -p PORT -V VERSION` (see `connect`): for a broker, a relay
+/// or a fake broker on that port.
+pub fn at(subcommand: &str, port: u16, proto: Proto) -> Command {
+    connect(subcommand, "127.0.0.1", port, proto)
+}
+
+/// The running test's name (its last path segment), from the thread libtest runs it on: for
+/// the lines a test prints about itself. Call it on the test's own thread.
+pub fn test_name() -> String {
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("");
+    assert!(
+        name.starts_with("cases::"),
+        "test_name() called off a test's thread ('{name}')"
+    );
+    name.rsplit("::").next().unwrap_or(name).to_string()
 }
 
 /// `test/<random>/`: a topic prefix no other test (or earlier run on a shared broker) uses.
@@ -226,206 +246,30 @@ pub fn run(cmd: &mut Command) -> Out {
 /// Run with `stdin` (or nothing) as input; kill it and fail after `deadline`.
 #[track_caller]
 pub fn run_with_timeout(cmd: &mut Command, stdin: Option<Vec<u8>>, deadline: Duration) -> Out {
-    Proc::spawn(cmd, stdin, Stdio::piped()).wait(deadline)
+    let input = stdin.map_or(Input::Null, Input::Bytes);
+    Live::spawn_with(cmd, input, Stdio::piped())
+        .wait(deadline)
+        .0
 }
 
-/// A running child whose stdout is collected by a thread and whose stderr lines arrive on a
-/// channel, so neither pipe can fill up and block it. Killed on drop if still running.
-pub struct Proc {
-    what: String,
-    child: Child,
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    stderr_rx: Receiver<String>,
-    stderr: String,
+/// Spawn a `sub` command (bounded by `-W`; `-d` is added) and wait until the broker has
+/// acknowledged it (SUBACK seen on its stderr), so whatever is published from now on reaches it.
+#[track_caller]
+pub fn subscriber(cmd: &mut Command) -> Live {
+    subscriber_with_stdout(cmd, Stdio::piped())
 }
 
-impl Proc {
-    pub fn spawn(cmd: &mut Command, stdin: Option<Vec<u8>>, stdout: Stdio) -> Proc {
-        let mut what: String = format!("{cmd:?}").chars().take(300).collect();
-        if what.chars().count() == 300 {
-            what += "…";
-        }
-        let mut child = cmd
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            // Errors are ignored: the child may legitimately exit without reading it all.
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&data);
-            });
-        }
-        Proc::adopt(what, child)
-    }
-
-    /// Take over a child spawned with piped stderr (and stdout, if it is to be collected).
-    pub fn adopt(what: String, mut child: Child) -> Proc {
-        let stdout = child.stdout.take().map(|mut out| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = out.read_to_end(&mut buf);
-                buf
-            })
-        });
-        let (tx, stderr_rx) = mpsc::channel();
-        let err = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(err);
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                if tx
-                    .send(String::from_utf8_lossy(&line).into_owned())
-                    .is_err()
-                {
-                    break;
-                }
-                line.clear();
-            }
-        });
-        Proc {
-            what,
-            child,
-            stdout,
-            stderr_rx,
-            stderr: String::new(),
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Wait for a stderr line containing `needle`; false if the process ended first.
-    fn wait_for_stderr(&mut self, needle: &str, deadline: Duration) -> bool {
-        let end = Instant::now() + deadline;
-        loop {
-            match self
-                .stderr_rx
-                .recv_timeout(end.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    self.stderr += &line;
-                    if found {
-                        return true;
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => return false,
-                Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.child.kill();
-                    panic!(
-                        "no '{needle}' on stderr of {} within {deadline:?}; stderr so far:\n{}",
-                        self.what, self.stderr
-                    );
-                }
-            }
-        }
-    }
-
-    /// Wait for the exit, killing the process and failing after `deadline`.
-    #[track_caller]
-    pub fn wait(mut self, deadline: Duration) -> Out {
-        let end = Instant::now() + deadline;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() > end {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                let stderr = self.drain_stderr(Duration::from_secs(5));
-                panic!(
-                    "{} still running after {deadline:?}, killed; stderr:\n{stderr}",
-                    self.what
-                );
-            }
-            // Polls the exit status every 20 ms while collecting stderr.
-            if let Ok(line) = self.stderr_rx.recv_timeout(Duration::from_millis(20)) {
-                self.stderr += &line;
-            }
-        };
-        // The pipes close when the process (and anything it passed them to) is gone.
-        let stderr = self.drain_stderr(DEADLINE);
-        let stdout = self
-            .stdout
-            .take()
-            .map(|t| t.join().expect("stdout reader"))
-            .unwrap_or_default();
-        Out {
-            what: std::mem::take(&mut self.what),
-            code: status.code(),
-            stdout,
-            stderr,
-        }
-    }
-
-    fn drain_stderr(&mut self, deadline: Duration) -> String {
-        let end = Instant::now() + deadline;
-        while let Ok(line) = self
-            .stderr_rx
-            .recv_timeout(end.saturating_duration_since(Instant::now()))
-        {
-            self.stderr += &line;
-        }
-        std::mem::take(&mut self.stderr)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A running `mqttcli sub` that the broker has acknowledged (SUBACK seen on its `-d` stderr),
-/// so whatever is published from now on reaches it.
-pub struct Sub(Proc);
-
-impl Sub {
-    /// Spawn `cmd` (a `sub` command bounded by `-W`; `-d` is added) and wait for its SUBACK.
-    #[track_caller]
-    pub fn start(cmd: &mut Command) -> Sub {
-        Sub::start_with_stdout(cmd, Stdio::piped())
-    }
-
-    /// As `start`, with stdout going to `stdout` (e.g. another process's stdin).
-    #[track_caller]
-    pub fn start_with_stdout(cmd: &mut Command, stdout: Stdio) -> Sub {
-        assert!(
-            cmd.get_args().any(|a| a == "-W"),
-            "bound every subscriber with -W so that a hang becomes a failure"
-        );
-        let mut proc = Proc::spawn(cmd.arg("-d"), None, stdout);
-        // The caller's `cmd` still holds a pipe end given as `stdout` until it is dropped.
-        if !proc.wait_for_stderr("SUBACK", SUBACK_DEADLINE) {
-            let out = proc.wait(DEADLINE);
-            panic!(
-                "subscriber ended before its SUBACK: {}\n{}",
-                out.what,
-                out.dump()
-            );
-        }
-        Sub(proc)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.0.pid()
-    }
-
-    /// Wait for it to end (it must be bounded by -C, -W or a signal).
-    #[track_caller]
-    pub fn finish(self) -> Out {
-        self.0.wait(DEADLINE)
-    }
+/// As `subscriber`, with stdout going to `stdout` (e.g. another process's stdin).
+#[track_caller]
+pub fn subscriber_with_stdout(cmd: &mut Command, stdout: Stdio) -> Live {
+    assert!(
+        cmd.get_args().any(|a| a == "-W"),
+        "bound every subscriber with -W so that a hang becomes a failure"
+    );
+    let mut sub = Live::spawn_with(cmd.arg("-d"), Input::Null, stdout);
+    // The caller's `cmd` still holds a pipe end given as `stdout` until it is dropped.
+    sub.wait_stderr("SUBACK", 1, SUBACK_DEADLINE);
+    sub
 }
 
 /// Send a signal such as "INT" or "TERM" with the shell's built-in `kill` (slim images may lack
@@ -442,26 +286,4 @@ pub fn signal(pid: u32, sig: &str) {
 #[track_caller]
 pub fn publish(broker: &Broker, proto: Proto, topic: &str, args: &[&str]) {
     run(broker.cmd("pub", proto).args(["-t", topic]).args(args)).assert_ok(b"");
-}
-
-/// One MQTT packet read from `conn`, fixed header included: for the scripted brokers of
-/// tests that need a broker to misbehave in a way no real one will.
-pub fn read_packet(conn: &mut std::net::TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut byte = [0u8; 1];
-    conn.read_exact(&mut byte)?;
-    let mut packet = vec![byte[0]];
-    let (mut len, mut shift) = (0usize, 0);
-    loop {
-        conn.read_exact(&mut byte)?;
-        packet.push(byte[0]);
-        len |= ((byte[0] & 0x7f) as usize) << shift;
-        shift += 7;
-        if byte[0] & 0x80 == 0 {
-            break;
-        }
-    }
-    let mut body = vec![0u8; len];
-    conn.read_exact(&mut body)?;
-    packet.extend(body);
-    Ok(packet)
 }
