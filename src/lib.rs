@@ -27,14 +27,12 @@ mod proptests;
 
 use std::io::Write;
 
-use clap::Parser;
-
 use cli::{Cli, Command, Environment, Plan};
 use exit::Exit;
 
 /// Parses argv, runs the subcommand and exits the process with the documented code.
 pub fn main() -> ! {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => usage_error(e),
     };

@@ -107,6 +107,24 @@ pub struct ConnArgs {
     #[arg(long, conflicts_with = "debug")]
     pub quiet: bool,
 
+    /// MQTT 5 property, mosquitto's form: -D COMMAND NAME VALUE, or -D COMMAND user-property
+    /// KEY VALUE (repeatable). COMMAND: CONNECT, PUBLISH, SUBSCRIBE, UNSUBSCRIBE, WILL; the
+    /// README's "MQTT 5" lists the names
+    #[arg(
+        short = 'D',
+        long = "property",
+        value_names = ["COMMAND", "NAME", "VALUE"],
+        num_args = 3..=4,
+        action = clap::ArgAction::Append,
+        help_heading = "MQTT 5"
+    )]
+    property_values: Vec<String>,
+
+    /// `-D`'s values, one entry per occurrence: filled in by `Cli::parse_from` (clap's derive
+    /// flattens occurrences).
+    #[arg(skip)]
+    pub property: Vec<Vec<String>>,
+
     /// Connection profile from the config file (also MQTTCLI_PROFILE); flags and MQTT_*
     /// variables override its values
     #[arg(long, value_name = "NAME", help_heading = "Profiles")]

@@ -13,6 +13,7 @@ pub mod complete;
 mod conn;
 mod environment;
 mod plan;
+pub mod properties;
 pub mod settings;
 
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ pub use conn::{parse_header, ConnArgs, ReconnectArgs, TlsArgs, WebArgs};
 pub use environment::Environment;
 pub use plan::{plan, Plan};
 
-use crate::connection::{Protocol, Qos};
+use crate::connection::{Protocol, Qos, RetainHandling};
 use crate::{duration, exit, topic};
 
 const AFTER_HELP: &str = "\
@@ -66,6 +67,51 @@ pub struct Cli {
     /// Print the version and the build's features
     #[arg(long, action = ArgAction::Version)]
     version: Option<bool>,
+}
+
+impl Cli {
+    /// Parses argv as clap does, then regroups `-D`'s values by occurrence.
+    pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        if let (Some((_, sub)), Some(conn)) = (matches.subcommand(), cli.command.conn_mut()) {
+            conn.property = sub
+                .get_occurrences::<String>("property_values")
+                .map(|o| o.map(|values| values.cloned().collect()).collect())
+                .unwrap_or_default();
+        }
+        Ok(cli)
+    }
+}
+
+impl Command {
+    /// The connection flags of a subcommand that connects.
+    pub fn conn(&self) -> Option<&ConnArgs> {
+        match self {
+            Command::Pub(a) => Some(&a.conn),
+            Command::Sub(a) => Some(&a.conn),
+            Command::Unsub(a) => Some(&a.conn),
+            Command::Check(a) => Some(&a.conn),
+            Command::Rr(a) => Some(&a.conn),
+            Command::Completions(_) | Command::Man(_) => None,
+        }
+    }
+
+    fn conn_mut(&mut self) -> Option<&mut ConnArgs> {
+        match self {
+            Command::Pub(a) => Some(&mut a.conn),
+            Command::Sub(a) => Some(&mut a.conn),
+            Command::Unsub(a) => Some(&mut a.conn),
+            Command::Check(a) => Some(&mut a.conn),
+            Command::Rr(a) => Some(&mut a.conn),
+            Command::Completions(_) | Command::Man(_) => None,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -138,7 +184,69 @@ pub struct PubArgs {
     pub literal: bool,
 
     #[command(flatten)]
+    pub message_properties: MessagePropertyArgs,
+
+    /// MQTT 5 response topic: where a responder should answer
+    #[arg(long, value_name = "TOPIC", value_parser = topic::parse_topic, help_heading = "MQTT 5")]
+    pub response_topic: Option<String>,
+
+    /// MQTT 5 correlation data, the bytes of TEXT (binary: --correlation-data-base64)
+    #[arg(long, value_name = "TEXT", help_heading = "MQTT 5")]
+    pub correlation_data: Option<String>,
+
+    /// MQTT 5 correlation data given in base64, as `sub --json` writes binary data
+    #[arg(long, value_name = "BASE64", conflicts_with = "correlation_data", value_parser = parse_base64, help_heading = "MQTT 5")]
+    pub correlation_data_base64: Option<bytes::Bytes>,
+
+    #[command(flatten)]
     pub conn: ConnArgs,
+}
+
+/// MQTT 5 properties of a published message, spelled as flags (`pub`, and `rr`'s request).
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "MQTT 5")]
+pub struct MessagePropertyArgs {
+    /// User property on the PUBLISH, KEY=VALUE (repeatable; order and repeated keys are kept)
+    #[arg(long = "user-property", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub user_property: Vec<(String, String)>,
+
+    /// Content type of the message, e.g. application/json
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+
+    /// Seconds the broker keeps the message for subscribers that have not yet received it
+    #[arg(long = "message-expiry", value_name = "SECS")]
+    pub message_expiry: Option<u32>,
+}
+
+/// `KEY=VALUE`, split at the first `=` (a value may hold more).
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) => Ok((k.to_string(), v.to_string())),
+        None => Err(format!(
+            "'{s}' is not KEY=VALUE: write the user property as key=value"
+        )),
+    }
+}
+
+fn parse_base64(s: &str) -> Result<bytes::Bytes, String> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map(bytes::Bytes::from)
+        .map_err(|e| format!("'{s}' is not base64 ({e}): give the data in standard base64"))
+}
+
+/// `0|1|2`, or `always|new|never`.
+fn parse_retain_handling(s: &str) -> Result<RetainHandling, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "0" | "always" => Ok(RetainHandling::Always),
+        "1" | "new" => Ok(RetainHandling::New),
+        "2" | "never" => Ok(RetainHandling::Never),
+        _ => Err(format!(
+            "'{s}' is not a retain handling: use 0 (always), 1 (new) or 2 (never)"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -228,6 +336,23 @@ pub struct SubArgs {
     #[arg(short = 'T', long = "filter-out", value_name = "FILTER", value_parser = topic::parse_filter)]
     pub filter_out: Vec<String>,
 
+    /// MQTT 5: do not receive what this client publishes itself
+    #[arg(long, help_heading = "MQTT 5")]
+    pub no_local: bool,
+
+    /// MQTT 5: keep the retain flag of live messages as published
+    #[arg(long, help_heading = "MQTT 5")]
+    pub retain_as_published: bool,
+
+    /// MQTT 5: when to receive retained messages: 0 or always (at every subscribe), 1 or new
+    /// (only for a new subscription), 2 or never
+    #[arg(long, value_name = "WHEN", value_parser = parse_retain_handling, help_heading = "MQTT 5")]
+    pub retain_handling: Option<RetainHandling>,
+
+    /// MQTT 5 user property on the SUBSCRIBE, KEY=VALUE (repeatable)
+    #[arg(long = "user-property", value_name = "KEY=VALUE", value_parser = parse_pair, help_heading = "MQTT 5")]
+    pub user_property: Vec<(String, String)>,
+
     #[command(flatten)]
     pub conn: ConnArgs,
 }
@@ -237,6 +362,10 @@ pub struct UnsubArgs {
     /// Topic filter to remove from the session (repeatable)
     #[arg(short = 't', long, value_name = "FILTER", required = true, value_parser = topic::parse_filter)]
     pub topic: Vec<String>,
+
+    /// MQTT 5 user property on the UNSUBSCRIBE, KEY=VALUE (repeatable)
+    #[arg(long = "user-property", value_name = "KEY=VALUE", value_parser = parse_pair, help_heading = "MQTT 5")]
+    pub user_property: Vec<(String, String)>,
 
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -326,6 +455,9 @@ pub struct RrArgs {
     pub output: OutputArgs,
 
     #[command(flatten)]
+    pub message_properties: MessagePropertyArgs,
+
+    #[command(flatten)]
     pub conn: ConnArgs,
 }
 
@@ -376,7 +508,39 @@ mod tests {
     use clap::CommandFactory;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("mqttcli").chain(args.iter().copied()))
+        Cli::parse_from(std::iter::once("mqttcli").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn property_values_are_grouped_by_occurrence() {
+        let cli = parse(&[
+            "pub",
+            "-t",
+            "a",
+            "-m",
+            "x",
+            "-D",
+            "PUBLISH",
+            "content-type",
+            "t",
+            "-D",
+            "PUBLISH",
+            "user-property",
+            "k",
+            "v",
+            "-q",
+            "1",
+        ])
+        .unwrap();
+        let conn = cli.command.conn().unwrap();
+        assert_eq!(
+            conn.property,
+            [
+                vec!["PUBLISH", "content-type", "t"],
+                vec!["PUBLISH", "user-property", "k", "v"]
+            ]
+        );
+        assert!(parse(&["pub", "-t", "a", "-m", "x", "-D", "PUBLISH", "content-type"]).is_err());
     }
 
     #[test]

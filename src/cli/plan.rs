@@ -5,11 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use super::properties::{Packet, PacketProperties};
 use super::settings::{resolve, Purpose, Resolved};
 use super::Environment;
-use super::{CheckArgs, Command, ConnArgs, OutputArgs, PubArgs, RrArgs, SubArgs, UnsubArgs};
+use super::{
+    CheckArgs, Command, MessagePropertyArgs, OutputArgs, PubArgs, RrArgs, SubArgs, UnsubArgs,
+};
 use crate::commands::{check, publish, rr, subscribe, unsubscribe};
-use crate::connection::{Protocol, Qos, Settings};
+use crate::connection::{Properties, Protocol, Qos, RetainHandling, Settings, Subscription};
 use crate::exit::usage;
 use crate::output::{template, Format, Mode};
 use crate::payload::Source;
@@ -27,14 +30,7 @@ pub enum Plan {
 impl Plan {
     /// `-d` and `--quiet`, which set up logging before anything else.
     pub fn logging(command: &Command) -> (bool, bool) {
-        let conn: Option<&ConnArgs> = match command {
-            Command::Pub(a) => Some(&a.conn),
-            Command::Sub(a) => Some(&a.conn),
-            Command::Unsub(a) => Some(&a.conn),
-            Command::Check(a) => Some(&a.conn),
-            Command::Rr(a) => Some(&a.conn),
-            Command::Completions(_) | Command::Man(_) => None,
-        };
+        let conn = command.conn();
         (conn.is_some_and(|c| c.debug), conn.is_some_and(|c| c.quiet))
     }
 }
@@ -61,11 +57,39 @@ fn publish_plan(a: PubArgs, env: &Environment) -> Result<Plan> {
     let Resolved {
         settings,
         url_topic,
+        packets,
     } = resolve(&a.conn, env, purpose)?;
     let topic = topic_or_url(
         a.topic,
         url_topic,
         "no topic to publish to: add -t TOPIC (or a path to -L's URL)",
+    )?;
+    sends_only(&packets, "pub", &[Packet::Publish])?;
+    mqtt5_only(
+        &settings,
+        &[
+            ("--response-topic", a.response_topic.is_some()),
+            ("--correlation-data", a.correlation_data.is_some()),
+            (
+                "--correlation-data-base64",
+                a.correlation_data_base64.is_some(),
+            ),
+        ],
+    )?;
+    let mut properties = message_properties(&settings, packets.publish, &a.message_properties)?;
+    merge(
+        &mut properties.response_topic,
+        a.response_topic,
+        "--response-topic",
+    )?;
+    let correlation = a
+        .correlation_data
+        .map(|t| bytes::Bytes::from(t.into_bytes()))
+        .or(a.correlation_data_base64);
+    merge(
+        &mut properties.correlation_data,
+        correlation,
+        "--correlation-data",
     )?;
     let input = if a.payload.stdin_lines {
         if a.repeat.is_some() || a.interval.is_some() {
@@ -96,6 +120,7 @@ fn publish_plan(a: PubArgs, env: &Environment) -> Result<Plan> {
         input,
         qos: a.qos,
         retain: a.retain,
+        properties,
         progress: streaming && !a.conn.quiet,
     };
     Ok(Plan::Publish(options, settings))
@@ -146,7 +171,18 @@ fn subscribe_plan(a: SubArgs, env: &Environment) -> Result<Plan> {
     let Resolved {
         settings,
         url_topic,
+        packets,
     } = resolve(&a.conn, env, Purpose::Subscribe)?;
+    sends_only(&packets, "sub", &[Packet::Subscribe])?;
+    mqtt5_only(
+        &settings,
+        &[
+            ("--no-local", a.no_local),
+            ("--retain-as-published", a.retain_as_published),
+            ("--retain-handling", a.retain_handling.is_some()),
+            ("--user-property", !a.user_property.is_empty()),
+        ],
+    )?;
     let mut topics = a.topic;
     if topics.is_empty() {
         if let Some(t) = url_topic {
@@ -169,8 +205,21 @@ fn subscribe_plan(a: SubArgs, env: &Environment) -> Result<Plan> {
             )))
         }
     };
+    let mut properties = packets.subscribe;
+    properties.user_properties.extend(a.user_property);
     let options = subscribe::Options {
-        filters: topics.into_iter().zip(qos).collect(),
+        filters: topics
+            .into_iter()
+            .zip(qos)
+            .map(|(filter, qos)| Subscription {
+                filter,
+                qos,
+                no_local: a.no_local,
+                retain_as_published: a.retain_as_published,
+                retain_handling: a.retain_handling.unwrap_or(RetainHandling::Always),
+            })
+            .collect(),
+        properties,
         count: a.count,
         timeout: a.timeout,
         exit_after_sub: a.exit_after_sub,
@@ -185,13 +234,28 @@ fn subscribe_plan(a: SubArgs, env: &Environment) -> Result<Plan> {
 }
 
 fn unsubscribe_plan(a: UnsubArgs, env: &Environment) -> Result<Plan> {
-    let Resolved { settings, .. } = resolve(&a.conn, env, Purpose::Unsubscribe)?;
-    let options = unsubscribe::Options { filters: a.topic };
+    let Resolved {
+        settings, packets, ..
+    } = resolve(&a.conn, env, Purpose::Unsubscribe)?;
+    sends_only(&packets, "unsub", &[Packet::Unsubscribe])?;
+    mqtt5_only(
+        &settings,
+        &[("--user-property", !a.user_property.is_empty())],
+    )?;
+    let mut user_properties = packets.unsubscribe;
+    user_properties.extend(a.user_property);
+    let options = unsubscribe::Options {
+        filters: a.topic,
+        user_properties,
+    };
     Ok(Plan::Unsubscribe(options, settings))
 }
 
 fn check_plan(a: CheckArgs, env: &Environment) -> Result<Plan> {
-    let Resolved { settings, .. } = resolve(&a.conn, env, Purpose::Check { qos: a.qos })?;
+    let Resolved {
+        settings, packets, ..
+    } = resolve(&a.conn, env, Purpose::Check { qos: a.qos })?;
+    sends_only(&packets, "check", &[])?;
     let options = check::Options {
         count: a.count,
         qos: a.qos,
@@ -207,6 +271,7 @@ fn request_plan(a: RrArgs, env: &Environment) -> Result<Plan> {
     let Resolved {
         settings,
         url_topic,
+        packets,
     } = resolve(&a.conn, env, Purpose::Request)?;
     if settings.protocol != Protocol::V5 {
         return Err(usage(
@@ -218,6 +283,13 @@ fn request_plan(a: RrArgs, env: &Environment) -> Result<Plan> {
         url_topic,
         "no topic to send the request to: add -t TOPIC (or a path to -L's URL)",
     )?;
+    sends_only(&packets, "rr", &[Packet::Publish])?;
+    if packets.publish.response_topic.is_some() || packets.publish.correlation_data.is_some() {
+        return Err(usage(
+            "rr sets the request's response topic (-e) and correlation data itself: drop -D PUBLISH response-topic/correlation-data",
+        ));
+    }
+    let properties = message_properties(&settings, packets.publish, &a.message_properties)?;
     let options = rr::Options {
         request_topic,
         response_topic: a.response_topic,
@@ -228,8 +300,84 @@ fn request_plan(a: RrArgs, env: &Environment) -> Result<Plan> {
             a.literal,
         ),
         qos: a.qos,
+        properties,
         timeout: a.timeout,
         format: format(&a.output)?,
     };
     Ok(Plan::Request(options, settings))
+}
+
+/// `-D` names only CONNECT, WILL and the packets this subcommand sends.
+fn sends_only(packets: &PacketProperties, command: &str, own: &[Packet]) -> Result<()> {
+    let stray = packets
+        .named
+        .iter()
+        .find(|p| !matches!(p, Packet::Connect | Packet::Will) && !own.contains(p));
+    match stray {
+        Some(p) => {
+            let who = match p {
+                Packet::Publish => "pub or rr",
+                Packet::Subscribe => "sub",
+                _ => "unsub",
+            };
+            Err(usage(format!(
+                "-D {0}: {command} sends no {0}: give it to {who}",
+                p.name()
+            )))
+        }
+        None => Ok(()),
+    }
+}
+
+/// The first of these flags that was given, refused under MQTT 3.1.1.
+fn mqtt5_only(settings: &Settings, flags: &[(&str, bool)]) -> Result<()> {
+    match flags.iter().find(|(_, given)| *given) {
+        Some((flag, _)) if settings.protocol == Protocol::V311 => {
+            Err(usage(format!("{flag} is an MQTT 5 feature: add -V 5")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A PUBLISH's properties: `-D PUBLISH ...` and the flags that say the same in words.
+fn message_properties(
+    settings: &Settings,
+    mut p: Properties,
+    flags: &MessagePropertyArgs,
+) -> Result<Properties> {
+    mqtt5_only(
+        settings,
+        &[
+            ("--user-property", !flags.user_property.is_empty()),
+            ("--content-type", flags.content_type.is_some()),
+            ("--message-expiry", flags.message_expiry.is_some()),
+        ],
+    )?;
+    p.user_properties
+        .extend(flags.user_property.iter().cloned());
+    merge(
+        &mut p.content_type,
+        flags.content_type.clone(),
+        "--content-type",
+    )?;
+    merge(
+        &mut p.message_expiry_interval,
+        flags.message_expiry,
+        "--message-expiry",
+    )?;
+    Ok(p)
+}
+
+/// A flag's value where `-D` left the property unset; both given is a mistake.
+fn merge<T>(slot: &mut Option<T>, flag: Option<T>, name: &str) -> Result<()> {
+    match (slot.is_some(), flag) {
+        (true, Some(_)) => Err(usage(format!(
+            "{name} and -D PUBLISH say the same thing: give one"
+        ))),
+        (_, Some(v)) => {
+            *slot = Some(v);
+            Ok(())
+        }
+        (_, None) => Ok(()),
+    }
 }

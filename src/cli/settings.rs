@@ -17,6 +17,7 @@ use bytes::Bytes;
 use rand::distr::{Alphanumeric, SampleString};
 
 use super::environment::Environment;
+use super::properties::{self, Packet, PacketProperties};
 use super::{ConnArgs, TlsArgs};
 use crate::connection::proxy;
 use crate::connection::settings::{
@@ -46,10 +47,12 @@ pub enum Purpose {
     Request,
 }
 
-/// Settings, and the topic from `-L`'s path (used when `-t` is absent).
+/// Settings, the topic from `-L`'s path (used when `-t` is absent), and the `-D` properties
+/// of the packets the command sends itself (PUBLISH, SUBSCRIBE, UNSUBSCRIBE).
 pub struct Resolved {
     pub settings: Settings,
     pub url_topic: Option<String>,
+    pub packets: PacketProperties,
 }
 
 pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<Resolved> {
@@ -221,7 +224,22 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
     }
 
     let unsubscribing = purpose == Purpose::Unsubscribe;
-    let session_expiry = match (protocol, args.session_expiry) {
+    let packets = properties::parse(&args.property)?;
+    if let (Protocol::V311, Some(first)) = (protocol, args.property.first()) {
+        return Err(usage(format!(
+            "-D {} sets an MQTT 5 property: add -V 5",
+            first.join(" ")
+        )));
+    }
+    let asked_expiry = match (args.session_expiry, packets.session_expiry) {
+        (Some(_), Some(_)) => {
+            return Err(usage(
+                "-x and -D CONNECT session-expiry-interval say the same thing: give one",
+            ))
+        }
+        (x, d) => x.or(d),
+    };
+    let session_expiry = match (protocol, asked_expiry) {
         (Protocol::V311, Some(_)) => {
             return Err(usage("-x/--session-expiry is an MQTT 5 feature: add -V 5"))
         }
@@ -238,7 +256,14 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         payload: Bytes::from(args.will_payload.clone().unwrap_or_default()),
         qos: args.will_qos,
         retain: args.will_retain,
+        properties: packets.will.clone(),
+        delay_interval: packets.will_delay,
     });
+    if will.is_none() && packets.named.contains(&Packet::Will) {
+        return Err(usage(
+            "-D WILL describes the last-will message: add --will-topic TOPIC",
+        ));
+    }
 
     if args.connect_timeout.is_zero() {
         return Err(usage(
@@ -280,6 +305,7 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         keepalive,
         clean_session: !args.no_clean && !unsubscribing,
         session_expiry,
+        connect_properties: packets.connect.clone(),
         will,
         connect_timeout: args.connect_timeout,
         reconnect: Reconnect {
@@ -302,6 +328,7 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
     Ok(Resolved {
         settings,
         url_topic: fu.topic.or(pu.topic),
+        packets,
     })
 }
 
@@ -452,14 +479,13 @@ fn random_client_id(prefix: &str) -> String {
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
-    use clap::Parser;
 
     fn conn(args: &[&str]) -> ConnArgs {
         let argv = ["mqttcli", "sub", "-t", "x"]
             .iter()
             .chain(args.iter())
             .copied();
-        match Cli::try_parse_from(argv).unwrap().command {
+        match Cli::parse_from(argv).unwrap().command {
             Command::Sub(s) => s.conn,
             _ => unreachable!(),
         }
@@ -552,6 +578,7 @@ mod tests {
         let Resolved {
             settings: s,
             url_topic,
+            ..
         } = resolve(&args, &env, Purpose::Subscribe).unwrap();
         assert_eq!((s.host.as_str(), s.port), ("h", 1999));
         assert_eq!(s.password.unwrap().expose(), "urlpass");

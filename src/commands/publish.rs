@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
-use crate::connection::{self, Event, Qos, Session, Settings, Wait};
+use crate::connection::{self, Event, Properties, Qos, Session, Settings, Wait};
 use crate::exit::{fail, usage, Exit};
 use crate::payload::{self, Payload};
 use crate::signals::Interrupt;
@@ -20,6 +20,8 @@ pub struct Options {
     pub input: Input,
     pub qos: Qos,
     pub retain: bool,
+    /// MQTT 5 properties of every message.
+    pub properties: Properties,
     /// A progress line on stderr when it is a terminal (streams only, not under --quiet).
     pub progress: bool,
 }
@@ -74,6 +76,14 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
         Wait::Timeout | Wait::Interrupted => return Ok(Exit::Interrupted),
     };
     let (topic, qos, retain) = (opts.topic, opts.qos, opts.retain);
+    if let Some(limits) = &session.limits {
+        if let Err(e) = limits.check_publish(qos, retain, opts.properties.topic_alias) {
+            let _ = session.close().await;
+            return Err(e);
+        }
+    }
+    // Most runs send no properties: the plain call then builds none per message.
+    let properties = (opts.properties != Properties::default()).then_some(opts.properties);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (msg_tx, mut msg_rx) = mpsc::channel::<Bytes>(WINDOW);
@@ -113,7 +123,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
                     // without it, rumqttc has dropped those messages, so send them again.
                     if !session_present {
                         for payload in tracker.take_unacknowledged() {
-                            session.publish(&topic, qos, retain, payload).await?;
+                            send(&session, &topic, qos, retain, &properties, payload).await?;
                         }
                     }
                 }
@@ -124,7 +134,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
             msg = msg_rx.recv(), if accepting && connected && !input_done && tracker.outstanding() < WINDOW => match msg {
                 Some(payload) => {
                     tracker.submitted(payload.clone());
-                    session.publish(&topic, qos, retain, payload).await?;
+                    send(&session, &topic, qos, retain, &properties, payload).await?;
                 }
                 None => input_done = true,
             },
@@ -191,6 +201,24 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     } else {
         Exit::Success
     })
+}
+
+async fn send(
+    session: &Session,
+    topic: &str,
+    qos: Qos,
+    retain: bool,
+    properties: &Option<Properties>,
+    payload: Bytes,
+) -> Result<()> {
+    match properties {
+        None => session.publish(topic, qos, retain, payload).await,
+        Some(p) => {
+            session
+                .publish_with(topic, qos, retain, payload, p.clone())
+                .await
+        }
+    }
 }
 
 /// A one-line progress report for long streams, redrawn every second on stderr, only when

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use rand::distr::{Alphanumeric, SampleString};
 use tokio::time::Instant;
 
-use crate::connection::{Event, Properties, Qos, Session, Settings, Wait};
+use crate::connection::{Event, Properties, Qos, Session, Settings, Subscription, Wait};
 use crate::exit::{fail, Exit};
 use crate::output::{self, Format};
 use crate::payload;
@@ -22,6 +22,8 @@ pub struct Options {
     pub payload: payload::Source,
     /// Of the request and of the response subscription.
     pub qos: Qos,
+    /// The request's MQTT 5 properties but for the response topic and correlation data.
+    pub properties: Properties,
     /// `-W`: exit 6 if no response came by then.
     pub timeout: Option<Duration>,
     pub format: Format,
@@ -54,7 +56,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     };
 
     // Subscribe first, so a quick responder's answer cannot arrive before we listen.
-    let filters = [(response_topic.clone(), opts.qos)];
+    let filters = [Subscription::new(response_topic.clone(), opts.qos)];
     match session
         .subscribe_and_wait(&filters, deadline, &mut interrupt, |ev| {
             tracing::debug!(?ev, "event before the SUBACK")
@@ -82,7 +84,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     let properties = Properties {
         response_topic: Some(response_topic.clone()),
         correlation_data: Some(correlation.clone()),
-        ..Properties::default()
+        ..opts.properties
     };
     session
         .publish_with(&request_topic, opts.qos, false, payload, properties)

@@ -6,14 +6,19 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::connection::{sleep_until, Event, Message, Qos, Reason, Session, Settings, Wait};
+use crate::connection::{
+    sleep_until, Event, Message, Qos, Reason, Session, Settings, SubscribeProperties, Subscription,
+    Wait,
+};
 use crate::duration;
 use crate::exit::{fail, Exit};
 use crate::output::{self, Format};
 use crate::signals::Interrupt;
 
 pub struct Options {
-    pub filters: Vec<(String, Qos)>,
+    pub filters: Vec<Subscription>,
+    /// SUBSCRIBE's MQTT 5 properties.
+    pub properties: SubscribeProperties,
     /// Exit after this many messages.
     pub count: Option<u64>,
     /// `-W`: exit 6 if not done by then.
@@ -50,7 +55,13 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
         Wait::Interrupted => return Ok(Exit::Interrupted),
         Wait::Timeout => return Err(timeout_error(opts.timeout, 0)),
     };
-    session.subscribe(&opts.filters).await?;
+    if let Some(limits) = &session.limits {
+        if let Err(e) = limits.check_subscribe(&opts.filters, &opts.properties) {
+            let _ = session.close().await;
+            return Err(e);
+        }
+    }
+    session.subscribe(&opts.filters, &opts.properties).await?;
 
     let mut received = 0u64;
     let mut reader_gone = pin!(output::stdout_closed());
@@ -76,7 +87,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
             // Without a session the broker forgot our subscriptions with the connection.
             Event::Reconnected {
                 session_present: false,
-            } => session.subscribe(&opts.filters).await?,
+            } => session.subscribe(&opts.filters, &opts.properties).await?,
             Event::SubAck(codes) => {
                 if let Err(e) = check_suback(&opts.filters, &codes) {
                     // Still a clean DISCONNECT below, as for every other end.
@@ -134,9 +145,10 @@ fn wanted(select: &Selection, msg: &Message) -> bool {
         .any(|f| crate::topic::matches(&msg.topic, f))
 }
 
-fn check_suback(filters: &[(String, Qos)], codes: &[Result<Qos, Reason>]) -> Result<()> {
+fn check_suback(filters: &[Subscription], codes: &[Result<Qos, Reason>]) -> Result<()> {
     let mut refused = Vec::new();
-    for ((filter, asked), code) in filters.iter().zip(codes) {
+    for (sub, code) in filters.iter().zip(codes) {
+        let (filter, asked) = (&sub.filter, &sub.qos);
         match code {
             Ok(granted) => {
                 tracing::debug!("SUBACK received: subscribed to '{filter}' (QoS {granted})");
@@ -184,10 +196,10 @@ mod tests {
     use super::*;
     use crate::exit::exit_for;
 
-    fn filters() -> Vec<(String, Qos)> {
+    fn filters() -> Vec<Subscription> {
         vec![
-            ("a/#".into(), Qos::AtLeastOnce),
-            ("b".into(), Qos::ExactlyOnce),
+            Subscription::new("a/#", Qos::AtLeastOnce),
+            Subscription::new("b", Qos::ExactlyOnce),
         ]
     }
 

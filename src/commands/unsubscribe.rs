@@ -10,6 +10,8 @@ use crate::signals::Interrupt;
 
 pub struct Options {
     pub filters: Vec<String>,
+    /// UNSUBSCRIBE's MQTT 5 user properties.
+    pub user_properties: Vec<(String, String)>,
 }
 
 pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
@@ -29,7 +31,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     // One UNSUBSCRIBE per filter: rumqttc's v3.1.1 client cannot put several in one packet.
     for filter in &opts.filters {
         match session
-            .unsubscribe_and_wait(filter, None, &mut interrupt)
+            .unsubscribe_and_wait(filter, &opts.user_properties, None, &mut interrupt)
             .await?
         {
             Wait::Ready(Ok(())) => {

@@ -28,6 +28,7 @@ pub fn connect_timeout(peer: &Peer, timeout: Option<Duration>) -> anyhow::Error 
 
 pub fn refused(peer: &Peer, reason: &str, code: u8) -> anyhow::Error {
     let hint = match code {
+        1 | 0x84 if peer.mqtt5 => "the broker may speak only MQTT 3.1.1: use -V 311",
         1 | 0x84 => "use -V 311 or -V 5 to match the broker",
         2 | 0x85 => "choose another client id with -i",
         4 | 5 | 0x86 | 0x87 => {
@@ -57,10 +58,14 @@ pub fn not_mqtt(peer: &Peer) -> anyhow::Error {
 }
 
 pub fn closed_before_connack(peer: &Peer) -> anyhow::Error {
-    let hint = if peer.tls {
-        "see the broker's log for the reason"
-    } else {
-        "if it is a TLS port, add --tls or --cafile FILE"
+    // A 3.1.1-only broker (Aedes, amqtt) hangs up on an MQTT 5 CONNECT without a word.
+    let hint = match (peer.mqtt5, peer.tls) {
+        (true, true) => "if the broker speaks only MQTT 3.1.1, use -V 311; else see its log",
+        (true, false) => {
+            "if the broker speaks only MQTT 3.1.1, use -V 311; if it is a TLS port, add --tls or --cafile FILE"
+        }
+        (false, true) => "see the broker's log for the reason",
+        (false, false) => "if it is a TLS port, add --tls or --cafile FILE",
     };
     fail(
         Exit::Unreachable,
@@ -92,6 +97,35 @@ pub fn lost(peer: &Peer, why: impl std::fmt::Display) -> anyhow::Error {
     fail(
         Exit::Unreachable,
         format!("lost the connection to {}: {why}", peer.endpoint),
+    )
+}
+
+/// The broker ended the connection with a DISCONNECT of its own (MQTT 5). What it refused of
+/// ours (a packet too large, a QoS or retain it does not support, a rate or quota, access) is
+/// exit 5 and never retried; anything else (session taken over, keepalive timeout, shutting
+/// down, moved) is a lost connection, exit 3, which sub and streams ride out.
+pub fn server_disconnect(peer: &Peer, reason: &super::Reason) -> anyhow::Error {
+    let refused = matches!(
+        reason.code,
+        0x87 | 0x90 | 0x94 | 0x95 | 0x96 | 0x97 | 0x99 | 0x9A | 0x9B | 0x93
+    );
+    let hint = match reason.code {
+        0x8E => ": another client connected with the same client id (-i)",
+        0x8D => ": it heard nothing within the keepalive (-k)",
+        0x9C | 0x9D => ": connect to the server it names",
+        _ => "",
+    };
+    let exit = if refused {
+        Exit::Rejected
+    } else {
+        Exit::Unreachable
+    };
+    fail(
+        exit,
+        format!(
+            "the broker at {} ended the connection: {reason}{hint}",
+            peer.endpoint
+        ),
     )
 }
 

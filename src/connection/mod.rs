@@ -6,6 +6,7 @@
 //! `Client` half only queues requests and may be cloned into producer tasks.
 
 mod errors;
+mod limits;
 mod mqtt;
 pub mod proxy;
 mod relay;
@@ -22,7 +23,10 @@ use std::time::Duration;
 use anyhow::Result;
 use bytes::Bytes;
 
-pub use mqtt::{BrokerLimits, Event, Message, Properties, Protocol, Qos, Reason};
+pub use mqtt::{
+    BrokerLimits, ConnectProperties, Event, Message, Properties, Protocol, Qos, Reason,
+    RetainHandling, SubscribeProperties, Subscription,
+};
 pub use session::{sleep_until, Session, Wait};
 pub use settings::Settings;
 use transport::Peer;
@@ -116,6 +120,15 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         "CONNACK received: connected to {}",
         events.peer.endpoint
     );
+    if let Some(l) = &limits {
+        // rumqttc adopts both: the keepalive for its pings, the id for this connection.
+        if let Some(secs) = l.server_keep_alive {
+            tracing::debug!("the broker set the keepalive to {secs} s (Server Keep Alive)");
+        }
+        if let Some(id) = &l.assigned_client_id {
+            tracing::debug!("the broker assigned the client id '{id}'");
+        }
+    }
     Ok(Connected {
         client,
         events,
@@ -389,28 +402,44 @@ impl Client {
         }
     }
 
-    async fn subscribe(&self, filters: &[(String, Qos)]) -> Result<()> {
+    /// One SUBSCRIBE for every filter. The options and properties are MQTT 5's: the CLI
+    /// refuses them under 3.1.1 before we get here.
+    async fn subscribe(&self, subs: &[Subscription], props: &SubscribeProperties) -> Result<()> {
         match self {
             Client::V4(c) => {
-                let subs = filters
+                let subs = subs
                     .iter()
-                    .map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), to_qos4(*q)));
+                    .map(|s| rumqttc::SubscribeFilter::new(s.filter.clone(), to_qos4(s.qos)));
                 c.subscribe_many(subs).await.map_err(|_| queue_closed())
             }
             Client::V5(c) => {
-                let subs = filters
-                    .iter()
-                    .map(|(f, q)| rumqttc::v5::mqttbytes::v5::Filter::new(f.clone(), to_qos5(*q)));
-                c.subscribe_many(subs).await.map_err(|_| queue_closed())
+                let subs = subs.iter().map(v5::filter);
+                if *props == SubscribeProperties::default() {
+                    c.subscribe_many(subs).await
+                } else {
+                    c.subscribe_many_with_properties(subs, v5::subscribe_properties(props))
+                        .await
+                }
+                .map_err(|_| queue_closed())
             }
         }
     }
 
     /// One UNSUBSCRIBE per filter: rumqttc's v3.1.1 client cannot put several in one packet.
-    async fn unsubscribe(&self, filter: &str) -> Result<()> {
+    async fn unsubscribe(&self, filter: &str, user_properties: &[(String, String)]) -> Result<()> {
         match self {
             Client::V4(c) => c.unsubscribe(filter).await.map_err(|_| queue_closed()),
-            Client::V5(c) => c.unsubscribe(filter).await.map_err(|_| queue_closed()),
+            Client::V5(c) if user_properties.is_empty() => {
+                c.unsubscribe(filter).await.map_err(|_| queue_closed())
+            }
+            Client::V5(c) => {
+                let props = rumqttc::v5::mqttbytes::v5::UnsubscribeProperties {
+                    user_properties: user_properties.to_vec(),
+                };
+                c.unsubscribe_with_properties(filter, props)
+                    .await
+                    .map_err(|_| queue_closed())
+            }
         }
     }
 

@@ -72,11 +72,14 @@ impl fmt::Display for Qos {
     }
 }
 
-/// A reason code a broker sent with a refusal, and its name in words.
+/// A reason code a broker sent with a refusal, its name in words, and what an MQTT 5 broker
+/// added to the packet: a reason string and user properties.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reason {
     pub code: u8,
     pub words: String,
+    pub string: Option<String>,
+    pub user_properties: Vec<(String, String)>,
 }
 
 impl Reason {
@@ -87,18 +90,40 @@ impl Reason {
         Reason {
             code,
             words: words.into(),
+            string: None,
+            user_properties: Vec::new(),
         }
     }
-}
 
-/// "not authorized (0x87)".
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (0x{:02x})", self.words, self.code)
+    /// With the packet's reason string and user properties.
+    pub fn with(mut self, string: Option<String>, user_properties: Vec<(String, String)>) -> Self {
+        self.string = string;
+        self.user_properties = user_properties;
+        self
     }
 }
 
-/// MQTT 5 properties of a PUBLISH, received or to send (empty for MQTT 3.1.1).
+/// `not authorized (0x87)`, then what the broker added: `: "quota used up" [tenant=a]`.
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (0x{:02x})", self.words, self.code)?;
+        if let Some(s) = &self.string {
+            write!(f, ": {s:?}")?;
+        }
+        if !self.user_properties.is_empty() {
+            let pairs: Vec<String> = self
+                .user_properties
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            write!(f, " [{}]", pairs.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// MQTT 5 properties of a PUBLISH, received or to send (empty for MQTT 3.1.1). A will
+/// message carries the same ones, and a delay.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Properties {
     pub payload_format_indicator: Option<u8>,
@@ -107,7 +132,93 @@ pub struct Properties {
     pub response_topic: Option<String>,
     pub correlation_data: Option<Bytes>,
     pub user_properties: Vec<(String, String)>,
+    /// Received only: the broker's ids of the subscriptions that matched.
     pub subscription_identifiers: Vec<usize>,
+    /// Sent only: rumqttc resolves the aliases it receives.
+    pub topic_alias: Option<u16>,
+}
+
+/// CONNECT's MQTT 5 properties, but for the session expiry (`Settings::session_expiry`).
+/// `Debug` leaves the authentication data out: it is often a credential.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ConnectProperties {
+    pub receive_maximum: Option<u16>,
+    /// None: the largest a packet can be; see `v5::new`.
+    pub maximum_packet_size: Option<u32>,
+    pub topic_alias_maximum: Option<u16>,
+    pub request_response_information: Option<u8>,
+    pub request_problem_information: Option<u8>,
+    pub user_properties: Vec<(String, String)>,
+    pub authentication_method: Option<String>,
+    pub authentication_data: Option<Bytes>,
+}
+
+impl fmt::Debug for ConnectProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectProperties")
+            .field("receive_maximum", &self.receive_maximum)
+            .field("maximum_packet_size", &self.maximum_packet_size)
+            .field("topic_alias_maximum", &self.topic_alias_maximum)
+            .field(
+                "request_response_information",
+                &self.request_response_information,
+            )
+            .field(
+                "request_problem_information",
+                &self.request_problem_information,
+            )
+            .field("user_properties", &self.user_properties)
+            .field("authentication_method", &self.authentication_method)
+            .field(
+                "authentication_data",
+                &self.authentication_data.as_ref().map(|_| "(redacted)"),
+            )
+            .finish()
+    }
+}
+
+/// What to do with retained messages when subscribing (MQTT 5 subscription option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RetainHandling {
+    /// 0: send them at every SUBSCRIBE.
+    #[default]
+    Always,
+    /// 1: only when the subscription is new.
+    New,
+    /// 2: never.
+    Never,
+}
+
+/// One filter of a SUBSCRIBE with its options (all but the QoS are MQTT 5 only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub filter: String,
+    pub qos: Qos,
+    /// Do not send back what this client publishes.
+    pub no_local: bool,
+    /// Keep the retain flag as published instead of clearing it on live messages.
+    pub retain_as_published: bool,
+    pub retain_handling: RetainHandling,
+}
+
+impl Subscription {
+    /// A filter with MQTT's default options.
+    pub fn new(filter: impl Into<String>, qos: Qos) -> Subscription {
+        Subscription {
+            filter: filter.into(),
+            qos,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: RetainHandling::Always,
+        }
+    }
+}
+
+/// SUBSCRIBE's MQTT 5 properties.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscribeProperties {
+    pub identifier: Option<u32>,
+    pub user_properties: Vec<(String, String)>,
 }
 
 /// A received PUBLISH, whichever protocol version carried it.
@@ -205,6 +316,14 @@ mod tests {
         assert_eq!(
             Reason::new(0x87, "not authorized").to_string(),
             "not authorized (0x87)"
+        );
+        let told = Reason::new(0x97, "quota exceeded").with(
+            Some("10 a minute".into()),
+            vec![("tenant".into(), "a".into()), ("tenant".into(), "b".into())],
+        );
+        assert_eq!(
+            told.to_string(),
+            "quota exceeded (0x97): \"10 a minute\" [tenant=a, tenant=b]"
         );
     }
 }

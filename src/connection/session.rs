@@ -11,7 +11,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{connect, BrokerLimits, Client, Event, Events, Properties, Qos, Reason, Settings};
+use super::{
+    connect, BrokerLimits, Client, Event, Events, Properties, Qos, Reason, Settings,
+    SubscribeProperties, Subscription,
+};
 use crate::exit::{fail, Exit};
 use crate::signals::Interrupt;
 
@@ -107,20 +110,25 @@ impl Session {
             .await
     }
 
-    pub async fn subscribe(&self, filters: &[(String, Qos)]) -> Result<()> {
-        self.client.subscribe(filters).await
+    pub async fn subscribe(
+        &self,
+        subs: &[Subscription],
+        props: &SubscribeProperties,
+    ) -> Result<()> {
+        self.client.subscribe(subs, props).await
     }
 
     /// Subscribes and waits for the SUBACK: one entry per filter, in order. Events that come
     /// first (retained or queued messages) are handed to `early`.
     pub async fn subscribe_and_wait(
         &mut self,
-        filters: &[(String, Qos)],
+        subs: &[Subscription],
         deadline: Option<Instant>,
         interrupt: &mut Interrupt,
         mut early: impl FnMut(Event),
     ) -> Result<Wait<Vec<Result<Qos, Reason>>>> {
-        self.subscribe(filters).await?;
+        self.subscribe(subs, &SubscribeProperties::default())
+            .await?;
         loop {
             match self.next(deadline, interrupt).await? {
                 Wait::Ready(Event::SubAck(codes)) => return Ok(Wait::Ready(codes)),
@@ -136,10 +144,11 @@ impl Session {
     pub async fn unsubscribe_and_wait(
         &mut self,
         filter: &str,
+        user_properties: &[(String, String)],
         deadline: Option<Instant>,
         interrupt: &mut Interrupt,
     ) -> Result<Wait<Result<(), Reason>>> {
-        self.client.unsubscribe(filter).await?;
+        self.client.unsubscribe(filter, user_properties).await?;
         loop {
             match self.next(deadline, interrupt).await? {
                 Wait::Ready(Event::UnsubAck(codes)) => {

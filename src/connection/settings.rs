@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::proxy::ProxySettings;
-use super::{Protocol, Qos};
+use super::{ConnectProperties, Properties, Protocol, Qos};
 use crate::secret::Secret;
 
 pub const DEFAULT_PORT: u16 = 1883;
@@ -72,6 +72,10 @@ pub struct Will {
     pub payload: Bytes,
     pub qos: Qos,
     pub retain: bool,
+    /// MQTT 5: the will's properties (`-D WILL ...`).
+    pub properties: Properties,
+    /// MQTT 5: how long the broker waits after losing us before it publishes the will.
+    pub delay_interval: Option<u32>,
 }
 
 /// What a connection needs, resolved. `Debug` is safe to log: the password is a `Secret`.
@@ -86,6 +90,8 @@ pub struct Settings {
     pub keepalive: Duration,
     pub clean_session: bool,
     pub session_expiry: Option<u32>,
+    /// MQTT 5: CONNECT's other properties (`-D CONNECT ...`).
+    pub connect_properties: ConnectProperties,
     pub will: Option<Will>,
     pub connect_timeout: Duration,
     pub reconnect: Reconnect,

@@ -16,6 +16,8 @@ pub struct Peer {
     pub endpoint: String,
     pub port: u16,
     pub tls: bool,
+    /// We spoke MQTT 5: a broker that hangs up at once may only speak 3.1.1.
+    pub mqtt5: bool,
     pub client_cert: bool,
     pub proxy: Option<String>,
     /// The relay that carries a `--tls-server-name` connection, if this one is.
@@ -107,6 +109,7 @@ pub fn wire(s: &Settings) -> Result<Wire> {
             endpoint: format!("{}:{}", s.host, s.port),
             port: s.port,
             tls: s.tls.is_some(),
+            mqtt5: s.protocol == super::Protocol::V5,
             client_cert: s.tls.as_ref().is_some_and(|t| t.identity.is_some()),
             proxy: s.proxy.as_ref().map(ToString::to_string),
             relay,

@@ -1,8 +1,9 @@
 //! MQTT 5.0 through rumqttc's v5 API.
 
 use rumqttc::v5::mqttbytes::v5::{
-    ConnAckProperties, ConnectReturnCode, LastWill, Packet, PubAckReason, PubCompReason,
-    PubRecReason, PublishProperties, SubscribeReasonCode, UnsubAckReason,
+    ConnAckProperties, ConnectProperties, ConnectReturnCode, Filter, LastWill, LastWillProperties,
+    Packet, PubAckReason, PubCompReason, PubRecReason, PublishProperties, RetainForwardRule,
+    SubscribeProperties, SubscribeReasonCode, UnsubAckReason,
 };
 use rumqttc::v5::mqttbytes::Error as WireError;
 use rumqttc::v5::{AsyncClient, ConnectionError, EventLoop, MqttOptions, StateError};
@@ -10,8 +11,13 @@ use rumqttc::{NetworkOptions, Outgoing};
 
 use super::transport::{header_modifier, Peer, Wire};
 use super::{
-    errors, to_qos5, BrokerLimits, Event, Message, Properties, Qos, Reason, Settings, MAX_PACKET,
+    errors, to_qos5, BrokerLimits, Event, Message, Properties, Qos, Reason, RetainHandling,
+    Settings, Subscription,
 };
+
+/// The largest Maximum Packet Size MQTT 5 allows in CONNECT (2^28 - 1): what mqttcli sends
+/// when no `-D CONNECT maximum-packet-size` is given.
+pub const MAX_PACKET_SIZE_PROPERTY: u32 = 268_435_455;
 
 pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
     let mut opts = MqttOptions::new(s.client_id.clone(), wire.broker.clone(), s.port);
@@ -22,11 +28,24 @@ pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
     if !wire.headers.is_empty() {
         opts.set_request_modifier(header_modifier(wire.headers.clone()));
     }
+    let c = &s.connect_properties;
     opts.set_keep_alive(s.keepalive)
         .set_clean_start(s.clean_session)
-        .set_session_expiry_interval(s.session_expiry)
-        .set_max_packet_size(Some(MAX_PACKET as u32))
-        .set_connection_timeout(s.connect_timeout.as_secs_f64().ceil() as u64);
+        .set_connection_timeout(s.connect_timeout.as_secs_f64().ceil() as u64)
+        .set_connect_properties(ConnectProperties {
+            session_expiry_interval: s.session_expiry,
+            receive_maximum: c.receive_maximum,
+            // rumqttc reads an absent Maximum Packet Size as a 10 KiB limit on what it
+            // receives (its default_max_incoming_size has no setter), so "no limit" is sent as
+            // the largest value MQTT allows: larger ones make strict brokers hang up.
+            max_packet_size: Some(c.maximum_packet_size.unwrap_or(MAX_PACKET_SIZE_PROPERTY)),
+            topic_alias_max: c.topic_alias_maximum,
+            request_response_info: c.request_response_information,
+            request_problem_info: c.request_problem_information,
+            user_properties: c.user_properties.clone(),
+            authentication_method: c.authentication_method.clone(),
+            authentication_data: c.authentication_data.clone(),
+        });
     opts.set_manual_acks(s.manual_acks);
     if let Some(n) = s.inflight {
         opts.set_outgoing_inflight_upper_limit(n);
@@ -36,12 +55,24 @@ pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
         opts.set_credentials(user.clone(), pass.unwrap_or_default());
     }
     if let Some(w) = &s.will {
+        let p = &w.properties;
+        let properties = (w.delay_interval.is_some() || *p != Properties::default()).then(|| {
+            LastWillProperties {
+                delay_interval: w.delay_interval,
+                payload_format_indicator: p.payload_format_indicator,
+                message_expiry_interval: p.message_expiry_interval,
+                content_type: p.content_type.clone(),
+                response_topic: p.response_topic.clone(),
+                correlation_data: p.correlation_data.clone(),
+                user_properties: p.user_properties.clone(),
+            }
+        });
         opts.set_last_will(LastWill::new(
             w.topic.clone(),
             w.payload.to_vec(),
             to_qos5(w.qos),
             w.retain,
-            None,
+            properties,
         ));
     }
     let mut net = NetworkOptions::new();
@@ -60,6 +91,28 @@ fn properties(p: Option<PublishProperties>) -> Properties {
         correlation_data: p.correlation_data,
         user_properties: p.user_properties,
         subscription_identifiers: p.subscription_identifiers,
+        topic_alias: None,
+    }
+}
+
+pub fn filter(s: &Subscription) -> Filter {
+    Filter {
+        path: s.filter.clone(),
+        qos: to_qos5(s.qos),
+        nolocal: s.no_local,
+        preserve_retain: s.retain_as_published,
+        retain_forward_rule: match s.retain_handling {
+            RetainHandling::Always => RetainForwardRule::OnEverySubscribe,
+            RetainHandling::New => RetainForwardRule::OnNewSubscribe,
+            RetainHandling::Never => RetainForwardRule::Never,
+        },
+    }
+}
+
+pub fn subscribe_properties(p: &crate::connection::SubscribeProperties) -> SubscribeProperties {
+    SubscribeProperties {
+        id: p.identifier.map(|n| n as usize),
+        user_properties: p.user_properties.clone(),
     }
 }
 
@@ -67,7 +120,7 @@ pub fn publish_properties(p: Properties) -> PublishProperties {
     PublishProperties {
         payload_format_indicator: p.payload_format_indicator,
         message_expiry_interval: p.message_expiry_interval,
-        topic_alias: None,
+        topic_alias: p.topic_alias,
         response_topic: p.response_topic,
         correlation_data: p.correlation_data,
         user_properties: p.user_properties,
@@ -111,17 +164,27 @@ pub fn event(ev: rumqttc::v5::Event) -> Event {
             PubAckReason::Success | PubAckReason::NoMatchingSubscribers => {
                 Event::Acked { pkid: ack.pkid }
             }
-            reason => Event::PublishRefused {
-                pkid: ack.pkid,
-                reason: reason_words(&format!("{reason:?}"), puback_code(reason)),
-            },
+            reason => {
+                let (string, users) =
+                    told(ack.properties.map(|p| (p.reason_string, p.user_properties)));
+                Event::PublishRefused {
+                    pkid: ack.pkid,
+                    reason: reason_words(&format!("{reason:?}"), puback_code(reason))
+                        .with(string.clone(), users.clone()),
+                }
+            }
         },
         E::Incoming(Packet::PubRec(rec)) => match rec.reason {
             PubRecReason::Success | PubRecReason::NoMatchingSubscribers => Event::Other,
-            reason => Event::PublishRefused {
-                pkid: rec.pkid,
-                reason: reason_words(&format!("{reason:?}"), pubrec_code(reason)),
-            },
+            reason => {
+                let (string, users) =
+                    told(rec.properties.map(|p| (p.reason_string, p.user_properties)));
+                Event::PublishRefused {
+                    pkid: rec.pkid,
+                    reason: reason_words(&format!("{reason:?}"), pubrec_code(reason))
+                        .with(string.clone(), users.clone()),
+                }
+            }
         },
         E::Incoming(Packet::PubComp(comp)) => match comp.reason {
             PubCompReason::Success => Event::Acked { pkid: comp.pkid },
@@ -130,28 +193,47 @@ pub fn event(ev: rumqttc::v5::Event) -> Event {
                 reason: reason_words("PacketIdentifierNotFound", 0x92),
             },
         },
-        E::Incoming(Packet::SubAck(ack)) => Event::SubAck(
-            ack.return_codes
-                .into_iter()
-                .map(|c| match c {
-                    SubscribeReasonCode::Success(q) => Ok(Qos::from_number(q as u8)),
-                    other => Err(reason_words(&format!("{other:?}"), suback_code(other))),
-                })
-                .collect(),
-        ),
-        E::Incoming(Packet::UnsubAck(ack)) => Event::UnsubAck(
-            ack.reasons
-                .into_iter()
-                .map(|r| match r {
-                    UnsubAckReason::Success => Ok(()),
-                    other => Err(reason_words(&format!("{other:?}"), unsuback_code(other))),
-                })
-                .collect(),
-        ),
+        E::Incoming(Packet::SubAck(ack)) => {
+            // One reason string per packet: it goes with every refusal in it.
+            let (string, users) =
+                told(ack.properties.map(|p| (p.reason_string, p.user_properties)));
+            Event::SubAck(
+                ack.return_codes
+                    .into_iter()
+                    .map(|c| match c {
+                        SubscribeReasonCode::Success(q) => Ok(Qos::from_number(q as u8)),
+                        other => Err(reason_words(&format!("{other:?}"), suback_code(other))
+                            .with(string.clone(), users.clone())),
+                    })
+                    .collect(),
+            )
+        }
+        E::Incoming(Packet::UnsubAck(ack)) => {
+            let (string, users) =
+                told(ack.properties.map(|p| (p.reason_string, p.user_properties)));
+            Event::UnsubAck(
+                ack.reasons
+                    .into_iter()
+                    .map(|r| match r {
+                        UnsubAckReason::Success => Ok(()),
+                        other => Err(reason_words(&format!("{other:?}"), unsuback_code(other))
+                            .with(string.clone(), users.clone())),
+                    })
+                    .collect(),
+            )
+        }
         E::Outgoing(Outgoing::Publish(pkid)) => Event::Written { pkid },
         E::Outgoing(Outgoing::Disconnect) => Event::DisconnectSent,
         _ => Event::Other,
     }
+}
+
+/// What an ack adds to its reason code: a reason string and user properties.
+type Told = (Option<String>, Vec<(String, String)>);
+
+/// An ack's reason string and user properties, if it had properties.
+fn told(p: Option<Told>) -> Told {
+    p.unwrap_or_default()
 }
 
 /// `NotAuthorized` → "not authorized (0x87)": rumqttc's variant names, spaced and lower-cased.
@@ -295,11 +377,18 @@ pub fn error(e: ConnectionError, connected: bool, peer: &Peer) -> anyhow::Error 
             crate::exit::fail(
                 crate::exit::Exit::ConnectRefused,
                 format!(
-                    "the broker at {} refused MQTT 5 (CONNACK code {n}): it may only speak 3.1.1, so drop -V 5",
+                    "the broker at {} refused MQTT 5 (CONNACK code {n}): it may speak only MQTT 3.1.1: use -V 311",
                     peer.endpoint
                 ),
             )
         }
+        ConnectionError::MqttState(StateError::InvalidAlias { alias, max }) => crate::exit::fail(
+            crate::exit::Exit::Rejected,
+            format!(
+                "topic alias {alias} is above the Topic Alias Maximum of {max} that the broker at {} allows",
+                peer.endpoint
+            ),
+        ),
         ConnectionError::MqttState(StateError::OutgoingPacketTooLarge { pkt_size, max }) => {
             errors::too_large(peer, pkt_size, max)
         }
@@ -314,14 +403,11 @@ pub fn error(e: ConnectionError, connected: bool, peer: &Peer) -> anyhow::Error 
         ConnectionError::MqttState(StateError::ServerDisconnect {
             reason_code,
             reason_string,
-        }) => errors::lost(
-            peer,
-            format!(
-                "the broker sent DISCONNECT: {:?}{}",
-                reason_code,
-                reason_string.map_or(String::new(), |s| format!(" ({s})"))
-            ),
-        ),
+        }) => {
+            let reason = reason_words(&format!("{reason_code:?}"), reason_code as u8)
+                .with(reason_string, Vec::new());
+            errors::server_disconnect(peer, &reason)
+        }
         ConnectionError::Timeout(_) if !connected => errors::connect_timeout(peer, None),
         ConnectionError::NotConnAck(_) => errors::not_mqtt(peer),
         ConnectionError::Io(io) if !connected => errors::io_before_connack(peer, &io),

@@ -499,11 +499,13 @@ fn tls_options_against_a_plain_port_exit_7() {
 fn plain_mqtt_against_a_tls_port_exits_3() {
     let tls = TlsBroker::start();
     let port = tls.tls_port();
-    let expected = format!(
-        "mqttcli: error: localhost:{port} closed the connection before CONNACK: if it is a TLS \
-         port, add --tls or --cafile FILE"
-    );
-    for proto in [V311, V5] {
+    // Under MQTT 5 the likelier cause, a broker that speaks only 3.1.1, is named first.
+    let v5_hint = "if the broker speaks only MQTT 3.1.1, use -V 311; ";
+    for (proto, hint) in [(V311, ""), (V5, v5_hint)] {
+        let expected = format!(
+            "mqttcli: error: localhost:{port} closed the connection before CONNACK: {hint}if it \
+             is a TLS port, add --tls or --cafile FILE"
+        );
         for out in pub_and_sub(|subcommand| connect(subcommand, "localhost", port, proto)) {
             out.assert_exact_error(3, &expected);
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::connection::{Qos, Session, Wait};
+use crate::connection::{Qos, Session, Subscription, Wait};
 use crate::exit::{fail, Exit};
 use crate::signals::Interrupt;
 
@@ -32,7 +32,7 @@ pub(super) async fn subscribe(
     interrupt: &mut Interrupt,
 ) -> Result<Qos, Halt> {
     let deadline = Instant::now() + wait;
-    let filters = [(filter.to_string(), qos)];
+    let filters = [Subscription::new(filter, qos)];
     let early = |ev| tracing::trace!(?ev, "event before the SUBACK");
     match link
         .subscribe_and_wait(&filters, Some(deadline), interrupt, early)
@@ -62,7 +62,7 @@ pub(super) async fn unsubscribe(
 ) -> Result<(), Halt> {
     let deadline = Instant::now() + wait;
     match link
-        .unsubscribe_and_wait(filter, Some(deadline), interrupt)
+        .unsubscribe_and_wait(filter, &[], Some(deadline), interrupt)
         .await?
     {
         Wait::Ready(Ok(())) => Ok(()),
