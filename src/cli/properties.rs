@@ -206,82 +206,47 @@ fn set(
             _ => &mut p.publish,
         }
     }
+    let n = |min, max| number(value, min, max, what);
+    // Each property may appear once per packet.
+    macro_rules! put {
+        ($slot:expr, $value:expr) => {
+            once(&mut $slot, $value, what)
+        };
+    }
     match name {
-        "session-expiry-interval" => once(
-            &mut p.session_expiry,
-            number(value, 0, u32::MAX, what)?,
-            what,
+        "session-expiry-interval" => put!(p.session_expiry, n(0, u32::MAX)?),
+        "receive-maximum" => put!(p.connect.receive_maximum, n(1, 65535)? as u16),
+        "maximum-packet-size" => put!(p.connect.maximum_packet_size, n(1, 268_435_455)?),
+        "topic-alias-maximum" => put!(p.connect.topic_alias_maximum, n(0, 65535)? as u16),
+        "request-response-information" => {
+            put!(p.connect.request_response_information, n(0, 1)? as u8)
+        }
+        "request-problem-information" => {
+            put!(p.connect.request_problem_information, n(0, 1)? as u8)
+        }
+        "authentication-method" => put!(p.connect.authentication_method, value.to_string()),
+        "authentication-data" => put!(
+            p.connect.authentication_data,
+            Bytes::copy_from_slice(value.as_bytes())
         ),
-        "receive-maximum" => once(
-            &mut p.connect.receive_maximum,
-            number(value, 1, 65535, what)? as u16,
-            what,
-        ),
-        "maximum-packet-size" => once(
-            &mut p.connect.maximum_packet_size,
-            number(value, 1, 268_435_455, what)?,
-            what,
-        ),
-        "topic-alias-maximum" => once(
-            &mut p.connect.topic_alias_maximum,
-            number(value, 0, 65535, what)? as u16,
-            what,
-        ),
-        "request-response-information" => once(
-            &mut p.connect.request_response_information,
-            number(value, 0, 1, what)? as u8,
-            what,
-        ),
-        "request-problem-information" => once(
-            &mut p.connect.request_problem_information,
-            number(value, 0, 1, what)? as u8,
-            what,
-        ),
-        "authentication-method" => once(
-            &mut p.connect.authentication_method,
-            value.to_string(),
-            what,
-        ),
-        "authentication-data" => once(
-            &mut p.connect.authentication_data,
-            Bytes::copy_from_slice(value.as_bytes()),
-            what,
-        ),
-        "will-delay-interval" => once(&mut p.will_delay, number(value, 0, u32::MAX, what)?, what),
-        "subscription-identifier" => once(
-            &mut p.subscribe.identifier,
-            number(value, 1, 268_435_455, what)?,
-            what,
-        ),
-        "payload-format-indicator" => once(
-            &mut message(p, packet).payload_format_indicator,
-            number(value, 0, 1, what)? as u8,
-            what,
-        ),
-        "message-expiry-interval" => once(
-            &mut message(p, packet).message_expiry_interval,
-            number(value, 0, u32::MAX, what)?,
-            what,
-        ),
-        "content-type" => once(
-            &mut message(p, packet).content_type,
-            value.to_string(),
-            what,
-        ),
+        "will-delay-interval" => put!(p.will_delay, n(0, u32::MAX)?),
+        "subscription-identifier" => put!(p.subscribe.identifier, n(1, 268_435_455)?),
+        "payload-format-indicator" => {
+            put!(message(p, packet).payload_format_indicator, n(0, 1)? as u8)
+        }
+        "message-expiry-interval" => {
+            put!(message(p, packet).message_expiry_interval, n(0, u32::MAX)?)
+        }
+        "content-type" => put!(message(p, packet).content_type, value.to_string()),
         "response-topic" => {
             let t = topic::parse_topic(value).map_err(|e| usage(format!("{what}: {e}")))?;
-            once(&mut message(p, packet).response_topic, t, what)
+            put!(message(p, packet).response_topic, t)
         }
-        "correlation-data" => once(
-            &mut message(p, packet).correlation_data,
-            Bytes::copy_from_slice(value.as_bytes()),
-            what,
+        "correlation-data" => put!(
+            message(p, packet).correlation_data,
+            Bytes::copy_from_slice(value.as_bytes())
         ),
-        "topic-alias" => once(
-            &mut p.publish.topic_alias,
-            number(value, 1, 65535, what)? as u16,
-            what,
-        ),
+        "topic-alias" => put!(p.publish.topic_alias, n(1, 65535)? as u16),
         _ => unreachable!("{name} is checked against the packet's table"),
     }
 }
