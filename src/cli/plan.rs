@@ -172,7 +172,7 @@ fn subscribe_plan(a: SubArgs, env: &Environment) -> Result<Plan> {
         settings,
         url_topic,
         packets,
-    } = resolve(&a.conn, env, Purpose::Subscribe)?;
+    } = resolve(&a.conn, env, Purpose::Subscribe { count: a.count })?;
     sends_only(&packets, "sub", &[Packet::Subscribe])?;
     mqtt5_only(
         &settings,

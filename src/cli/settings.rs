@@ -37,8 +37,8 @@ pub enum Purpose {
     /// `pub`: a single publish fails fast; a stream (-l, --interval) rides out a lost
     /// connection.
     Publish { qos: Qos, streaming: bool },
-    /// `sub`: rides out a lost connection.
-    Subscribe,
+    /// `sub`: rides out a lost connection; takes `count` messages at most off the session.
+    Subscribe { count: Option<u64> },
     /// `unsub`: resumes the session, never clears it and never consumes what it has queued.
     Unsubscribe,
     /// `check`: publishes at `qos`, and reports a lost connection rather than riding it out.
@@ -280,7 +280,7 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
     // request or an unsub reports what happened rather than retrying.
     let rides_out_loss = match purpose {
         Purpose::Publish { streaming, .. } => streaming,
-        Purpose::Subscribe => true,
+        Purpose::Subscribe { .. } => true,
         Purpose::Unsubscribe | Purpose::Check { .. } | Purpose::Request => false,
     };
     let publish_qos = match purpose {
@@ -295,6 +295,13 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
     let inflight = (protocol == Protocol::V311 && publish_qos == Some(Qos::ExactlyOnce))
         .then_some(QOS2_INFLIGHT_V311);
 
+    let mut connect_properties = packets.connect.clone();
+    if let (Protocol::V5, Purpose::Subscribe { count: Some(n) }) = (protocol, purpose) {
+        // As mosquitto_sub: the broker sends no more unacknowledged messages than -C takes,
+        // so what comes beyond the count stays queued for the next run.
+        let n = u16::try_from(n).unwrap_or(u16::MAX);
+        connect_properties.receive_maximum.get_or_insert(n);
+    }
     let settings = Settings {
         host,
         port,
@@ -305,7 +312,7 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         keepalive,
         clean_session: !args.no_clean && !unsubscribing,
         session_expiry,
-        connect_properties: packets.connect.clone(),
+        connect_properties,
         will,
         connect_timeout: args.connect_timeout,
         reconnect: Reconnect {
@@ -320,9 +327,13 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         tls,
         websocket,
         proxy,
-        // Messages queued for the session may arrive as soon as unsub connects. Not
-        // acknowledging them leaves them queued for the real subscriber.
-        manual_acks: unsubscribing,
+        // sub and rr acknowledge a message only once it is written to stdout (at least once
+        // to the output). Messages queued for the session may arrive as soon as unsub
+        // connects: never acknowledging them leaves them queued for the real subscriber.
+        manual_acks: matches!(
+            purpose,
+            Purpose::Subscribe { .. } | Purpose::Request | Purpose::Unsubscribe
+        ),
         inflight,
     };
     Ok(Resolved {
@@ -492,7 +503,7 @@ mod tests {
     }
 
     fn resolve_with(args: &[&str], password_env: Option<&str>) -> Result<Settings> {
-        resolve_for(args, password_env, Purpose::Subscribe)
+        resolve_for(args, password_env, Purpose::Subscribe { count: None })
     }
 
     fn resolve_for(
@@ -529,10 +540,14 @@ mod tests {
             None
         );
         assert!(
-            !resolve_for(&["--no-reconnect"], None, Purpose::Subscribe)
-                .unwrap()
-                .reconnect
-                .enabled
+            !resolve_for(
+                &["--no-reconnect"],
+                None,
+                Purpose::Subscribe { count: None }
+            )
+            .unwrap()
+            .reconnect
+            .enabled
         );
         assert_eq!(
             resolve_for(&[], None, Purpose::Request).unwrap().protocol,
@@ -579,7 +594,7 @@ mod tests {
             settings: s,
             url_topic,
             ..
-        } = resolve(&args, &env, Purpose::Subscribe).unwrap();
+        } = resolve(&args, &env, Purpose::Subscribe { count: None }).unwrap();
         assert_eq!((s.host.as_str(), s.port), ("h", 1999));
         assert_eq!(s.password.unwrap().expose(), "urlpass");
         assert_eq!(url_topic.as_deref(), Some("t"));

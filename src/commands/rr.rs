@@ -9,7 +9,7 @@ use bytes::Bytes;
 use rand::distr::{Alphanumeric, SampleString};
 use tokio::time::Instant;
 
-use crate::connection::{Event, Properties, Qos, Session, Settings, Subscription, Wait};
+use crate::connection::{Event, Message, Properties, Qos, Session, Settings, Subscription, Wait};
 use crate::exit::{fail, Exit};
 use crate::output::{self, Format};
 use crate::payload;
@@ -109,7 +109,11 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
                 tracing::debug!(
                     "ignoring a message on '{response_topic}' without our correlation data"
                 );
+                if let Some(ack) = m.ack {
+                    session.ack(ack).await?;
+                }
             }
+            Wait::Ready(Event::Message(Message { ack: Some(ack), .. })) => session.ack(ack).await?,
             Wait::Ready(_) => {}
             Wait::Timeout => return Err(timed_out("no response")),
             Wait::Interrupted => {
@@ -121,6 +125,10 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
 
     let mut printer = output::stdout_printer(opts.format);
     let printed = printer.print(&response).and_then(|()| printer.flush());
+    // Acknowledged once written, as sub does.
+    if let (Ok(()), Some(ack)) = (&printed, response.ack) {
+        session.ack(ack).await?;
+    }
     session.close().await?;
     match printed {
         Ok(()) => Ok(Exit::Success),

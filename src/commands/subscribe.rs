@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::connection::{
-    sleep_until, Event, Message, Qos, Reason, Session, Settings, SubscribeProperties, Subscription,
-    Wait,
+    sleep_until, Ack, Event, Message, Qos, Reason, Session, Settings, SubscribeProperties,
+    Subscription, Wait,
 };
 use crate::duration;
 use crate::exit::{fail, Exit};
@@ -64,16 +64,22 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     session.subscribe(&opts.filters, &opts.properties).await?;
 
     let mut received = 0u64;
+    // Acknowledgements of printed messages, sent once their output is flushed: at least once
+    // to stdout. What was not written is not acknowledged and comes again with the session.
+    let mut unacked: Vec<Ack> = Vec::new();
     let mut reader_gone = pin!(output::stdout_closed());
     let end = loop {
-        // Flush only when no further event is already waiting: a burst costs one write, and a
-        // lone message still reaches the pipe at once.
+        // Flush only when no further event is already waiting: a burst costs one write and
+        // then its acknowledgements, and a lone message still reaches the pipe at once.
         let ev = match session.try_recv() {
             Some(ev) => ev,
             None => {
                 if let Err(e) = printer.flush() {
                     output::write_failed(e)?;
                     break End::Done;
+                }
+                for ack in unacked.drain(..) {
+                    session.ack(ack).await?;
                 }
                 tokio::select! {
                     ev = session.recv() => ev,
@@ -84,6 +90,9 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
             }
         };
         match ev? {
+            // The packet ids belong to the lost connection: the broker sends those messages
+            // again (with a session) and they are printed again, never lost.
+            Event::ConnectionLost => unacked.clear(),
             // Without a session the broker forgot our subscriptions with the connection.
             Event::Reconnected {
                 session_present: false,
@@ -104,12 +113,15 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
                     break End::Done;
                 }
                 if !wanted(&opts.select, &msg) {
+                    // Handled by choosing not to print it: acknowledged in its turn.
+                    unacked.extend(msg.ack);
                     continue;
                 }
                 if let Err(e) = printer.print(&msg) {
                     output::write_failed(e)?;
                     break End::Done;
                 }
+                unacked.extend(msg.ack);
                 received += 1;
                 if opts.count.is_some_and(|n| received >= n) {
                     break End::Done;
@@ -125,7 +137,12 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
             break End::Timeout;
         }
     };
-    let _ = printer.flush();
+    // Written is acknowledged; anything after the count, or not written, stays queued.
+    if printer.flush().is_ok() {
+        for ack in unacked.drain(..) {
+            session.ack(ack).await?;
+        }
+    }
     session.close().await?;
     match end {
         End::Done => Ok(Exit::Success),
@@ -223,6 +240,7 @@ mod tests {
             qos: Qos::AtMostOnce,
             retain,
             properties: None,
+            ack: None,
         }
     }
 

@@ -24,7 +24,7 @@ use anyhow::Result;
 use bytes::Bytes;
 
 pub use mqtt::{
-    BrokerLimits, ConnectProperties, Event, Message, Properties, Protocol, Qos, Reason,
+    Ack, BrokerLimits, ConnectProperties, Event, Message, Properties, Protocol, Qos, Reason,
     RetainHandling, SubscribeProperties, Subscription,
 };
 pub use session::{sleep_until, Session, Wait};
@@ -258,16 +258,33 @@ impl Events {
     }
 
     async fn poll(&mut self, connected: bool) -> Result<Event> {
-        match &mut self.inner {
+        let ev = match &mut self.inner {
             EventLoop::V4(el) => match el.poll().await {
-                Ok(ev) => Ok(v4::event(ev)),
-                Err(e) => Err(v4::error(e, connected, &self.peer)),
+                Ok(ev) => v4::event(ev),
+                Err(e) => return Err(v4::error(e, connected, &self.peer)),
             },
             EventLoop::V5(el) => match el.poll().await {
-                Ok(ev) => Ok(v5::event(ev)),
-                Err(e) => Err(v5::error(e, connected, &self.peer)),
+                Ok(ev) => v5::event(ev),
+                Err(e) => return Err(v5::error(e, connected, &self.peer)),
             },
+        };
+        if let Event::ConnAck {
+            session_present: true,
+            ..
+        } = ev
+        {
+            // A resumed session may hold QoS 2 messages this client already answered with
+            // PUBREC (in an earlier run, or before a lost connection): the broker goes on with
+            // PUBREL, which MQTT says to answer with PUBCOMP. rumqttc forgets those packet
+            // ids with the connection and treats such a PUBREL as a protocol error, so the
+            // session could never be resumed; marking every id as awaiting PUBREL makes it
+            // answer them all, as the spec asks.
+            match &mut self.inner {
+                EventLoop::V4(el) => v4::expect_any_pubrel(el),
+                EventLoop::V5(el) => v5::expect_any_pubrel(el),
+            }
         }
+        Ok(ev)
     }
 
     /// After our DISCONNECT: wait (bounded) for the broker to close the socket, so it has
@@ -439,6 +456,27 @@ impl Client {
                 c.unsubscribe_with_properties(filter, props)
                     .await
                     .map_err(|_| queue_closed())
+            }
+        }
+    }
+
+    /// PUBACK (QoS 1) or PUBREC (QoS 2) for a received message, under manual acknowledgements.
+    async fn ack(&self, ack: Ack) -> Result<()> {
+        match self {
+            Client::V4(c) => {
+                let mut p = rumqttc::Publish::new("", to_qos4(ack.qos), Vec::new());
+                p.pkid = ack.pkid;
+                c.ack(&p).await.map_err(|_| queue_closed())
+            }
+            Client::V5(c) => {
+                let mut p = rumqttc::v5::mqttbytes::v5::Publish::new(
+                    "",
+                    to_qos5(ack.qos),
+                    Vec::new(),
+                    None,
+                );
+                p.pkid = ack.pkid;
+                c.ack(&p).await.map_err(|_| queue_closed())
             }
         }
     }

@@ -229,6 +229,23 @@ pub struct Message {
     pub qos: Qos,
     pub retain: bool,
     pub properties: Option<Properties>,
+    /// What acknowledging it takes, for QoS 1/2 under manual acknowledgements
+    /// (`Session::ack`).
+    pub ack: Option<Ack>,
+}
+
+/// A received QoS 1/2 message's packet id on the connection it came over: valid only until
+/// that connection is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    pub(super) pkid: u16,
+    pub(super) qos: Qos,
+}
+
+impl Ack {
+    pub(super) fn of(pkid: u16, qos: Qos) -> Option<Ack> {
+        (qos != Qos::AtMostOnce).then_some(Ack { pkid, qos })
+    }
 }
 
 /// The limits an MQTT 5 broker announces in its CONNACK properties. `None` is "not said",

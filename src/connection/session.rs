@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{
-    connect, BrokerLimits, Client, Event, Events, Properties, Qos, Reason, Settings,
+    connect, Ack, BrokerLimits, Client, Event, Events, Properties, Qos, Reason, Settings,
     SubscribeProperties, Subscription,
 };
 use crate::exit::{fail, Exit};
@@ -33,6 +33,8 @@ pub struct Session {
     client: Client,
     rx: mpsc::UnboundedReceiver<Result<Event>>,
     driver: JoinHandle<()>,
+    /// Received QoS 1/2 messages wait for `ack` (else rumqttc acknowledges them on arrival).
+    manual_acks: bool,
     /// The broker resumed a session it kept for this client id.
     pub session_present: bool,
     /// The first CONNACK's MQTT 5 limits (None under 3.1.1).
@@ -57,6 +59,7 @@ impl Session {
             client: connected.client,
             rx,
             driver,
+            manual_acks: settings.manual_acks,
             session_present: connected.session_present,
             limits: connected.limits,
         }))
@@ -108,6 +111,15 @@ impl Session {
         self.client
             .publish(topic, qos, retain, payload, Some(properties))
             .await
+    }
+
+    /// Acknowledges a received message (PUBACK or PUBREC), in the order they arrived: MQTT
+    /// requires it, and the request queue keeps it. Nothing to do without manual acks.
+    pub async fn ack(&self, ack: Ack) -> Result<()> {
+        if self.manual_acks {
+            self.client.ack(ack).await?;
+        }
+        Ok(())
     }
 
     pub async fn subscribe(

@@ -11,7 +11,7 @@ use rumqttc::{NetworkOptions, Outgoing};
 
 use super::transport::{header_modifier, Peer, Wire};
 use super::{
-    errors, to_qos5, BrokerLimits, Event, Message, Properties, Qos, Reason, RetainHandling,
+    errors, to_qos5, Ack, BrokerLimits, Event, Message, Properties, Qos, Reason, RetainHandling,
     Settings, Subscription,
 };
 
@@ -146,6 +146,20 @@ fn limits(p: ConnAckProperties) -> BrokerLimits {
     }
 }
 
+/// Marks every packet id as a QoS 2 message awaiting PUBREL (see `Events::poll`), through the
+/// state machine's public entry point, leaving no event or packet behind.
+pub fn expect_any_pubrel(el: &mut EventLoop) {
+    use rumqttc::v5::mqttbytes::v5::Publish;
+    use rumqttc::v5::mqttbytes::QoS;
+    let events = el.state.events.len();
+    for pkid in 1..=u16::MAX {
+        let mut p = Publish::new("x", QoS::ExactlyOnce, Vec::new(), None);
+        p.pkid = pkid;
+        let _ = el.state.handle_incoming_packet(Packet::Publish(p));
+    }
+    el.state.events.truncate(events);
+}
+
 pub fn event(ev: rumqttc::v5::Event) -> Event {
     use rumqttc::v5::Event as E;
     match ev {
@@ -155,6 +169,7 @@ pub fn event(ev: rumqttc::v5::Event) -> Event {
             qos: Qos::from_number(p.qos as u8),
             retain: p.retain,
             properties: Some(properties(p.properties)),
+            ack: Ack::of(p.pkid, Qos::from_number(p.qos as u8)),
         }),
         E::Incoming(Packet::ConnAck(ack)) => Event::ConnAck {
             session_present: ack.session_present,

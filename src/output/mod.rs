@@ -220,6 +220,7 @@ mod tests {
             qos: crate::connection::Qos::AtLeastOnce,
             retain: true,
             properties: props,
+            ack: None,
         }
     }
 
