@@ -43,6 +43,8 @@ enum End {
     Interrupted,
     /// Every subscription refused.
     Failed(anyhow::Error),
+    /// Writing to stdout failed: what was not written is not acknowledged.
+    Output(std::io::Error),
 }
 
 pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
@@ -75,8 +77,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
             Some(ev) => ev,
             None => {
                 if let Err(e) = printer.flush() {
-                    output::write_failed(e)?;
-                    break End::Done;
+                    break End::Output(e);
                 }
                 for ack in unacked.drain(..) {
                     session.ack(ack).await?;
@@ -118,8 +119,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
                     continue;
                 }
                 if let Err(e) = printer.print(&msg) {
-                    output::write_failed(e)?;
-                    break End::Done;
+                    break End::Output(e);
                 }
                 unacked.extend(msg.ack);
                 received += 1;
@@ -138,13 +138,22 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
         }
     };
     // Written is acknowledged; anything after the count, or not written, stays queued.
-    if printer.flush().is_ok() {
-        for ack in unacked.drain(..) {
-            session.ack(ack).await?;
-        }
-    }
+    let end = match end {
+        End::Output(e) => End::Output(e),
+        other => match printer.flush() {
+            Ok(()) => {
+                for ack in unacked.drain(..) {
+                    session.ack(ack).await?;
+                }
+                other
+            }
+            Err(e) => End::Output(e),
+        },
+    };
     session.close().await?;
     match end {
+        // A reader that went away (`| head -1`) is a normal end; a full disk is not.
+        End::Output(e) => output::write_failed(e).map(|()| Exit::Success),
         End::Done => Ok(Exit::Success),
         End::Interrupted => Ok(Exit::Interrupted),
         End::Timeout => Err(timeout_error(opts.timeout, received)),

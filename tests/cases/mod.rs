@@ -1,6 +1,7 @@
 mod auth;
 mod check;
 mod completions;
+mod consume;
 mod delivery;
 mod errors;
 mod help;
