@@ -179,6 +179,11 @@ pub struct PubArgs {
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     pub repeat: Option<u64>,
 
+    /// Once the input has ended (end of stdin, the last tick), wait at most DURATION for the
+    /// broker to acknowledge what is outstanding; then exit non-zero with the count
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration::parse)]
+    pub ack_timeout: Duration,
+
     /// Send -m exactly as given, with no placeholders filled in
     #[arg(long)]
     pub literal: bool,

@@ -121,6 +121,7 @@ fn publish_plan(a: PubArgs, env: &Environment) -> Result<Plan> {
         qos: a.qos,
         retain: a.retain,
         properties,
+        ack_timeout: a.ack_timeout,
         progress: streaming && !a.conn.quiet,
     };
     Ok(Plan::Publish(options, settings))

@@ -22,6 +22,8 @@ pub struct Options {
     pub retain: bool,
     /// MQTT 5 properties of every message.
     pub properties: Properties,
+    /// How long to wait for outstanding acknowledgements once the input has ended.
+    pub ack_timeout: Duration,
     /// A progress line on stderr when it is a terminal (streams only, not under --quiet).
     pub progress: bool,
 }
@@ -97,6 +99,9 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     let mut interrupted = false;
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     let mut disconnect_sent = false;
+    // Set once the input has ended with messages outstanding: a broker gone for good must
+    // not keep a finished stream waiting for ever.
+    let mut gave_up_at: Option<tokio::time::Instant> = None;
     let mut progress = Progress::new(opts.progress);
 
     loop {
@@ -169,6 +174,13 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
             session.disconnect().await?;
             disconnect_sent = true;
         }
+        // The input has ended once the producer is done, whether or not its last messages
+        // have left the channel (nothing is taken from it while the connection is down).
+        if produced.is_some() && gave_up_at.is_none() && drain_deadline.is_none() {
+            let at = tokio::time::Instant::now() + opts.ack_timeout;
+            gave_up_at = Some(at);
+            drain_deadline = Some(at);
+        }
     }
     progress.clear();
     // The driver waits (bounded) for the broker to close after our DISCONNECT.
@@ -184,14 +196,28 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
             ),
         ));
     }
-    if tracker.outstanding() > 0 {
+    // Acknowledgement outstanding, and never sent at all (still in the channel).
+    let left = tracker.outstanding() as u64 + produced.map_or(0, |n| n - tracker.next_seq);
+    if left > 0 {
+        let waited = match gave_up_at {
+            Some(_) if !interrupted && !connected => format!(
+                " within --ack-timeout {} after the input ended (the broker could not be reached)",
+                crate::duration::display(opts.ack_timeout)
+            ),
+            Some(_) if !interrupted => format!(
+                " within --ack-timeout {} after the input ended",
+                crate::duration::display(opts.ack_timeout)
+            ),
+            _ => " before giving up".to_string(),
+        };
         let msg = format!(
-            "{} messages were not acknowledged before giving up; {}",
-            tracker.outstanding(),
+            "{left} messages were not acknowledged{waited}; {}",
             tracker.progress(produced)
         );
         if interrupted {
             tracing::warn!("{msg}");
+        } else if !connected {
+            return Err(fail(Exit::Unreachable, msg));
         } else {
             return Err(fail(Exit::Rejected, msg));
         }
