@@ -4,6 +4,7 @@ mod completions;
 mod delivery;
 mod errors;
 mod help;
+mod mqtt5;
 mod output;
 mod profiles;
 mod progress;

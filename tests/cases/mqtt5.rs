@@ -1,0 +1,236 @@
+//! MQTT 5 (issue 10): properties in both directions against Mosquitto's own clients as the
+//! reference peer, the broker's CONNACK limits, message expiry, will delay, subscription
+//! options as the broker applies them, and, for what no broker shows, a scripted broker that
+//! decodes the packets' bytes. Every usage error word for word.
+//!
+//! The reference subscriber is `mosquitto_sub` (packaged with `mosquitto_pub`, which build.rs
+//! looks for); it is known to be subscribed once Mosquitto logs its SUBACK (`log_type all`).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::{
+    programs, run, subscriber, unique_id, unique_topic, Broker, Live, Out, Proto, Setup,
+};
+use Proto::V5;
+
+/// For a subscriber to subscribe, a message to arrive, a process to end.
+const WAIT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// Mosquitto and its clients
+
+/// An anonymous Mosquitto that logs every packet (for `Broker::wait_log`), with `extra`
+/// configuration lines.
+fn mosquitto(extra: &[&str]) -> Broker {
+    let mut lines = vec!["log_type all"];
+    lines.extend_from_slice(extra);
+    Broker::mosquitto(&Setup {
+        anonymous: true,
+        extra: &lines,
+        ..Setup::default()
+    })
+}
+
+/// `mosquitto_sub`, from the same package (mosquitto-clients) as the `mosquitto_pub` that
+/// build.rs found.
+fn mosquitto_sub_program() -> PathBuf {
+    programs::program("mosquitto_pub").with_file_name("mosquitto_sub")
+}
+
+/// `PROGRAM -h 127.0.0.1 -p PORT -V 5` for a Mosquitto client.
+fn reference(program: PathBuf, broker: &Broker) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &broker.port(V5).to_string(),
+        "-V",
+        "5",
+    ]);
+    cmd
+}
+
+/// `mosquitto_pub -V 5 -t TOPIC ARGS…`, run to success.
+#[track_caller]
+fn mosquitto_pub(broker: &Broker, topic: &str, args: &[&str]) {
+    run(reference(programs::program("mosquitto_pub"), broker)
+        .args(["-t", topic])
+        .args(args))
+    .assert_ok(b"");
+}
+
+/// `mosquitto_sub -V 5 -t TOPIC -F FORMAT -C COUNT -W 30`, returned once the broker has sent
+/// it its SUBACK: whatever is published from then on reaches it.
+#[track_caller]
+fn mosquitto_sub(broker: &mut Broker, topic: &str, format: &str, count: usize) -> Live {
+    let id = unique_id();
+    let mut cmd = reference(mosquitto_sub_program(), broker);
+    cmd.args(["-i", &id, "-t", topic, "-F", format])
+        .args(["-C", &count.to_string(), "-W", "30"]);
+    let sub = Live::spawn(&mut cmd, false);
+    broker.wait_log(&format!("Sending SUBACK to {id}"), 1, WAIT);
+    sub
+}
+
+/// `sub -V 5 ARGS --json -C COUNT`, subscribed.
+fn json_sub(broker: &Broker, topic: &str, count: usize, args: &[&str]) -> Live {
+    subscriber(
+        broker
+            .cmd("sub", V5)
+            .args(["-t", topic, "-q", "1", "--json", "-W", "30"])
+            .args(["-C", &count.to_string()])
+            .args(args),
+    )
+}
+
+/// The JSON lines a `sub --json` printed.
+#[track_caller]
+fn json_lines(out: &Out) -> Vec<Value> {
+    out.stdout_str()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{}", out.dump())))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. mosquitto_pub → mqttcli sub --json
+
+/// Every PUBLISH property mosquitto_pub can send appears in `sub --json` exactly: repeated
+/// user-property keys in order, the expiry as sent (delivered at once).
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+#[cfg_attr(
+    no_mosquitto_pub,
+    ignore = "needs mosquitto_pub (apt install mosquitto-clients)"
+)]
+fn sub_json_shows_every_property_mosquitto_pub_sent() {
+    let broker = mosquitto(&[]);
+    let topic = unique_topic() + "props";
+    let sub = json_sub(&broker, &topic, 1, &[]);
+    let args = [
+        &["-q", "1", "-m", "hé"][..],
+        &["-D", "PUBLISH", "user-property", "k", "v1"],
+        &["-D", "PUBLISH", "user-property", "other", "x y"],
+        &["-D", "PUBLISH", "user-property", "k", "v2"],
+        &["-D", "PUBLISH", "content-type", "text/plain; charset=utf-8"],
+        &["-D", "PUBLISH", "response-topic", "replies/here"],
+        &["-D", "PUBLISH", "correlation-data", "req-42"],
+        &["-D", "PUBLISH", "message-expiry-interval", "3600"],
+        &["-D", "PUBLISH", "payload-format-indicator", "1"],
+    ];
+    mosquitto_pub(&broker, &topic, &args.concat());
+    let out = sub.finish();
+    out.assert_code(0);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{}", out.dump());
+    let m = &lines[0];
+    assert_eq!(
+        (&m["topic"], &m["qos"], &m["retain"], &m["payload"]),
+        (&json!(topic), &json!(1), &json!(false), &json!("hé"))
+    );
+    assert_eq!(
+        m["properties"],
+        json!({
+            "payload_format_indicator": 1,
+            "message_expiry_interval": 3600,
+            "content_type": "text/plain; charset=utf-8",
+            "response_topic": "replies/here",
+            "correlation_data": "req-42",
+            "user_properties": [["k", "v1"], ["other", "x y"], ["k", "v2"]],
+        }),
+        "{}",
+        out.dump()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. mqttcli pub → mosquitto_sub
+
+/// mosquitto_sub's line for each message: user properties (`key:value`, space-separated),
+/// content type, response topic, correlation data, expiry, payload format, payload.
+const PROPERTY_LINE: &str = "%P|%C|%R|%D|%E|%F|%p";
+
+/// What `pub -V 5` sends, with the flags and with `-D`, is what mosquitto_sub receives,
+/// byte for byte; binary correlation data from `--correlation-data-base64` included.
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+#[cfg_attr(
+    no_mosquitto_pub,
+    ignore = "needs mosquitto_pub (apt install mosquitto-clients)"
+)]
+fn mosquitto_sub_receives_every_property_pub_sent() {
+    let mut broker = mosquitto(&[]);
+    let topic = unique_topic() + "props";
+    let sub = mosquitto_sub(&mut broker, &topic, PROPERTY_LINE, 3);
+    let publish = |args: &[&[&str]]| {
+        let mut cmd = broker.cmd("pub", V5);
+        run(cmd.args(["-t", &topic, "-q", "1"]).args(args.concat())).assert_ok(b"");
+    };
+    // The friendly flags; a value may hold '='.
+    publish(&[
+        &["-m", "flags"],
+        &["--user-property", "k=v1", "--user-property", "eq=a=b"],
+        &[
+            "--user-property",
+            "k=v2",
+            "--content-type",
+            "application/json",
+        ],
+        &[
+            "--message-expiry",
+            "3600",
+            "--response-topic",
+            "replies/flags",
+        ],
+        &["--correlation-data", "corr-1"],
+    ]);
+    // mosquitto's -D spelling (the packet's name in any case), and what only it can say.
+    publish(&[
+        &["-m", "dashed"],
+        &["-D", "PUBLISH", "user-property", "k", "v1"],
+        &["-D", "publish", "user-property", "k", "v2"],
+        &["-D", "PUBLISH", "content-type", "text/plain"],
+        &["-D", "PUBLISH", "message-expiry-interval", "7200"],
+        &["-D", "PUBLISH", "response-topic", "replies/dashed"],
+        &["-D", "PUBLISH", "correlation-data", "corr-2"],
+        &["-D", "PUBLISH", "payload-format-indicator", "1"],
+    ]);
+    // Binary correlation data: 00 01 02 ff.
+    publish(&[&["-m", "binary", "--correlation-data-base64", "AAEC/w=="]]);
+    let out = sub.finish();
+    let mut expected = b"k:v1 eq:a=b k:v2|application/json|replies/flags|corr-1|3600||flags\n\
+        k:v1 k:v2|text/plain|replies/dashed|corr-2|7200|1|dashed\n\
+        |||"
+    .to_vec();
+    expected.extend_from_slice(&[0, 1, 2, 0xff]);
+    expected.extend_from_slice(b"|||binary\n");
+    out.assert_ok(&expected);
+}
+
+/// `rr`'s request carries its --user-property, --content-type and --message-expiry with the
+/// response topic and correlation data it sets itself (no responder here: exit 6).
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+#[cfg_attr(
+    no_mosquitto_pub,
+    ignore = "needs mosquitto_pub (apt install mosquitto-clients)"
+)]
+fn mosquitto_sub_receives_the_properties_of_an_rr_request() {
+    let mut broker = mosquitto(&[]);
+    let topic = unique_topic() + "requests";
+    let sub = mosquitto_sub(&mut broker, &topic, "%P|%C|%E|%R|%p", 1);
+    let args = [
+        &["-t", &topic, "-m", "ask", "-e", "replies/me", "-W", "1"][..],
+        &["--user-property", "k=v1", "--user-property", "k=v2"],
+        &["--content-type", "text/plain", "--message-expiry", "60"],
+    ];
+    let out = run(broker.cmd("rr", V5).args(args.concat()));
+    out.assert_code(6);
+    sub.finish()
+        .assert_ok(b"k:v1 k:v2|text/plain|60|replies/me|ask\n");
+}
