@@ -234,3 +234,119 @@ fn mosquitto_sub_receives_the_properties_of_an_rr_request() {
     sub.finish()
         .assert_ok(b"k:v1 k:v2|text/plain|60|replies/me|ask\n");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. The broker's limits, from its CONNACK
+
+/// A publish the broker's CONNACK rules out: exit 5, one line naming the limit, and the
+/// reference subscriber gets nothing (the marker published next is the first it sees).
+#[track_caller]
+fn refused_before_sending(config: &str, args: &[&str], error: &str) {
+    let mut broker = mosquitto(&[config]);
+    let topic = unique_topic() + "limited";
+    let sub = mosquitto_sub(&mut broker, &topic, "%p", 1);
+    let id = unique_id();
+    let out = run(broker
+        .cmd("pub", V5)
+        .args(["-i", &id, "-t", &topic, "-m", "refused"])
+        .args(args));
+    let endpoint = format!("127.0.0.1:{}", broker.port(V5));
+    out.assert_exact_error(5, &error.replace("ENDPOINT", &endpoint));
+    mosquitto_pub(&broker, &topic, &["-m", "marker"]);
+    sub.finish().assert_ok(b"marker\n");
+    // Mosquitto would have refused it too, by closing the connection: its log shows that
+    // mqttcli connected and sent nothing (it had exited before the marker was published).
+    let log = broker.log_text();
+    assert!(
+        log.contains(&format!(" as {id} ")) && !log.contains(&format!("PUBLISH from {id}")),
+        "{id} did not connect, or sent a PUBLISH:\n{log}"
+    );
+}
+
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+#[cfg_attr(
+    no_mosquitto_pub,
+    ignore = "needs mosquitto_pub (apt install mosquitto-clients)"
+)]
+fn publish_above_maximum_qos_exits_5_and_sends_nothing() {
+    refused_before_sending(
+        "max_qos 1",
+        &["-q", "2"],
+        "mqttcli: error: the broker takes messages at QoS 1 at most (Maximum QoS in its CONNACK): publish with -q 1",
+    );
+}
+
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+#[cfg_attr(
+    no_mosquitto_pub,
+    ignore = "needs mosquitto_pub (apt install mosquitto-clients)"
+)]
+fn retained_publish_without_retain_available_exits_5_and_sends_nothing() {
+    refused_before_sending(
+        "retain_available false",
+        &["-r"],
+        "mqttcli: error: the broker keeps no retained messages (Retain Available 0 in its CONNACK): drop -r",
+    );
+}
+
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+#[cfg_attr(
+    no_mosquitto_pub,
+    ignore = "needs mosquitto_pub (apt install mosquitto-clients)"
+)]
+fn publish_above_maximum_packet_size_exits_5_and_sends_nothing() {
+    // 1 + 2 (remaining length) + 2 + 29 (test/<16 hex digits>/limited) + 1 (no properties)
+    // + 300.
+    refused_before_sending(
+        "max_packet_size 300",
+        &["-m", &"p".repeat(300)],
+        "mqttcli: error: 0 of 1 messages written: a packet of 335 bytes exceeds the limit of 300 bytes for ENDPOINT: send a smaller message",
+    );
+}
+
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+#[cfg_attr(
+    no_mosquitto_pub,
+    ignore = "needs mosquitto_pub (apt install mosquitto-clients)"
+)]
+fn topic_alias_above_the_maximum_exits_5_and_sends_nothing() {
+    refused_before_sending(
+        "max_topic_alias 3",
+        &["-D", "PUBLISH", "topic-alias", "4"],
+        "mqttcli: error: topic alias 4 is above the broker's Topic Alias Maximum of 3 (in its CONNACK): use 1 to 3, or no alias",
+    );
+}
+
+/// Within the limits the same broker takes it: a topic alias up to the maximum, QoS up to
+/// Maximum QoS, and a stream at QoS 1 through a Receive Maximum of 2 (Mosquitto's
+/// max_inflight_messages) all arrive, in order.
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+#[cfg_attr(
+    no_mosquitto_pub,
+    ignore = "needs mosquitto_pub (apt install mosquitto-clients)"
+)]
+fn publishes_within_the_limits_arrive() {
+    let mut broker = mosquitto(&["max_qos 1", "max_topic_alias 3", "max_inflight_messages 2"]);
+    let topic = unique_topic() + "within";
+    let sub = mosquitto_sub(&mut broker, &topic, "%p", 22);
+    run(broker
+        .cmd("pub", V5)
+        .args(["-t", &topic, "-q", "1", "-m", "aliased"])
+        .args(["-D", "PUBLISH", "topic-alias", "3"]))
+    .assert_ok(b"");
+    let lines: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+    let out = crate::common::run_with_timeout(
+        broker.cmd("pub", V5).args(["-t", &topic, "-q", "1", "-l"]),
+        Some(lines.clone().into_bytes()),
+        WAIT,
+    );
+    out.assert_ok(b"");
+    mosquitto_pub(&broker, &topic, &["-m", "marker"]);
+    sub.finish()
+        .assert_ok(format!("aliased\n{lines}marker\n").as_bytes());
+}
