@@ -8,12 +8,13 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::common::{
-    programs, run, subscriber, unique_id, unique_topic, Broker, Live, Out, Proto, Setup,
+    programs, publish, run, signal, subscriber, unique_id, unique_topic, Broker, Live, Out, Proto,
+    Setup,
 };
 use Proto::V5;
 
@@ -349,4 +350,203 @@ fn publishes_within_the_limits_arrive() {
     mosquitto_pub(&broker, &topic, &["-m", "marker"]);
     sub.finish()
         .assert_ok(format!("aliased\n{lines}marker\n").as_bytes());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Message expiry
+
+/// A message published with `--message-expiry 1` while a persistent session is offline is
+/// gone when the session comes back after the expiry; one with a long expiry is delivered
+/// with what is left of it, and one without expiry is delivered as it was.
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+fn expired_message_never_reaches_an_offline_session() {
+    let broker = mosquitto(&[]);
+    let topic = unique_topic() + "expiring";
+    let id = unique_id();
+    let session = |args: &[&str]| {
+        let mut cmd = broker.cmd("sub", V5);
+        cmd.args(["-c", "-i", &id, "-q", "1", "-t", &topic])
+            .args(args);
+        cmd
+    };
+    run(&mut session(&["-E", "-W", "30"])).assert_ok(b"");
+    publish(
+        &broker,
+        V5,
+        &topic,
+        &["-q", "1", "-m", "expires", "--message-expiry", "1"],
+    );
+    publish(
+        &broker,
+        V5,
+        &topic,
+        &["-q", "1", "-m", "lasts", "--message-expiry", "600"],
+    );
+    publish(&broker, V5, &topic, &["-q", "1", "-m", "marker"]);
+    let published = Instant::now();
+    // Mosquitto counts whole seconds: a 1 s expiry has surely passed after 3 s.
+    std::thread::sleep(Duration::from_secs(3));
+    let out = run(&mut session(&["--json", "-C", "2", "-W", "30"]));
+    let waited = published.elapsed().as_secs();
+    out.assert_code(0);
+    let lines = json_lines(&out);
+    let payloads: Vec<&Value> = lines.iter().map(|l| &l["payload"]).collect();
+    assert_eq!(
+        payloads,
+        [&json!("lasts"), &json!("marker")],
+        "{}",
+        out.dump()
+    );
+    let left = lines[0]["properties"]["message_expiry_interval"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no expiry on 'lasts'\n{}", out.dump()));
+    assert!(
+        (600 - waited - 2..600 - 2).contains(&left),
+        "'lasts' was delivered with {left} s of expiry left after {waited} s offline\n{}",
+        out.dump()
+    );
+    assert_eq!(lines[1]["properties"], json!({}), "{}", out.dump());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Will delay
+
+/// `-D WILL will-delay-interval 2`: after SIGKILL the broker holds the will for the delay
+/// (the session outlives it with -x 60), and the will carries its -D WILL properties.
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+fn will_with_a_delay_arrives_late_after_sigkill() {
+    let broker = mosquitto(&[]);
+    let t = unique_topic();
+    let will_topic = format!("{t}will");
+    let mut watcher = json_sub(&broker, &will_topic, 1, &[]);
+    let other = format!("{t}other");
+    let args = [
+        &["-t", &other, "-W", "60", "-x", "60"][..],
+        &["--will-topic", &will_topic, "--will-payload", "gone"],
+        &["-D", "WILL", "will-delay-interval", "2"],
+        &["-D", "WILL", "content-type", "text/plain"],
+        &["-D", "WILL", "user-property", "why", "killed"],
+    ];
+    let dying = subscriber(broker.cmd("sub", V5).args(args.concat()));
+    signal(dying.pid(), "KILL");
+    let killed = Instant::now();
+    watcher.wait_lines(1, WAIT);
+    let took = killed.elapsed();
+    drop(dying);
+    assert!(
+        took >= Duration::from_millis(1500),
+        "the will arrived {took:?} after SIGKILL, before its 2 s delay"
+    );
+    let out = watcher.finish();
+    out.assert_code(0);
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["payload"], "gone", "{}", out.dump());
+    assert_eq!(
+        lines[0]["properties"],
+        json!({"content_type": "text/plain", "user_properties": [["why", "killed"]]}),
+        "{}",
+        out.dump()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Subscription options, as the broker applies them
+
+/// (payload, retain flag) of each message a `sub --json` printed.
+#[track_caller]
+fn deliveries(sub: Live) -> Vec<(String, bool)> {
+    let out = sub.finish();
+    out.assert_code(0);
+    json_lines(&out)
+        .iter()
+        .map(|l| {
+            let payload = l["payload"].as_str().unwrap_or_default().to_string();
+            (payload, l["retain"] == json!(true))
+        })
+        .collect()
+}
+
+/// Retain handling: `always` (the default) sends the retained message at subscribe, `never`
+/// does not; `new` sends it for a new subscription only, not when the session already has it.
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+fn retain_handling_decides_whether_the_retained_message_comes() {
+    let broker = mosquitto(&[]);
+    let topic = unique_topic() + "retained";
+    publish(&broker, V5, &topic, &["-q", "1", "-r", "-m", "kept"]);
+    let owned = |s: &str, r: bool| (s.to_string(), r);
+
+    for (args, expected) in [
+        (vec![], vec![owned("kept", true), owned("live", false)]),
+        (
+            vec!["--retain-handling", "always"],
+            vec![owned("kept", true), owned("live", false)],
+        ),
+        (vec!["--retain-handling", "2"], vec![owned("live", false)]),
+        (
+            vec!["--retain-handling", "never"],
+            vec![owned("live", false)],
+        ),
+    ] {
+        let count = expected.len();
+        let sub = json_sub(&broker, &topic, count, &args);
+        publish(&broker, V5, &topic, &["-q", "1", "-m", "live"]);
+        assert_eq!(deliveries(sub), expected, "sub {args:?}");
+    }
+
+    // `new`: the first SUBSCRIBE of a persistent session is new, the same one again is not.
+    let id = unique_id();
+    for (i, expected) in [
+        vec![owned("kept", true), owned("live", false)],
+        vec![owned("live", false)],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let args = ["-c", "-i", &id, "--retain-handling", "new"];
+        let sub = json_sub(&broker, &topic, expected.len(), &args);
+        publish(&broker, V5, &topic, &["-q", "1", "-m", "live"]);
+        assert_eq!(
+            deliveries(sub),
+            expected,
+            "subscribe #{} of the session",
+            i + 1
+        );
+    }
+}
+
+/// Retain as published: a retained message published while subscribed keeps its retain flag
+/// for the subscriber that asked, and loses it for one that did not.
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+fn retain_as_published_keeps_the_flag_on_live_messages() {
+    let broker = mosquitto(&[]);
+    let topic = unique_topic() + "rap";
+    let keeps = json_sub(&broker, &topic, 1, &["--retain-as-published"]);
+    let clears = json_sub(&broker, &topic, 1, &[]);
+    publish(&broker, V5, &topic, &["-q", "1", "-r", "-m", "live"]);
+    assert_eq!(deliveries(keeps), [("live".to_string(), true)]);
+    assert_eq!(deliveries(clears), [("live".to_string(), false)]);
+}
+
+/// No local: with it, a `sub` does not get back what the same connection publishes; here the
+/// broker is asked with `-D`-free flags and must still deliver other clients' messages.
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+fn no_local_still_delivers_other_clients_messages() {
+    let broker = mosquitto(&[]);
+    let topic = unique_topic() + "nolocal";
+    let sub = json_sub(&broker, &topic, 1, &["--no-local"]);
+    publish(
+        &broker,
+        V5,
+        &topic,
+        &["-q", "1", "-m", "from another client"],
+    );
+    assert_eq!(
+        deliveries(sub),
+        [("from another client".to_string(), false)]
+    );
 }
