@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::common::fake::{packet, varint, Conn, FakeBroker, Packet};
 use crate::common::{
-    programs, publish, run, signal, subscriber, unique_id, unique_topic, Broker, Live, Out, Proto,
-    Setup,
+    at, programs, publish, run, signal, subscriber, unique_id, unique_topic, Broker, Live, Out,
+    Proto, Setup,
 };
 use Proto::V5;
 
@@ -549,4 +550,386 @@ fn no_local_still_delivers_other_clients_messages() {
         deliveries(sub),
         [("from another client".to_string(), false)]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. A scripted broker reads what no broker shows
+
+/// One MQTT 5 property value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum V {
+    N(u32),
+    S(String),
+    B(Vec<u8>),
+    /// A user property.
+    P(String, String),
+}
+
+/// A property list as sent: (identifier, value), in order.
+type Props = Vec<(u8, V)>;
+
+fn p(key: &str, value: &str) -> V {
+    V::P(key.into(), value.into())
+}
+
+/// Reads MQTT 5 fields from a packet's bytes.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes, at: 0 }
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let out = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        out
+    }
+
+    fn byte(&mut self) -> u8 {
+        self.take(1)[0]
+    }
+
+    fn two(&mut self) -> u16 {
+        u16::from_be_bytes(self.take(2).try_into().unwrap())
+    }
+
+    fn four(&mut self) -> u32 {
+        u32::from_be_bytes(self.take(4).try_into().unwrap())
+    }
+
+    fn varint(&mut self) -> usize {
+        let (value, size) = varint(&self.bytes[self.at..]);
+        self.at += size;
+        value
+    }
+
+    fn binary(&mut self) -> Vec<u8> {
+        let n = self.two() as usize;
+        self.take(n).to_vec()
+    }
+
+    fn string(&mut self) -> String {
+        String::from_utf8(self.binary()).expect("UTF-8 string")
+    }
+
+    /// A property list (its length first): (identifier, value) in the order sent.
+    fn properties(&mut self) -> Props {
+        let end = self.varint() + self.at;
+        let mut props = Vec::new();
+        while self.at < end {
+            let id = self.byte();
+            let value = match id {
+                0x01 | 0x17 | 0x19 | 0x24 | 0x25 | 0x28 | 0x29 | 0x2A => V::N(self.byte().into()),
+                0x13 | 0x21 | 0x22 | 0x23 => V::N(self.two().into()),
+                0x02 | 0x11 | 0x18 | 0x27 => V::N(self.four()),
+                0x0B => V::N(self.varint() as u32),
+                0x03 | 0x08 | 0x12 | 0x15 | 0x1A | 0x1C | 0x1F => V::S(self.string()),
+                0x09 | 0x16 => V::B(self.binary()),
+                0x26 => V::P(self.string(), self.string()),
+                other => panic!("unknown property 0x{other:02x} in {:02x?}", self.bytes),
+            };
+            props.push((id, value));
+        }
+        props
+    }
+
+    fn done(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+}
+
+/// What a CONNECT carried.
+#[derive(Debug)]
+struct Connect {
+    properties: Props,
+    /// The will's properties, topic and payload.
+    will: Option<(Props, String, Vec<u8>)>,
+}
+
+fn decode_connect(packet: &Packet) -> Connect {
+    let mut r = Reader::new(packet.body());
+    r.take(6); // "MQTT" with its length
+    assert_eq!(r.byte(), 5, "protocol level");
+    let flags = r.byte();
+    r.two(); // keepalive
+    let properties = r.properties();
+    r.string(); // client id
+    let will = (flags & 0x04 != 0).then(|| {
+        let props = r.properties();
+        (props, r.string(), r.binary())
+    });
+    Connect { properties, will }
+}
+
+/// What a SUBSCRIBE carried: its packet id, properties and (filter, options byte) pairs.
+struct Subscribe {
+    pkid: u16,
+    properties: Props,
+    filters: Vec<(String, u8)>,
+}
+
+fn decode_subscribe(packet: &Packet) -> Subscribe {
+    assert_eq!(packet.0[0], 0x82, "SUBSCRIBE: {:02x?}", packet.0);
+    let mut r = Reader::new(packet.body());
+    let pkid = r.two();
+    let properties = r.properties();
+    let mut filters = Vec::new();
+    while !r.done() {
+        filters.push((r.string(), r.byte()));
+    }
+    Subscribe {
+        pkid,
+        properties,
+        filters,
+    }
+}
+
+/// A v5 CONNACK that accepts, with these properties (already encoded).
+fn connack_with(conn: &mut Conn, properties: &[u8]) -> Result<(), String> {
+    let mut rest = vec![0, 0, properties.len() as u8];
+    rest.extend_from_slice(properties);
+    conn.write(&packet(0x20, &rest))
+}
+
+/// Plays CONNACK (with `connack_properties`), then answers a SUBSCRIBE or UNSUBSCRIBE (all
+/// granted) and returns the CONNECT and the packets the client sent after it, up to its
+/// DISCONNECT or close.
+fn record(conn: &mut Conn, connack_properties: &[u8]) -> Result<(Packet, Vec<Packet>), String> {
+    let connect = conn.expect_connect(V5)?;
+    connack_with(conn, connack_properties)?;
+    let mut seen = Vec::new();
+    while let Ok(p) = conn.read() {
+        let mut r = Reader::new(p.body());
+        match p.kind() {
+            0x80 => {
+                let s = decode_subscribe(&p);
+                let mut ack = s.pkid.to_be_bytes().to_vec();
+                ack.push(0);
+                ack.extend(s.filters.iter().map(|(_, o)| o & 0x03));
+                conn.write(&packet(0x90, &ack))?;
+            }
+            0xa0 => {
+                let pkid = r.two();
+                let mut ack = pkid.to_be_bytes().to_vec();
+                ack.extend_from_slice(&[0, 0]);
+                conn.write(&packet(0xb0, &ack))?;
+            }
+            0xc0 => conn.write(&[0xd0, 0])?,
+            _ => {}
+        }
+        let end = p.kind() == 0xe0;
+        seen.push(p);
+        if end {
+            break;
+        }
+    }
+    Ok((connect, seen))
+}
+
+/// Runs `cmd` against a scripted broker whose CONNACK has `connack_properties`: the run, the
+/// CONNECT and what followed it.
+fn against_script(
+    subcommand: &str,
+    args: &[&str],
+    connack_properties: &'static [u8],
+) -> (Out, Connect, Vec<Packet>) {
+    let broker = FakeBroker::bind();
+    let port = broker.port();
+    let played = broker.serve_one(move |conn| record(conn, connack_properties));
+    let out = run(at(subcommand, port, V5).args(args));
+    let (connect, rest) = played.result(&out);
+    (out, decode_connect(&connect), rest)
+}
+
+/// The subscription options byte holds QoS, No Local (0x04), Retain As Published (0x08) and
+/// Retain Handling (bits 4-5), for every filter; the SUBSCRIBE carries the subscription
+/// identifier and the user properties, -D's first, in order.
+#[test]
+fn subscribe_carries_its_options_and_properties() {
+    let args = [
+        &["-t", "a/+", "-t", "b", "-q", "1", "-E"][..],
+        &[
+            "--no-local",
+            "--retain-as-published",
+            "--retain-handling",
+            "never",
+        ],
+        &["-D", "SUBSCRIBE", "subscription-identifier", "268435455"],
+        &["-D", "SUBSCRIBE", "user-property", "k", "v1"],
+        &["--user-property", "k=v2", "--user-property", "eq=a=b"],
+    ];
+    let (out, _, packets) = against_script("sub", &args.concat(), &[]);
+    out.assert_ok(b"");
+    let s = decode_subscribe(&packets[0]);
+    assert_eq!(
+        s.properties,
+        [
+            (0x0B, V::N(268_435_455)),
+            (0x26, p("k", "v1")),
+            (0x26, p("k", "v2")),
+            (0x26, p("eq", "a=b")),
+        ]
+    );
+    // QoS 1 | no local | retain as published | retain handling 2.
+    let options = 0x01 | 0x04 | 0x08 | 0x20;
+    assert_eq!(s.filters, [("a/+".into(), options), ("b".into(), options)]);
+
+    let handlings = [
+        ("0", 0x00),
+        ("always", 0x00),
+        ("1", 0x10),
+        ("new", 0x10),
+        ("2", 0x20),
+    ];
+    for (handling, bits) in handlings {
+        let args = ["-t", "x", "-q", "2", "-E", "--retain-handling", handling];
+        let (out, _, packets) = against_script("sub", &args, &[]);
+        out.assert_ok(b"");
+        let s = decode_subscribe(&packets[0]);
+        assert_eq!(s.properties, [], "--retain-handling {handling}");
+        let expected = [("x".to_string(), 0x02 | bits)];
+        assert_eq!(s.filters, expected, "--retain-handling {handling}");
+    }
+}
+
+/// Without options a v5 SUBSCRIBE is plain: options byte = QoS, no properties.
+#[test]
+fn subscribe_without_options_is_plain() {
+    let (out, _, packets) = against_script("sub", &["-t", "x", "-E"], &[]);
+    out.assert_ok(b"");
+    let s = decode_subscribe(&packets[0]);
+    assert_eq!((s.properties, s.filters), (vec![], vec![("x".into(), 0)]));
+}
+
+/// CONNECT's properties as -D CONNECT sets them (user properties in order), and Maximum
+/// Packet Size 268435455 when none is asked for: the largest MQTT allows (issue 10: a larger
+/// one made strict brokers hang up; rumqttc cannot leave it out without capping what it
+/// receives at 10 KiB).
+#[test]
+fn connect_carries_its_properties() {
+    let (out, connect, _) = against_script("pub", &["-t", "t", "-m", "x"], &[]);
+    out.assert_ok(b"");
+    assert_eq!(connect.properties, [(0x27, V::N(268_435_455))]);
+    assert!(connect.will.is_none());
+
+    let args = [
+        &["-t", "t", "-m", "x"][..],
+        &["-D", "CONNECT", "receive-maximum", "10"],
+        &["-D", "CONNECT", "topic-alias-maximum", "5"],
+        &["-D", "CONNECT", "request-response-information", "1"],
+        &["-D", "CONNECT", "request-problem-information", "0"],
+        &["-D", "CONNECT", "maximum-packet-size", "4096"],
+        &["-D", "CONNECT", "session-expiry-interval", "90"],
+        &["-D", "CONNECT", "user-property", "trace", "a"],
+        &["-D", "CONNECT", "user-property", "trace", "b"],
+    ];
+    let (out, connect, _) = against_script("pub", &args.concat(), &[]);
+    out.assert_ok(b"");
+    let mut props = connect.properties.clone();
+    // The order of distinct properties is rumqttc's; user properties keep theirs (a stable
+    // sort).
+    props.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        props,
+        [
+            (0x11, V::N(90)),
+            (0x17, V::N(0)),
+            (0x19, V::N(1)),
+            (0x21, V::N(10)),
+            (0x22, V::N(5)),
+            (0x26, p("trace", "a")),
+            (0x26, p("trace", "b")),
+            (0x27, V::N(4096)),
+        ]
+    );
+}
+
+/// The will's properties and delay travel in CONNECT's will properties.
+#[test]
+fn connect_carries_the_wills_properties() {
+    let args = [
+        &["-t", "t", "-m", "x"][..],
+        &["--will-topic", "status/me", "--will-payload", "offline"],
+        &["-D", "WILL", "will-delay-interval", "30"],
+        &["-D", "WILL", "message-expiry-interval", "600"],
+        &["-D", "WILL", "content-type", "text/plain"],
+        &["-D", "WILL", "response-topic", "status/reply"],
+        &["-D", "WILL", "correlation-data", "c1"],
+        &["-D", "WILL", "payload-format-indicator", "1"],
+        &["-D", "WILL", "user-property", "k", "v1"],
+        &["-D", "WILL", "user-property", "k", "v2"],
+    ];
+    let (out, connect, _) = against_script("pub", &args.concat(), &[]);
+    out.assert_ok(b"");
+    let (mut props, topic, payload) = connect.will.expect("a will in CONNECT");
+    assert_eq!(
+        (topic.as_str(), &payload[..]),
+        ("status/me", &b"offline"[..])
+    );
+    props.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        props,
+        [
+            (0x01, V::N(1)),
+            (0x02, V::N(600)),
+            (0x03, V::S("text/plain".into())),
+            (0x08, V::S("status/reply".into())),
+            (0x09, V::B(b"c1".to_vec())),
+            (0x18, V::N(30)),
+            (0x26, p("k", "v1")),
+            (0x26, p("k", "v2")),
+        ]
+    );
+}
+
+/// UNSUBSCRIBE carries its user properties, -D's first, in order.
+#[test]
+fn unsubscribe_carries_its_user_properties() {
+    let args = [
+        &["-i", "me", "-t", "a/#"][..],
+        &["-D", "UNSUBSCRIBE", "user-property", "k", "v1"],
+        &["--user-property", "k=v2"],
+    ];
+    let (out, _, packets) = against_script("unsub", &args.concat(), &[]);
+    out.assert_ok(b"");
+    let unsub = &packets[0];
+    assert_eq!(unsub.0[0], 0xa2, "UNSUBSCRIBE: {:02x?}", unsub.0);
+    let mut r = Reader::new(unsub.body());
+    r.two();
+    assert_eq!(r.properties(), [(0x26, p("k", "v1")), (0x26, p("k", "v2"))]);
+    assert_eq!(r.string(), "a/#");
+    assert!(r.done());
+}
+
+/// A `sub` that needs what the CONNACK says the broker lacks: exit 5 naming it, and no
+/// SUBSCRIBE is sent (the client's next packet is its DISCONNECT).
+#[test]
+fn subscribe_the_broker_cannot_take_exits_5_before_subscribe() {
+    let cases: [(&'static [u8], &[&str], &str); 3] = [
+        (
+            &[0x28, 0],
+            &["-t", "a/+/c"],
+            "the broker takes no wildcard subscriptions (Wildcard Subscription Available 0 in its CONNACK): subscribe to exact topics instead of 'a/+/c'",
+        ),
+        (
+            &[0x2A, 0],
+            &["-t", "$share/g/a"],
+            "the broker has no shared subscriptions (Shared Subscription Available 0 in its CONNACK): '$share/g/a' cannot be subscribed",
+        ),
+        (
+            &[0x29, 0],
+            &["-t", "a", "-D", "SUBSCRIBE", "subscription-identifier", "1"],
+            "the broker has no subscription identifiers (Subscription Identifier Available 0 in its CONNACK): drop -D SUBSCRIBE subscription-identifier",
+        ),
+    ];
+    for (connack, args, error) in cases {
+        let (out, _, packets) = against_script("sub", args, connack);
+        out.assert_exact_error(5, &format!("mqttcli: error: {error}"));
+        let kinds: Vec<u8> = packets.iter().map(Packet::kind).collect();
+        assert_eq!(kinds, [0xe0], "{args:?}: only a DISCONNECT after CONNACK");
+    }
 }
