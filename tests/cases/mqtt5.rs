@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use crate::common::fake::{packet, varint, Conn, FakeBroker, Packet};
 use crate::common::{
-    at, programs, publish, run, signal, subscriber, unique_id, unique_topic, Broker, Live, Out,
-    Proto, Setup,
+    at, mqttcli, programs, publish, run, signal, subscriber, unique_id, unique_topic, Broker, Live,
+    Out, Proto, Setup,
 };
 use Proto::V5;
 
@@ -931,5 +931,166 @@ fn subscribe_the_broker_cannot_take_exits_5_before_subscribe() {
         out.assert_exact_error(5, &format!("mqttcli: error: {error}"));
         let kinds: Vec<u8> = packets.iter().map(Packet::kind).collect();
         assert_eq!(kinds, [0xe0], "{args:?}: only a DISCONNECT after CONNACK");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Usage errors, word for word
+
+/// `pub -V 5 -t a -m x`: what the usage cases add their mistakes to.
+const PUB5: &str = "pub -V 5 -t a -m x";
+/// `sub -V 5 -t a`.
+const SUB5: &str = "sub -V 5 -t a";
+
+/// Every MQTT 5 usage mistake: exit 2 before connecting, and this exact line. The command is
+/// split at spaces (no argument here holds one).
+#[test]
+fn usage_errors_say_what_to_do() {
+    let cases = [
+        (
+            format!("{PUB5} -D PUBLISH colour red"),
+            "-D PUBLISH colour: no such MQTT 5 property: use one of payload-format-indicator, message-expiry-interval, topic-alias, response-topic, correlation-data, user-property, content-type",
+        ),
+        (
+            format!("{PUB5} -D PUBACK content-type x"),
+            "-D PUBACK: not a packet that carries properties: use CONNECT, PUBLISH, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT or WILL",
+        ),
+        (
+            format!("{PUB5} -D PUBLISH receive-maximum 5"),
+            "-D PUBLISH receive-maximum: a PUBLISH packet cannot carry receive-maximum: it may carry payload-format-indicator, message-expiry-interval, topic-alias, response-topic, correlation-data, user-property, content-type",
+        ),
+        (
+            format!("{SUB5} -D SUBSCRIBE user-property k v -D SUBSCRIBE topic-alias 1"),
+            "-D SUBSCRIBE topic-alias: a SUBSCRIBE packet cannot carry topic-alias: it may carry subscription-identifier, user-property",
+        ),
+        (
+            format!("{PUB5} -D CONNECT receive-maximum 0"),
+            "-D CONNECT receive-maximum '0' is out of range: give a whole number from 1 to 65535",
+        ),
+        (
+            format!("{PUB5} -D CONNECT receive-maximum 65536"),
+            "-D CONNECT receive-maximum '65536' is out of range: give a whole number from 1 to 65535",
+        ),
+        (
+            format!("{PUB5} -D CONNECT receive-maximum ten"),
+            "-D CONNECT receive-maximum 'ten' is not a whole number: give one from 1 to 65535",
+        ),
+        (
+            format!("{PUB5} -D PUBLISH message-expiry-interval 4294967296"),
+            "-D PUBLISH message-expiry-interval '4294967296' is out of range: give a whole number from 0 to 4294967295",
+        ),
+        (
+            format!("{PUB5} -D PUBLISH payload-format-indicator 2"),
+            "-D PUBLISH payload-format-indicator '2' is out of range: give a whole number from 0 to 1",
+        ),
+        (
+            format!("{SUB5} -D SUBSCRIBE subscription-identifier 268435456"),
+            "-D SUBSCRIBE subscription-identifier '268435456' is out of range: give a whole number from 1 to 268435455",
+        ),
+        (
+            format!("{PUB5} -D CONNECT maximum-packet-size 0"),
+            "-D CONNECT maximum-packet-size '0' is out of range: give a whole number from 1 to 268435455",
+        ),
+        (
+            format!("{PUB5} -D PUBLISH content-type a -D PUBLISH content-type b"),
+            "-D PUBLISH content-type is given twice: give it once",
+        ),
+        (
+            format!("{PUB5} -D PUBLISH content-type a --content-type b"),
+            "--content-type and -D PUBLISH say the same thing: give one",
+        ),
+        (
+            format!("{PUB5} -x 5 -D CONNECT session-expiry-interval 5"),
+            "-x and -D CONNECT session-expiry-interval say the same thing: give one",
+        ),
+        (
+            format!("{SUB5} -D PUBLISH content-type a"),
+            "-D PUBLISH: sub sends no PUBLISH: give it to pub or rr",
+        ),
+        (
+            format!("{PUB5} -D SUBSCRIBE subscription-identifier 3"),
+            "-D SUBSCRIBE: pub sends no SUBSCRIBE: give it to sub",
+        ),
+        (
+            format!("{SUB5} -D UNSUBSCRIBE user-property k v"),
+            "-D UNSUBSCRIBE: sub sends no UNSUBSCRIBE: give it to unsub",
+        ),
+        (
+            format!("{PUB5} -D DISCONNECT user-property k v"),
+            "-D DISCONNECT user-property: mqttcli cannot send DISCONNECT properties yet (rumqttc 0.25.1 sends a bare DISCONNECT; bytebeamio/rumqtt#887): leave it out",
+        ),
+        (
+            format!("{SUB5} -D DISCONNECT session-expiry-interval 0"),
+            "-D DISCONNECT session-expiry-interval: mqttcli cannot send DISCONNECT properties yet (rumqttc 0.25.1 sends a bare DISCONNECT; bytebeamio/rumqtt#887): leave it out",
+        ),
+        (
+            format!("{PUB5} -D WILL will-delay-interval 3"),
+            "-D WILL describes the last-will message: add --will-topic TOPIC",
+        ),
+        (
+            format!("{PUB5} -D PUBLISH user-property k"),
+            "-D PUBLISH user-property takes a KEY and a VALUE: -D PUBLISH user-property KEY VALUE",
+        ),
+        (
+            format!("{PUB5} -D PUBLISH content-type a b"),
+            "-D PUBLISH content-type takes one VALUE: -D PUBLISH content-type VALUE",
+        ),
+        (
+            format!("{PUB5} -D PUBLISH response-topic a/#"),
+            "-D PUBLISH response-topic: topic 'a/#' contains a wildcard (+ or #): publish to a concrete topic such as sensors/1/temp",
+        ),
+        (
+            format!("{PUB5} --user-property k"),
+            "invalid value 'k' for '--user-property <KEY=VALUE>': 'k' is not KEY=VALUE: write the user property as key=value",
+        ),
+        (
+            format!("{SUB5} --user-property k"),
+            "invalid value 'k' for '--user-property <KEY=VALUE>': 'k' is not KEY=VALUE: write the user property as key=value",
+        ),
+        (
+            format!("{SUB5} --retain-handling sometimes"),
+            "invalid value 'sometimes' for '--retain-handling <WHEN>': 'sometimes' is not a retain handling: use 0 (always), 1 (new) or 2 (never)",
+        ),
+        (
+            "rr -t a -m x -D PUBLISH correlation-data c".to_string(),
+            "rr sets the request's response topic (-e) and correlation data itself: drop -D PUBLISH response-topic/correlation-data",
+        ),
+        // MQTT 5 only, under 3.1.1 (given, or the default).
+        (
+            "pub -V 311 -t a -m x -D PUBLISH content-type x".to_string(),
+            "-D PUBLISH content-type x sets an MQTT 5 property: add -V 5",
+        ),
+        (
+            "sub -t a -D CONNECT user-property k v".to_string(),
+            "-D CONNECT user-property k v sets an MQTT 5 property: add -V 5",
+        ),
+    ];
+    for (args, line) in cases {
+        let out = run(mqttcli().args(args.split(' ')));
+        out.assert_exact_error(2, &format!("mqttcli: error: {line}"));
+    }
+    let v5_flags = [
+        "pub -m x --user-property k=v",
+        "pub -m x --content-type t",
+        "pub -m x --message-expiry 5",
+        "pub -m x --response-topic r",
+        "pub -m x --correlation-data c",
+        "pub -m x --correlation-data-base64 AAE=",
+        "sub --no-local",
+        "sub --retain-as-published",
+        "sub --retain-handling never",
+        "sub --user-property k=v",
+        "unsub -i me --user-property k=v",
+    ];
+    for case in v5_flags {
+        let (subcommand, rest) = case.split_once(' ').unwrap();
+        let flag = rest.split(' ').find(|w| w.starts_with("--")).unwrap();
+        let out = run(mqttcli()
+            .args([subcommand, "-V", "311", "-t", "a"])
+            .args(rest.split(' ')));
+        out.assert_exact_error(
+            2,
+            &format!("mqttcli: error: {flag} is an MQTT 5 feature: add -V 5"),
+        );
     }
 }
