@@ -17,7 +17,7 @@ use crate::common::{
     at, mqttcli, programs, publish, run, signal, subscriber, unique_id, unique_topic, Broker, Live,
     Out, Proto, Setup,
 };
-use Proto::V5;
+use Proto::{V311, V5};
 
 /// For a subscriber to subscribe, a message to arrive, a process to end.
 const WAIT: Duration = Duration::from_secs(30);
@@ -1093,4 +1093,85 @@ fn usage_errors_say_what_to_do() {
             &format!("mqttcli: error: {flag} is an MQTT 5 feature: add -V 5"),
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. -V 5 against a broker that speaks only 3.1.1
+
+/// A 3.1.1-only broker (Aedes) hangs up on an MQTT 5 CONNECT: the error names -V 311, exit 3.
+#[test]
+fn v5_against_a_broker_that_hangs_up_names_v311() {
+    for subcommand in ["pub", "sub"] {
+        let broker = FakeBroker::bind();
+        let port = broker.port();
+        let played = broker.serve_one(|conn| conn.expect_connect(V5).map(drop));
+        let mut cmd = at(subcommand, port, V5);
+        cmd.args(["-t", "t", "--no-reconnect"]);
+        if subcommand == "pub" {
+            cmd.args(["-m", "x"]);
+        }
+        let out = run(&mut cmd);
+        played.result(&out);
+        out.assert_exact_error(
+            3,
+            &format!(
+                "mqttcli: error: 127.0.0.1:{port} closed the connection before CONNACK: if the broker speaks only MQTT 3.1.1, use -V 311; if it is a TLS port, add --tls or --cafile FILE"
+            ),
+        );
+    }
+}
+
+/// One that answers with 3.1.1's "unacceptable protocol version" (CONNACK code 1, without
+/// the property length MQTT 5 expects): rumqttc 0.25.1 waits for the rest of that CONNACK,
+/// so the refusal is seen as the broker hanging up (Aedes closes at once) or as no answer
+/// within --connect-timeout (a broker that keeps the connection open). Both name -V 311,
+/// exit 3; the same broker at 3.1.1 takes the connection.
+#[test]
+fn v5_against_a_broker_that_refuses_the_version_names_v311() {
+    for hang_up in [true, false] {
+        let broker = FakeBroker::bind();
+        let port = broker.port();
+        let played = broker.serve_one(move |conn| {
+            conn.expect_connect(V5)?;
+            conn.write(&packet(0x20, &[0, 1]))?;
+            if !hang_up {
+                conn.until_disconnect()?;
+            }
+            Ok(())
+        });
+        let out = run(at("pub", port, V5).args(["-t", "t", "-m", "x", "--connect-timeout", "2s"]));
+        played.result(&out);
+        let endpoint = format!("127.0.0.1:{port}");
+        if hang_up {
+            out.assert_exact_error(
+                3,
+                &format!("mqttcli: error: {endpoint} closed the connection before CONNACK: if the broker speaks only MQTT 3.1.1, use -V 311; if it is a TLS port, add --tls or --cafile FILE"),
+            );
+        } else {
+            // rumqttc's own connection timeout and mqttcli's end at the same time: only
+            // mqttcli's says " within 2 s".
+            out.assert_code(3).assert_stdout(b"");
+            let (start, end) = (
+                format!("mqttcli: error: no answer from {endpoint}"),
+                ": check the host and port, or raise --connect-timeout; if the broker speaks only MQTT 3.1.1, use -V 311\n",
+            );
+            assert!(
+                out.stderr.starts_with(&start)
+                    && out.stderr.ends_with(end)
+                    && out.stderr.lines().count() == 1,
+                "{}",
+                out.dump()
+            );
+        }
+    }
+    let broker = FakeBroker::bind();
+    let port = broker.port();
+    let played = broker.serve_one(|conn| {
+        conn.expect_connect(V311)?;
+        conn.connack(V311, false)?;
+        conn.until_disconnect()
+    });
+    let out = run(at("pub", port, V311).args(["-t", "t", "-m", "x"]));
+    assert!(played.result(&out), "pub -V 311 ended with DISCONNECT");
+    out.assert_ok(b"");
 }
