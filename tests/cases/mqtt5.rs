@@ -532,8 +532,9 @@ fn retain_as_published_keeps_the_flag_on_live_messages() {
     assert_eq!(deliveries(clears), [("live".to_string(), false)]);
 }
 
-/// No local: with it, a `sub` does not get back what the same connection publishes; here the
-/// broker is asked with `-D`-free flags and must still deliver other clients' messages.
+/// No local only drops what the subscribing connection publishes itself, which a `sub` never
+/// does (the bit is checked in the SUBSCRIBE's bytes below): Mosquitto takes the option and
+/// still delivers other clients' messages.
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn no_local_still_delivers_other_clients_messages() {
