@@ -261,10 +261,15 @@ fn once<T>(slot: &mut Option<T>, value: T, what: &str) -> Result<()> {
 }
 
 fn number(value: &str, min: u32, max: u32, what: &str) -> Result<u32> {
+    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
     match value.parse::<u32>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(usage(format!(
+        // Too large for u32 is out of range too; "ten" or "-1" is not a number at all.
+        _ if digits => Err(usage(format!(
             "{what} '{value}' is out of range: give a whole number from {min} to {max}"
+        ))),
+        _ => Err(usage(format!(
+            "{what} '{value}' is not a whole number: give one from {min} to {max}"
         ))),
     }
 }
@@ -331,6 +336,10 @@ mod tests {
             "-D CONNECT receive-maximum '0' is out of range: give a whole number from 1 to 65535"
         );
         assert!(err(&[&["PUBLISH", "topic-alias", "70000"]]).contains("from 1 to 65535"));
+        assert_eq!(
+            err(&[&["CONNECT", "receive-maximum", "-1"]]),
+            "-D CONNECT receive-maximum '-1' is not a whole number: give one from 1 to 65535"
+        );
         assert!(err(&[&["PUBLISH", "payload-format-indicator", "2"]]).contains("from 0 to 1"));
         assert!(err(&[&["PUBLISH", "user-property", "k"]]).contains("takes a KEY and a VALUE"));
         assert!(err(&[&["PUBLISH", "content-type", "a", "b"]]).contains("takes one VALUE"));

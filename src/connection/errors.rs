@@ -17,10 +17,17 @@ pub fn connect_timeout(peer: &Peer, timeout: Option<Duration>) -> anyhow::Error 
     let within = timeout.map_or(String::new(), |t| {
         format!(" within {}", duration::display(t))
     });
+    // rumqttc 0.25.1 waits for more bytes after the 2-byte CONNACK with which a 3.1.1-only
+    // broker refuses MQTT 5 (code 1, no properties): that refusal ends as this timeout.
+    let v311 = if peer.mqtt5 {
+        "; if the broker speaks only MQTT 3.1.1, use -V 311"
+    } else {
+        ""
+    };
     fail(
         Exit::Unreachable,
         format!(
-            "no answer from {}{within}: check the host and port, or raise --connect-timeout",
+            "no answer from {}{within}: check the host and port, or raise --connect-timeout{v311}",
             peer.endpoint
         ),
     )

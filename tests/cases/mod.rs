@@ -5,6 +5,7 @@ mod consume;
 mod delivery;
 mod errors;
 mod help;
+mod mqtt5;
 mod output;
 mod profiles;
 mod progress;

@@ -160,6 +160,25 @@ impl Broker {
         self.process().log_text()
     }
 
+    /// Wait until Mosquitto's log has `count` lines containing `needle`, e.g. `Sending SUBACK
+    /// to ID` (such lines need `log_type all` in `Setup::extra`); a failure showing the log
+    /// after `deadline`.
+    #[track_caller]
+    pub fn wait_log(&mut self, needle: &str, count: usize, deadline: Duration) {
+        let end = Instant::now() + deadline;
+        loop {
+            let log = self.log_text();
+            if log.lines().filter(|l| l.contains(needle)).count() >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "no {count} line(s) with '{needle}' in mosquitto's log after {deadline:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Send `sig` ("TERM", "KILL", …) to Mosquitto and wait for it to exit. On TERM it writes
     /// its persistence file first (`Setup::persistence`); on KILL it does not.
     pub fn stop_process(&mut self, sig: &str) {
