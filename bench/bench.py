@@ -397,14 +397,14 @@ class SubRun:
     exit_code: int
 
 
-def one_sub(tool: str, n: int) -> SubRun:
+def one_sub(tool: str, n: int, pub_qos: int = 0) -> SubRun:
     prefix = fresh_prefix()
     put_marker(prefix)
     sub, counter = start_subscriber(tool, prefix, SUB_QOS, n, WAIT)
     with open(make_input(n), "rb") as stdin:
         b0 = broker_cpu()
         t0 = time.monotonic()
-        pub = spawn(pub_argv(SUB_PUBLISHER, f"{prefix}/data", SUB_PUB_QOS, lines=True), stdin=stdin,
+        pub = spawn(pub_argv(SUB_PUBLISHER, f"{prefix}/data", pub_qos, lines=True), stdin=stdin,
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         counter.done.wait(WAIT)
         b1 = broker_cpu()
@@ -430,12 +430,12 @@ SUB_PUB_QOS = 0
 SUB_QOS = 1
 
 
-def bench_sub(n: int) -> dict[str, list[SubRun]]:
+def bench_sub(n: int, pub_qos: int = SUB_PUB_QOS) -> dict[str, list[SubRun]]:
     out: dict[str, list[SubRun]] = {t: [] for t in TOOLS}
     for i in range(REPEATS):
         for t in (TOOLS if i % 2 == 0 else TOOLS[::-1]):
-            r = one_sub(t, n)
-            log(f"  sub n={n} {t:9s}: {r.received} received ({r.distinct} distinct), {r.seconds:.2f} s, "
+            r = one_sub(t, n, pub_qos)
+            log(f"  sub n={n} q{pub_qos} {t:9s}: {r.received} received ({r.distinct} distinct), {r.seconds:.2f} s, "
                 f"{r.rate:.0f} msg/s, client CPU {r.client_cpu:.2f} s, broker CPU {r.broker_cpu:.2f} s, exit {r.exit_code}")
             out[t].append(r)
     return out
@@ -693,6 +693,11 @@ def part_sub(rep: Report) -> None:
     log(f"[sub] sub to a pipe, {LINES} messages live from mosquitto_pub -l -q {SUB_PUB_QOS}, "
         f"subscribers at -q {SUB_QOS}: {REPEATS} runs per tool")
     sub_rows(rep, f"sub, {LINES} msgs live", bench_sub(LINES), LINES, True)
+    # QoS 1 end to end: every message is acknowledged by the subscriber (mqttcli after it is
+    # written). SMALL_LINES: mosquitto_pub's QoS 1 -l mode loses messages past 65535 lines.
+    log(f"[sub] sub to a pipe, {SMALL_LINES} messages live from mosquitto_pub -l -q 1, "
+        f"subscribers at -q 1: {REPEATS} runs per tool")
+    sub_rows(rep, f"sub, {SMALL_LINES} msgs QoS 1 live", bench_sub(SMALL_LINES, 1), SMALL_LINES, False)
     log(f"[sub] sub draining a backlog of {LINES} queued QoS 1 messages: {REPEATS} runs per tool")
     sub_rows(rep, f"sub, {LINES} msgs QoS 1 backlog", bench_drain(LINES), LINES, False)
 
