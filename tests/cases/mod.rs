@@ -14,6 +14,7 @@ mod reliability;
 mod rr;
 mod shared;
 mod signals;
+mod socks;
 mod stream_end;
 mod suback;
 mod tls;

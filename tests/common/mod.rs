@@ -9,6 +9,7 @@ pub mod live;
 pub mod lost;
 pub mod programs;
 pub mod proxy;
+pub mod socks;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
