@@ -253,7 +253,7 @@ pub struct WebArgs {
     #[arg(long, value_name = "HEADER", value_parser = parse_header)]
     pub header: Vec<(String, String)>,
 
-    /// Proxy: http://[USER:PASS@]HOST:PORT (HTTP CONNECT), socks5://… or socks5h://… (SOCKS5;
+    /// Proxy: http://[USER:PASS@]HOST:PORT (HTTP CONNECT), socks5://... or socks5h://... (SOCKS5;
     /// socks5h lets the proxy resolve the broker's name) [default: HTTPS_PROXY or ALL_PROXY,
     /// except for NO_PROXY and loopback hosts]
     #[arg(long, value_name = "URL")]
