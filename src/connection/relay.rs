@@ -4,7 +4,8 @@
 //! tunnel rumqttc asks for, ignores the target named in it and reaches the broker its own way:
 //! - `--tls-server-name`: rumqttc dials the server name (so it is sent as SNI as well as
 //!   verified: rumqttc takes both from the host it dials), the relay connects to `-h`;
-//! - a SOCKS5 proxy (socks.rs), which rumqttc does not speak;
+//! - a SOCKS5 proxy (socks.rs), which rumqttc does not speak; an HTTP proxy (http.rs) when
+//!   one of the others goes through it;
 //! - `-V 31`: the relay rewrites the CONNECT into MQTT 3.1's (mqtt31.rs), which rumqttc does
 //!   not speak either; with `--unix` it then dials the socket.
 //!
@@ -20,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::proxy::ProxySettings;
 
+mod http;
 mod mqtt31;
 mod socks;
 
@@ -27,6 +29,7 @@ mod socks;
 #[derive(Debug)]
 pub enum Route {
     Direct,
+    Http(ProxySettings),
     Socks5(ProxySettings),
     #[cfg_attr(not(unix), allow(dead_code))]
     Unix(PathBuf),
@@ -91,14 +94,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// One tunnel: read rumqttc's CONNECT request, reach the broker, answer, relay bytes.
 async fn tunnel(mut client: TcpStream, up: &Upstream, relay: &Relay) -> io::Result<()> {
-    // The request head is a few dozen bytes; anything else would be a bug on our side.
-    let mut head = Vec::with_capacity(256);
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() > 8192 || client.read(&mut byte).await? == 0 {
-            return Ok(());
-        }
-        head.push(byte[0]);
+    if read_head(&mut client).await?.is_none() {
+        return Ok(());
     }
     let mut broker = match dial(up).await {
         Ok(s) => s,
@@ -121,10 +118,29 @@ async fn tunnel(mut client: TcpStream, up: &Upstream, relay: &Relay) -> io::Resu
     Ok(())
 }
 
+/// An HTTP head up to its blank line, or None if the peer left (or sent 8 KiB) first. Byte by
+/// byte, so nothing after it (the start of the tunnel) is consumed.
+async fn read_head(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
+    let mut head = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 8192 || stream.read(&mut byte).await? == 0 {
+            return Ok(None);
+        }
+        head.push(byte[0]);
+    }
+    Ok(Some(head))
+}
+
 async fn dial(up: &Upstream) -> io::Result<Box<dyn Stream>> {
     match &up.route {
         Route::Direct => {
             let s = TcpStream::connect((up.host.as_str(), up.port)).await?;
+            s.set_nodelay(true)?;
+            Ok(Box::new(s))
+        }
+        Route::Http(proxy) => {
+            let s = http::connect(proxy, &up.host, up.port).await?;
             s.set_nodelay(true)?;
             Ok(Box::new(s))
         }

@@ -66,17 +66,19 @@ pub fn wire(s: &Settings) -> Result<Wire> {
         });
     }
     // rumqttc sends SNI for, and verifies, the host it dials: to use another name, dial that
-    // name through the relay, which connects to -h. Behind an HTTP proxy of the user's, the
-    // name is only verified (tls.rs), with the SNI of -h.
-    let server_name = match (&s.tls, http_proxy) {
-        (Some(t), None) => t.server_name.clone().filter(|name| *name != s.host),
-        _ => None,
-    };
-    let route = match (&s.unix, socks) {
-        (Some(path), _) => Some(Route::Unix(path.clone())),
-        (None, Some(p)) => Some(Route::Socks5(p.clone())),
-        (None, None) if server_name.is_some() || s.mqtt31 => Some(Route::Direct),
-        (None, None) => None,
+    // name through the relay, which connects to -h (through the user's proxy, if any).
+    let server_name = s
+        .tls
+        .as_ref()
+        .and_then(|t| t.server_name.clone())
+        .filter(|name| *name != s.host);
+    let relayed = server_name.is_some() || s.mqtt31;
+    let route = match (&s.unix, socks, http_proxy) {
+        (Some(path), _, _) => Some(Route::Unix(path.clone())),
+        (None, Some(p), _) => Some(Route::Socks5(p.clone())),
+        (None, None, Some(p)) if relayed => Some(Route::Http(p.clone())),
+        (None, None, None) if relayed => Some(Route::Direct),
+        (None, None, _) => None,
     };
     let relay = match route {
         Some(route) => Some(

@@ -15,6 +15,7 @@ mod reliability;
 mod rr;
 mod shared;
 mod signals;
+mod sni_proxy;
 mod socks;
 mod stream_end;
 mod suback;

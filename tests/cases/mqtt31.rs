@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::common::proxy::Proxy;
 use crate::common::socks::Socks;
 use crate::common::{at, mqttcli, run, subscriber, unique_id, unique_topic, Broker, Proto, Setup};
 
@@ -110,6 +111,30 @@ fn mqtt_3_1_through_socks5_and_over_a_unix_socket() {
         .arg(dir.path().join("mqtt.sock")))
     .assert_ok(b"");
     assert_eq!(logged_protocol(&mut broker, &id), "p1");
+}
+
+/// Through an HTTP proxy the relay goes through it too: the proxy sees the 3.1 CONNECT.
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+fn mqtt_3_1_through_an_http_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = logging_broker(dir.path());
+    let proxy = Proxy::start();
+    let id = unique_id();
+    let port = broker.port(Proto::V311);
+    run(v31(&broker, "pub", "31").args(["--proxy", &proxy.url(), "-i", &id, "-t", "t", "-m", "x"]))
+        .assert_ok(b"");
+    assert_eq!(logged_protocol(&mut broker, &id), "p1");
+    let tunnels = proxy.tunnels();
+    assert_eq!(tunnels.len(), 1, "{tunnels:#?}");
+    assert!(
+        tunnels[0]
+            .request_line
+            .starts_with(&format!("CONNECT 127.0.0.1:{port} ")),
+        "{tunnels:#?}"
+    );
+    // CONNECT, its remaining length, then the protocol name 3.1 gives it.
+    assert_eq!(&tunnels[0].inner[2..10], b"\x00\x06MQIsdp", "{tunnels:#?}");
 }
 
 /// 3.1 allows client ids of 23 characters: a longer one is sent (most brokers take it) with
