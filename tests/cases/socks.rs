@@ -6,9 +6,9 @@
 
 use std::net::SocketAddr;
 
-use crate::common::certs::Pki;
 use crate::common::socks::{Request, Socks, Target};
-use crate::common::{connect, run, subscriber, unique_topic, Broker, Proto, Setup};
+use crate::common::transports::{ProxiedBroker, TLS, WS, WSS};
+use crate::common::{connect, run, subscriber, unique_topic, Broker, Proto};
 use Proto::{V311, V5};
 
 /// A name that resolves nowhere: the test proxies map it to 127.0.0.1, so only a proxy that
@@ -255,39 +255,26 @@ fn bad_socks_urls_are_usage_errors() {
     }
 }
 
-/// A Mosquitto with TLS (0), ws (1) and wss (2) listeners for localhost, signed by the CA in
-/// `pki/ca.pem`.
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn tls_ws_and_wss_through_socks5() {
-    let pki = Pki::new();
-    let server = pki.ca("ca").server("server", &["localhost", "127.0.0.1"]);
-    let listeners = [
-        server.mosquitto_tls(),
-        "protocol websockets\n".to_string(),
-        format!("protocol websockets\n{}", server.mosquitto_tls()),
-    ];
-    let broker = Broker::mosquitto(&Setup {
-        anonymous: true,
-        listeners: &listeners,
-        ..Setup::default()
-    });
-    let ca = pki.dir().join("ca.pem");
+    let b = ProxiedBroker::start();
+    let ca = b.ca();
     let ca = ca.to_str().unwrap();
     let cases: [(usize, &[&str]); 3] = [
-        (0, &["--cafile", ca]),
-        (1, &["--ws", "--ws-path", "/mqtt"]),
-        (2, &["--ws", "--cafile", ca]),
+        (TLS, &["--cafile", ca]),
+        (WS, &["--ws", "--ws-path", "/mqtt"]),
+        (WSS, &["--ws", "--cafile", ca]),
     ];
     for (listener, transport) in cases {
         for scheme in ["socks5h", "socks5"] {
             let socks = Socks::with_password("bob", "tls-pw");
-            let port = broker.listener_port(listener);
+            let port = b.broker.listener_port(listener);
             let mut args = vec!["--proxy".to_string(), socks.url(scheme, "bob:tls-pw")];
             args.extend(transport.iter().map(|a| a.to_string()));
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             // The certificate names localhost: TLS is verified end to end through the proxy.
-            publish_via(&broker, "localhost", port, V5, &args);
+            publish_via(&b.broker, "localhost", port, V5, &args);
             let requests = socks.requests();
             let last = requests.last().and_then(|r| r.target.clone());
             let expected = if scheme == "socks5h" {

@@ -10,6 +10,7 @@ pub mod lost;
 pub mod programs;
 pub mod proxy;
 pub mod socks;
+pub mod transports;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
