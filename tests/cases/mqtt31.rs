@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::common::proxy::Proxy;
 use crate::common::socks::Socks;
+use crate::common::transports::one_tunnel_to;
 use crate::common::{at, mqttcli, run, subscriber, unique_id, unique_topic, Broker, Proto, Setup};
 
 /// A Mosquitto that logs every client's CONNECT, with a Unix socket in `dir` as well.
@@ -125,14 +126,7 @@ fn mqtt_3_1_through_an_http_proxy() {
     run(v31(&broker, "pub", "31").args(["--proxy", &proxy.url(), "-i", &id, "-t", "t", "-m", "x"]))
         .assert_ok(b"");
     assert_eq!(logged_protocol(&mut broker, &id), "p1");
-    let tunnels = proxy.tunnels();
-    assert_eq!(tunnels.len(), 1, "{tunnels:#?}");
-    assert!(
-        tunnels[0]
-            .request_line
-            .starts_with(&format!("CONNECT 127.0.0.1:{port} ")),
-        "{tunnels:#?}"
-    );
+    let tunnels = [one_tunnel_to(&proxy, &format!("127.0.0.1:{port}"))];
     // CONNECT, its remaining length, then the protocol name 3.1 gives it.
     assert_eq!(&tunnels[0].inner[2..10], b"\x00\x06MQIsdp", "{tunnels:#?}");
 }

@@ -5,6 +5,7 @@
 use crate::common::certs::Pki;
 use crate::common::proxy::Proxy;
 use crate::common::socks::{Socks, Target};
+use crate::common::transports::one_tunnel_to;
 use crate::common::{connect, run, subscriber, unique_topic, Broker, Proto, Setup};
 
 #[test]
@@ -45,14 +46,7 @@ fn tls_server_name_behind_a_proxy_is_sent_as_sni() {
         sub.finish().assert_ok(b"named\n");
     }
     // Each proxy was asked for the address given with -h…
-    let tunnels = http.tunnels();
-    assert_eq!(tunnels.len(), 1, "{tunnels:#?}");
-    assert!(
-        tunnels[0]
-            .request_line
-            .starts_with(&format!("CONNECT 127.0.0.1:{port} ")),
-        "{tunnels:#?}"
-    );
+    let tunnels = [one_tunnel_to(&http, &format!("127.0.0.1:{port}"))];
     let requests = socks.requests();
     assert_eq!(
         requests.last().and_then(|r| r.target.clone()),

@@ -1,8 +1,19 @@
 //! A Mosquitto with a listener for each transport, for the tests that run every transport
-//! through a proxy (HTTP CONNECT in cases/proxy.rs, SOCKS5 in cases/socks.rs).
+//! through a proxy (HTTP CONNECT in cases/proxy.rs, SOCKS5 in cases/socks.rs), and what a
+//! proxied connection is checked with.
 
 use super::certs::Pki;
+use super::proxy::{Proxy, Tunnel};
 use super::{Broker, Setup};
+
+/// The one CONNECT request `proxy` got, which asked for `target` (`host:port`).
+#[track_caller]
+pub fn one_tunnel_to(proxy: &Proxy, target: &str) -> Tunnel {
+    let tunnels = proxy.tunnels();
+    assert_eq!(tunnels.len(), 1, "expected one CONNECT: {tunnels:#?}");
+    assert_eq!(tunnels[0].target(), target, "{tunnels:#?}");
+    tunnels.into_iter().next().unwrap()
+}
 
 /// A Mosquitto with a plain listener (`broker.port(..)`), and TLS (0), ws (1) and wss (2)
 /// listeners whose certificate, for localhost and 127.0.0.1, is signed by the CA in
