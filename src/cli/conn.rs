@@ -22,6 +22,10 @@ pub struct ConnArgs {
     #[arg(short = 'p', long, value_name = "PORT")]
     pub port: Option<u16>,
 
+    /// Connect to the broker's Unix-domain socket at PATH instead of a host and port
+    #[arg(long, value_name = "PATH")]
+    pub unix: Option<PathBuf>,
+
     /// Broker URL: mqtt://[USER[:PASS]@]HOST[:PORT][/TOPIC]
     ///
     /// Flags given beside it (-h, -p, -u, -P, -t) take precedence over the URL's parts.
@@ -54,9 +58,9 @@ pub struct ConnArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "password")]
     pub password_file: Option<PathBuf>,
 
-    /// MQTT protocol version: 311 (mqttv311) or 5 (mqttv5) [default: 311; rr: 5]
-    #[arg(short = 'V', long = "protocol-version", value_name = "VERSION", value_parser = parse_version)]
-    pub protocol: Option<Protocol>,
+    /// MQTT protocol version: 31 (mqttv31), 311 (mqttv311) or 5 (mqttv5) [default: 311; rr: 5]
+    #[arg(short = 'V', long = "protocol-version", value_name = "VERSION", value_parser = parse_protocol_version)]
+    pub protocol: Option<Version>,
 
     /// Keepalive interval in seconds (0 disables pings; MQTT 5 needs at least 5)
     #[arg(short = 'k', long, value_name = "SECS", default_value_t = 60)]
@@ -133,6 +137,33 @@ pub struct ConnArgs {
     /// Config file with the profiles [default: MQTTCLI_CONFIG, else ~/.config/mqttcli/config.toml]
     #[arg(long, value_name = "FILE", help_heading = "Profiles")]
     pub config: Option<PathBuf>,
+}
+
+/// `-V`'s value. MQTT 3.1 is carried as 3.1.1, which rumqttc speaks, with its CONNECT
+/// rewritten on the way (see `Settings::mqtt31`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub protocol: Protocol,
+    pub mqtt31: bool,
+}
+
+/// mosquitto's spellings: `31`/`mqttv31` besides `311`/`mqttv311` and `5`/`mqttv5`.
+fn parse_protocol_version(s: &str) -> Result<Version, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "31" | "mqttv31" | "3.1" | "3" => Ok(Version {
+            protocol: Protocol::V311,
+            mqtt31: true,
+        }),
+        _ => match parse_version(s) {
+            Ok(protocol) => Ok(Version {
+                protocol,
+                mqtt31: false,
+            }),
+            Err(_) => Err(format!(
+                "'{s}' is not a supported protocol version: use 31 (mqttv31), 311 (mqttv311) or 5 (mqttv5)"
+            )),
+        },
+    }
 }
 
 /// sub and streaming pub (-l, --interval) reconnect after a lost connection; a single pub fails
@@ -222,7 +253,8 @@ pub struct WebArgs {
     #[arg(long, value_name = "HEADER", value_parser = parse_header)]
     pub header: Vec<(String, String)>,
 
-    /// HTTP CONNECT proxy, http://[USER:PASS@]HOST:PORT [default: HTTPS_PROXY or ALL_PROXY,
+    /// Proxy: http://[USER:PASS@]HOST:PORT (HTTP CONNECT), socks5://... or socks5h://... (SOCKS5;
+    /// socks5h lets the proxy resolve the broker's name) [default: HTTPS_PROXY or ALL_PROXY,
     /// except for NO_PROXY and loopback hosts]
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,

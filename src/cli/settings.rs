@@ -90,6 +90,9 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         None => None,
     };
     let tls_args = with_profile_tls(&args.tls, p);
+    if let Some(path) = &args.unix {
+        unix_conflicts(args, p, &tls_args, scheme, path)?;
+    }
 
     let host = args
         .host
@@ -99,6 +102,13 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         .or_else(|| p.and_then(|p| p.host.clone()))
         .or(pu.host)
         .unwrap_or_else(|| "localhost".to_string());
+    // With --unix the host is only a name: a loopback one, which no environment proxy takes
+    // and which resolves wherever MQTT_HOST or a profile points.
+    let host = if args.unix.is_some() {
+        "localhost".to_string()
+    } else {
+        host
+    };
     let explicit_port = args
         .port
         .or(fu.port)
@@ -107,9 +117,12 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         .or(pu.port);
     // As mosquitto's tools: any TLS option, an mqtts/wss URL, or the TLS port itself means TLS
     // (unless a URL says mqtt:// or ws:// outright).
-    let use_tls = tls_args.any()
-        || scheme.is_some_and(Scheme::tls)
-        || (explicit_port == Some(DEFAULT_TLS_PORT) && scheme.is_none());
+    // (Not with --unix, which refuses TLS options above: MQTT_PORT=8883 alone must not ask
+    // for TLS on a local socket.)
+    let use_tls = args.unix.is_none()
+        && (tls_args.any()
+            || scheme.is_some_and(Scheme::tls)
+            || (explicit_port == Some(DEFAULT_TLS_PORT) && scheme.is_none()));
     let use_ws = args.web.ws
         || p.and_then(|p| p.ws).unwrap_or(false)
         || scheme.is_some_and(Scheme::websocket);
@@ -194,6 +207,12 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
             "-c/--no-clean keeps a session that only the same client id can resume: add -i ID",
         ));
     }
+    let mqtt31 = args.protocol.is_some_and(|v| v.mqtt31);
+    if mqtt31 && (use_tls || use_ws) {
+        return Err(usage(
+            "-V 31 (MQTT 3.1) works over plain TCP, --unix and proxies, not over TLS or WebSocket: use -V 311 there",
+        ));
+    }
     let client_id =
         match &args.id {
             Some(id) if id.is_empty() => return Err(usage(
@@ -203,16 +222,32 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
                 return Err(usage("the client id is longer than 65535 bytes"))
             }
             Some(id) => id.clone(),
-            None => random_client_id(
-                args.id_prefix
+            None => {
+                let prefix = args
+                    .id_prefix
                     .as_deref()
                     .or(p.and_then(|p| p.id_prefix.as_deref()))
-                    .unwrap_or("mqttcli-"),
-            ),
+                    .unwrap_or("mqttcli-");
+                // 3.1 allows 23 characters: a shorter random part keeps the default id within
+                // them (15 characters still make a collision very unlikely).
+                let random = if mqtt31 {
+                    MQTT31_MAX_ID.saturating_sub(prefix.len()).clamp(8, 16)
+                } else {
+                    16
+                };
+                random_client_id(prefix, random)
+            }
         };
+    if mqtt31 && client_id.len() > MQTT31_MAX_ID {
+        // Most brokers take longer ids under 3.1 too; the spec does not, so say it once.
+        tracing::warn!(
+            "the client id '{client_id}' is longer than MQTT 3.1's 23 characters: a strict broker refuses it (CONNACK code 2); choose a shorter one with -i or -I"
+        );
+    }
 
     let protocol = args
         .protocol
+        .map(|v| v.protocol)
         .or(p.and_then(|p| p.protocol))
         .unwrap_or(default_protocol);
     let keepalive = Duration::from_secs(args.keepalive.into());
@@ -327,6 +362,8 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         tls,
         websocket,
         proxy,
+        unix: args.unix.clone(),
+        mqtt31,
         // sub and rr acknowledge a message only once it is written to stdout (at least once
         // to the output). Messages queued for the session may arrive as soon as unsub
         // connects: never acknowledging them leaves them queued for the real subscriber.
@@ -341,6 +378,45 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         url_topic: fu.topic.or(pu.topic),
         packets,
     })
+}
+
+/// MQTT 3.1's longest client id [MQTT 3.1, 3.1 CONNECT payload].
+const MQTT31_MAX_ID: usize = 23;
+
+/// `--unix` names where the broker is, and that it is local: whatever else says where it is, or
+/// asks for what a local socket does not carry (TLS, WebSocket, a proxy), is a usage error.
+fn unix_conflicts(
+    args: &ConnArgs,
+    p: Option<&Profile>,
+    tls: &TlsArgs,
+    scheme: Option<Scheme>,
+    path: &std::path::Path,
+) -> Result<()> {
+    let other = if args.host.is_some() {
+        Some("-h/--host")
+    } else if args.port.is_some() {
+        Some("-p/--port")
+    } else if args.url.is_some() {
+        Some("-L/--url")
+    } else if tls.any() || scheme.is_some_and(Scheme::tls) {
+        Some("TLS (--tls, --cafile and the other TLS options, or an mqtts:// URL)")
+    } else if args.web.ws
+        || p.and_then(|p| p.ws).unwrap_or(false)
+        || scheme.is_some_and(Scheme::websocket)
+    {
+        Some("WebSocket (--ws, or a ws:// URL)")
+    } else if args.web.proxy.is_some() || p.is_some_and(|p| p.proxy.is_some()) {
+        Some("--proxy")
+    } else {
+        None
+    };
+    match other {
+        Some(other) => Err(usage(format!(
+            "--unix {} connects to a local socket: it cannot go with {other}; drop one of them",
+            path.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// In-flight QoS 2 PUBLISHes under 3.1.1: see `resolve`.
@@ -479,10 +555,10 @@ fn read_password_file(path: &std::path::Path) -> Result<Secret> {
 
 /// 16 alphanumeric characters: about 95 bits, so hundreds of processes started in the same
 /// instant never collide (the tutorial's `randint(0, 1000)` does).
-fn random_client_id(prefix: &str) -> String {
+fn random_client_id(prefix: &str, len: usize) -> String {
     format!(
         "{prefix}{}",
-        Alphanumeric.sample_string(&mut rand::rng(), 16)
+        Alphanumeric.sample_string(&mut rand::rng(), len)
     )
 }
 

@@ -1,20 +1,38 @@
-//! HTTP CONNECT proxies: `--proxy`, else `HTTPS_PROXY` / `ALL_PROXY` minus `NO_PROXY`.
+//! Proxies: `--proxy`, else `HTTPS_PROXY` / `ALL_PROXY` minus `NO_PROXY`. HTTP CONNECT
+//! proxies (`http://`), which rumqttc dials itself, and SOCKS5 proxies (`socks5://`, or
+//! `socks5h://` to let the proxy resolve the broker's name), which the relay dials (relay.rs).
 //! Loopback hosts never go through an environment proxy: a proxy cannot reach our localhost.
 
 use std::net::IpAddr;
 
 use crate::secret::Secret;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    /// HTTP CONNECT.
+    Http,
+    /// SOCKS5 (RFC 1928); `remote_dns`: the proxy resolves the broker's name (`socks5h://`),
+    /// else we resolve it and ask for an address (`socks5://`), as curl does.
+    Socks5 { remote_dns: bool },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxySettings {
+    pub kind: ProxyKind,
     pub host: String,
     pub port: u16,
     pub auth: Option<(String, Secret)>,
 }
 
+/// The proxy's URL without its credentials, fit for messages and `-d`.
 impl std::fmt::Display for ProxySettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}:{}", self.host, self.port)
+        let scheme = match self.kind {
+            ProxyKind::Http => "http",
+            ProxyKind::Socks5 { remote_dns: false } => "socks5",
+            ProxyKind::Socks5 { remote_dns: true } => "socks5h",
+        };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
     }
 }
 
@@ -64,16 +82,21 @@ fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
         .any(|e| e == "*" || host == e || host.ends_with(&format!(".{e}")))
 }
 
-/// `http://[user[:pass]@]host[:port]`; `origin` names where it came from, for the message.
+/// `http://[user[:pass]@]host[:port]`, `socks5://…` or `socks5h://…`; without a scheme, HTTP
+/// (as curl). `origin` names where it came from, for the message.
 pub fn parse(url: &str, origin: &str) -> Result<ProxySettings, String> {
-    let rest = match super::url::split_scheme(url) {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-        Some((scheme, _)) => {
-            return Err(format!(
-                "{origin}: {scheme}:// proxies are not supported: use an HTTP CONNECT proxy, http://HOST:PORT"
-            ))
-        }
-        None => url,
+    let (kind, rest) = match super::url::split_scheme(url) {
+        Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
+            "http" => (ProxyKind::Http, rest),
+            "socks5" => (ProxyKind::Socks5 { remote_dns: false }, rest),
+            "socks5h" => (ProxyKind::Socks5 { remote_dns: true }, rest),
+            _ => {
+                return Err(format!(
+                    "{origin}: {scheme}:// proxies are not supported: use http://HOST:PORT (HTTP CONNECT), socks5://HOST:PORT or socks5h://HOST:PORT"
+                ))
+            }
+        },
+        None => (ProxyKind::Http, url),
     };
     let rest = rest.trim_end_matches('/');
     let (auth, hostport) = match rest.rsplit_once('@') {
@@ -90,7 +113,7 @@ pub fn parse(url: &str, origin: &str) -> Result<ProxySettings, String> {
     };
     let bad = || {
         format!(
-            "{origin}: '{}' is not a proxy address: write http://HOST:PORT",
+            "{origin}: '{}' is not a proxy address: write http://HOST:PORT or socks5h://HOST:PORT",
             super::url::redact(url)
         )
     };
@@ -102,7 +125,17 @@ pub fn parse(url: &str, origin: &str) -> Result<ProxySettings, String> {
     if host.is_empty() || host.contains('/') {
         return Err(bad());
     }
+    if let (ProxyKind::Socks5 { .. }, Some((user, pass))) = (kind, &auth) {
+        // RFC 1929: each is 1 to 255 bytes.
+        let fits = |n: usize| (1..=255).contains(&n);
+        if !fits(user.len()) || !fits(pass.expose().len()) {
+            return Err(format!(
+                "{origin}: a SOCKS5 proxy's user name and password must each be 1 to 255 bytes: write socks5://USER:PASS@HOST:PORT"
+            ));
+        }
+    }
     Ok(ProxySettings {
+        kind,
         host: host.to_string(),
         port,
         auth,
@@ -173,7 +206,7 @@ mod tests {
         let (user, pass) = p.auth.unwrap();
         assert_eq!((user.as_str(), pass.expose()), ("us@r", "pa:ss"));
         assert_eq!(parse("proxy.local", "x").unwrap().port, 1080);
-        assert!(parse("socks5://p:1", "--proxy")
+        assert!(parse("socks4://p:1", "--proxy")
             .unwrap_err()
             .contains("not supported"));
         let e = parse("http://u:secret@:80", "--proxy").unwrap_err();
@@ -184,5 +217,26 @@ mod tests {
             e.contains("not a proxy address") && !e.contains("secret"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn socks5_urls() {
+        let p = parse("socks5h://al%40ice:s3cret@proxy.local:1081", "--proxy").unwrap();
+        assert_eq!(p.kind, ProxyKind::Socks5 { remote_dns: true });
+        assert_eq!((p.host.as_str(), p.port), ("proxy.local", 1081));
+        assert_eq!(p.auth.as_ref().unwrap().0, "al@ice");
+        // What messages and -d show: no credentials.
+        assert_eq!(p.to_string(), "socks5h://proxy.local:1081");
+        let p = parse("SOCKS5://proxy.local", "ALL_PROXY").unwrap();
+        assert_eq!(
+            (p.kind, p.port),
+            (ProxyKind::Socks5 { remote_dns: false }, 1080)
+        );
+        assert_eq!(parse("proxy:3128", "x").unwrap().kind, ProxyKind::Http);
+        let long = "x".repeat(256);
+        let e = parse(&format!("socks5://u:{long}@p:1"), "--proxy").unwrap_err();
+        assert!(e.contains("255") && !e.contains(&long), "{e}");
+        let p = resolve(None, &env(None, Some("socks5h://s:1080"), None), "x.org").unwrap();
+        assert_eq!(p.unwrap().kind, ProxyKind::Socks5 { remote_dns: true });
     }
 }

@@ -98,6 +98,12 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     pub websocket: Option<WebSocket>,
     pub proxy: Option<ProxySettings>,
+    /// `--unix PATH`: the broker's Unix-domain socket, instead of host and port (which are then
+    /// only names for messages). Never with TLS, WebSocket or a proxy.
+    pub unix: Option<PathBuf>,
+    /// `-V 31`: MQTT 3.1. `protocol` is then `V311`, whose packets 3.1 shares for all mqttcli
+    /// sends; only CONNECT's protocol name and level differ, rewritten on the way (mqtt31.rs).
+    pub mqtt31: bool,
     /// Leave received QoS 1/2 messages unacknowledged (unsub must not consume a session's queue).
     pub manual_acks: bool,
     /// Outgoing QoS 1/2 PUBLISHes in flight at most; None: rumqttc's default (100).

@@ -1,12 +1,14 @@
 //! Settings → what rumqttc needs to open the connection: the broker address (a URL for
-//! WebSocket), the transport with its TLS configuration, the proxy, the upgrade headers.
+//! WebSocket; the socket's path for `--unix`), the transport with its TLS configuration, the
+//! proxy (an HTTP proxy of the user's, or mqttcli's own relay), the upgrade headers.
 
 use std::sync::Arc;
 
 use anyhow::Result;
 use rumqttc::{Proxy, ProxyAuth, ProxyType, TlsConfiguration, Transport};
 
-use super::relay::{self, Relay};
+use super::proxy::ProxyKind;
+use super::relay::{self, Relay, Route, Upstream};
 use super::{tls, Settings};
 
 /// Who we talk to, for error messages.
@@ -20,7 +22,7 @@ pub struct Peer {
     pub mqtt5: bool,
     pub client_cert: bool,
     pub proxy: Option<String>,
-    /// The relay that carries a `--tls-server-name` connection, if this one is.
+    /// The relay that carries this connection (relay.rs), if one does.
     pub relay: Option<Arc<Relay>>,
 }
 
@@ -33,22 +35,63 @@ pub struct Wire {
     pub peer: Peer,
 }
 
-/// Must be called on the runtime: a `--tls-server-name` connection starts its relay here.
+/// Must be called on the runtime: a connection that needs the relay (relay.rs) starts it here.
 pub fn wire(s: &Settings) -> Result<Wire> {
-    // rumqttc sends SNI for, and verifies, the host it dials: to use another name, dial that
-    // name through the relay, which connects to -h. Behind a proxy of the user's, the name is
-    // only verified (tls.rs), with the SNI of -h.
-    let server_name = match (&s.tls, &s.proxy) {
-        (Some(t), None) => t.server_name.clone().filter(|name| *name != s.host),
-        _ => None,
+    let peer = Peer {
+        endpoint: match &s.unix {
+            Some(path) => path.display().to_string(),
+            None => format!("{}:{}", s.host, s.port),
+        },
+        port: s.port,
+        tls: s.tls.is_some(),
+        mqtt5: s.protocol == super::Protocol::V5,
+        client_cert: s.tls.as_ref().is_some_and(|t| t.identity.is_some()),
+        proxy: s.proxy.as_ref().map(ToString::to_string),
+        relay: None,
     };
-    let relay =
-        match &server_name {
-            Some(_) => Some(relay::start(s.host.clone(), s.port).map_err(|e| {
-                anyhow::anyhow!("cannot start the relay for --tls-server-name: {e}")
-            })?),
-            None => None,
-        };
+    let (http_proxy, socks) = match &s.proxy {
+        Some(p) if p.kind == ProxyKind::Http => (Some(p), None),
+        Some(p) => (None, Some(p)),
+        None => (None, None),
+    };
+    // rumqttc's own Unix transport, unless the relay must rewrite the CONNECT.
+    #[cfg(unix)]
+    if let (Some(path), false) = (&s.unix, s.mqtt31) {
+        return Ok(Wire {
+            broker: path.to_string_lossy().into_owned(),
+            transport: Transport::Unix,
+            proxy: None,
+            headers: Vec::new(),
+            peer,
+        });
+    }
+    // rumqttc sends SNI for, and verifies, the host it dials: to use another name, dial that
+    // name through the relay, which connects to -h (through the user's proxy, if any).
+    let server_name = s
+        .tls
+        .as_ref()
+        .and_then(|t| t.server_name.clone())
+        .filter(|name| *name != s.host);
+    let relayed = server_name.is_some() || s.mqtt31;
+    let route = match (&s.unix, socks, http_proxy) {
+        (Some(path), _, _) => Some(Route::Unix(path.clone())),
+        (None, Some(p), _) => Some(Route::Socks5(p.clone())),
+        (None, None, Some(p)) if relayed => Some(Route::Http(p.clone())),
+        (None, None, None) if relayed => Some(Route::Direct),
+        (None, None, _) => None,
+    };
+    let relay = match route {
+        Some(route) => Some(
+            relay::start(Upstream {
+                host: s.host.clone(),
+                port: s.port,
+                route,
+                mqtt31: s.mqtt31,
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start mqttcli's local relay: {e}"))?,
+        ),
+        None => None,
+    };
     let tls_config = match (&s.tls, &server_name) {
         // The dialled name is the one to verify: the ordinary verifier does it.
         (Some(t), Some(_)) => Some(tls::client_config(&super::settings::TlsSettings {
@@ -83,7 +126,7 @@ pub fn wire(s: &Settings) -> Result<Wire> {
         port: r.port,
     });
     let proxy = through_relay.or_else(|| {
-        s.proxy.as_ref().map(|p| Proxy {
+        http_proxy.map(|p| Proxy {
             ty: ProxyType::Http,
             auth: match &p.auth {
                 Some((user, pass)) => ProxyAuth::Basic {
@@ -105,15 +148,7 @@ pub fn wire(s: &Settings) -> Result<Wire> {
             .as_ref()
             .map(|w| w.headers.clone())
             .unwrap_or_default(),
-        peer: Peer {
-            endpoint: format!("{}:{}", s.host, s.port),
-            port: s.port,
-            tls: s.tls.is_some(),
-            mqtt5: s.protocol == super::Protocol::V5,
-            client_cert: s.tls.as_ref().is_some_and(|t| t.identity.is_some()),
-            proxy: s.proxy.as_ref().map(ToString::to_string),
-            relay,
-        },
+        peer: Peer { relay, ..peer },
     })
 }
 

@@ -2,44 +2,10 @@
 //! and the proxy variables of the environment, which loopback hosts never use. Plain MQTT runs
 //! against any broker (the rumqttd fallback too); TLS, ws and wss need Mosquitto.
 
-use crate::common::certs::Pki;
 use crate::common::proxy::{Proxy, Tunnel};
-use crate::common::{connect, mqttcli, run, subscriber, unique_topic, Broker, Proto, Setup};
+use crate::common::transports::{ProxiedBroker, TLS, WS, WSS};
+use crate::common::{connect, mqttcli, run, subscriber, unique_topic, Broker, Proto};
 use Proto::{V311, V5};
-
-/// A Mosquitto with a plain listener (`broker.port(..)`), and TLS (0), ws (1) and wss (2)
-/// listeners whose certificate, for localhost and 127.0.0.1, is signed by the CA in
-/// `pki/ca.pem`.
-struct ProxiedBroker {
-    broker: Broker,
-    pki: Pki,
-}
-
-const TLS: usize = 0;
-const WS: usize = 1;
-const WSS: usize = 2;
-
-impl ProxiedBroker {
-    fn start() -> ProxiedBroker {
-        let pki = Pki::new();
-        let server = pki.ca("ca").server("server", &["localhost", "127.0.0.1"]);
-        let listeners = [
-            server.mosquitto_tls(),
-            "protocol websockets\n".to_string(),
-            format!("protocol websockets\n{}", server.mosquitto_tls()),
-        ];
-        let broker = Broker::mosquitto(&Setup {
-            anonymous: true,
-            listeners: &listeners,
-            ..Setup::default()
-        });
-        ProxiedBroker { broker, pki }
-    }
-
-    fn ca(&self) -> std::path::PathBuf {
-        self.pki.dir().join("ca.pem")
-    }
-}
 
 /// Publish through `proxy` with `transport_args` to `port`; a subscriber on the broker's plain
 /// port must get the message.

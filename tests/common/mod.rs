@@ -9,6 +9,8 @@ pub mod live;
 pub mod lost;
 pub mod programs;
 pub mod proxy;
+pub mod socks;
+pub mod transports;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
