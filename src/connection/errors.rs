@@ -66,7 +66,7 @@ pub fn not_mqtt(peer: &Peer) -> anyhow::Error {
 
 pub fn closed_before_connack(peer: &Peer) -> anyhow::Error {
     // A 3.1.1-only broker (Aedes, amqtt) hangs up on an MQTT 5 CONNECT without a word.
-    let hint = match (peer.mqtt5, peer.tls) {
+    let hint = match (peer.mqtt5, peer.tls || peer.unix) {
         (true, true) => "if the broker speaks only MQTT 3.1.1, use -V 311; else see its log",
         (true, false) => {
             "if the broker speaks only MQTT 3.1.1, use -V 311; if it is a TLS port, add --tls or --cafile FILE"
@@ -86,6 +86,9 @@ pub fn closed_before_connack(peer: &Peer) -> anyhow::Error {
 pub fn io_before_connack(peer: &Peer, e: &io::Error) -> anyhow::Error {
     let endpoint = &peer.endpoint;
     let msg = match e.kind() {
+        io::ErrorKind::ConnectionRefused if peer.unix => format!(
+            "cannot connect to {endpoint}: connection refused: is the broker running, and listening on this socket?"
+        ),
         io::ErrorKind::ConnectionRefused => format!(
             "cannot connect to {endpoint}: connection refused: is the broker running, and is -p right?"
         ),

@@ -66,7 +66,12 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
             (false, true) => "ws",
             (true, true) => "wss",
         },
-        protocol: settings.protocol.version(),
+        // -V 31 is 3.1.1 on rumqttc's side, rewritten by the relay.
+        protocol: if settings.mqtt31 {
+            "3.1"
+        } else {
+            settings.protocol.version()
+        },
         client_id: settings.client_id.clone(),
         topic,
         qos: opts.qos,
