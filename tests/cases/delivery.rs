@@ -120,17 +120,11 @@ fn stream_through_cuts(
         });
         if hold {
             relay.hold_up(true);
-            // What the broker got before the hold is acknowledged within moments: wait until
-            // nothing more has come down for 300 ms. (Too short a wait only leaves fewer
-            // PUBLISHes unseen by the broker at the cut.)
-            let end = Instant::now() + WAIT;
-            let (mut last, mut since) = (relay.bytes_down(), Instant::now());
-            while since.elapsed() < Duration::from_millis(300) && Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(10));
-                if relay.bytes_down() != last {
-                    (last, since) = (relay.bytes_down(), Instant::now());
-                }
-            }
+            // Every PUBLISH the broker got before the hold is acknowledged: pub's in-flight
+            // window is now only PUBLISHes the broker never got.
+            relay.wait_until("the acknowledgement of every PUBLISH relayed", WAIT, |r| {
+                r.held_and_acknowledged()
+            });
         }
         log_at_cut.push(broker.log_text().len());
         let cut_now = relay.cut();
