@@ -67,6 +67,8 @@ struct Connected {
     pub session_present: bool,
     /// The first CONNACK's MQTT 5 limits (None under 3.1.1).
     pub limits: Option<BrokerLimits>,
+    /// See `Session::window`.
+    pub window: usize,
 }
 
 /// Requests queued ahead of the event loop. A full queue makes `Client::publish` wait, which is
@@ -129,11 +131,13 @@ async fn connect(settings: &Settings) -> Result<Connected> {
             tracing::debug!("the broker assigned the client id '{id}'");
         }
     }
+    let window = events.window(limits.as_ref());
     Ok(Connected {
         client,
         events,
         session_present,
         limits,
+        window,
     })
 }
 
@@ -222,6 +226,24 @@ impl Events {
             }
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// How many QoS 1/2 PUBLISHes rumqttc keeps in flight at most: its packet ids cycle
+    /// through 1..=this many. Under MQTT 5 the broker's Receive Maximum lowers it.
+    fn window(&self, limits: Option<&BrokerLimits>) -> usize {
+        let n = match &self.inner {
+            EventLoop::V4(el) => el.mqtt_options.inflight(),
+            EventLoop::V5(el) => {
+                let upper = el
+                    .options
+                    .get_outgoing_inflight_upper_limit()
+                    .unwrap_or(u16::MAX);
+                limits
+                    .and_then(|l| l.receive_maximum)
+                    .map_or(upper, |r| r.min(upper))
+            }
+        };
+        usize::from(n)
     }
 
     /// A resumed session's unacknowledged PUBLISHes (and PUBRELs) wait in rumqttc's pending
