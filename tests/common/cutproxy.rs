@@ -45,6 +45,9 @@ struct Shared {
     held: AtomicBool,
     /// The connection relayed last.
     newest: AtomicUsize,
+    /// Connections from this number on forward their first chunk to the client (the CONNACK)
+    /// and then nothing more for now (see `hold_acks_of_new_connections`); usize::MAX: none.
+    hold_down_from: AtomicUsize,
 }
 
 impl CutProxy {
@@ -69,6 +72,7 @@ impl CutProxy {
             acks_down: AtomicU64::new(0),
             held: AtomicBool::new(false),
             newest: AtomicUsize::new(0),
+            hold_down_from: AtomicUsize::new(usize::MAX),
         });
         let acceptor = {
             let shared = shared.clone();
@@ -106,6 +110,20 @@ impl CutProxy {
     /// way. Bytes to clients still flow.
     pub fn hold_up(&self, hold: bool) {
         self.shared.hold_up.store(hold, Ordering::SeqCst);
+    }
+
+    /// While true, connections relayed from now on pass the first bytes from the target (the
+    /// CONNACK) to the client, and then nothing more: the target's acknowledgements wait in the
+    /// sockets' buffers, as on a slow path. False lets them all go on. Bytes to the target
+    /// still flow.
+    pub fn hold_acks_of_new_connections(&self, hold: bool) {
+        let from = if hold { self.relayed() } else { usize::MAX };
+        self.shared.hold_down_from.store(from, Ordering::SeqCst);
+    }
+
+    /// Whole PUBLISH packets forwarded to the target on the connection relayed last.
+    pub fn publishes_up(&self) -> u64 {
+        self.shared.publishes_up.load(Ordering::SeqCst)
     }
 
     /// Stop listening (connecting is refused from now on) and cut every live connection.
@@ -223,13 +241,21 @@ fn pump(mut from: TcpStream, mut to: TcpStream, id: usize, shared: &Shared, up: 
     let newest = || shared.newest.load(Ordering::SeqCst) == id;
     let mut packets = Packets::default();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut chunks = 0u64;
+    let live = || shared.live.lock().unwrap().iter().any(|(i, _, _)| *i == id);
     'relay: loop {
+        while !up && chunks > 0 && id >= shared.hold_down_from.load(Ordering::SeqCst) {
+            if !live() {
+                break 'relay;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         while up && shared.hold_up.load(Ordering::SeqCst) {
             if newest() {
                 shared.held.store(true, Ordering::SeqCst);
             }
             // Held: stop when the connection is cut meanwhile.
-            if !shared.live.lock().unwrap().iter().any(|(i, _, _)| *i == id) {
+            if !live() {
                 break 'relay;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -245,6 +271,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, id: usize, shared: &Shared, up: 
             break;
         }
         counter.fetch_add(n as u64, Ordering::SeqCst);
+        chunks += 1;
         packets.feed(&buf[..n], |kind| {
             let counted = match (up, kind) {
                 (true, 3) => &shared.publishes_up,
