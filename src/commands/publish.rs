@@ -55,8 +55,10 @@ enum Source {
     Lines,
 }
 
-/// Messages queued but not yet acknowledged, at most. Below rumqttc's request queue, so
-/// queueing one never waits; it also bounds memory and gives stdin back-pressure.
+/// Messages queued but not yet done (written at QoS 0, acknowledged at QoS 1/2), at most; at
+/// QoS 1/2 rumqttc's in-flight window if that is smaller (`Session::window`). Below rumqttc's
+/// request queue, so queueing one never waits; it also bounds memory and gives stdin
+/// back-pressure.
 const WINDOW: usize = connection::REQUEST_QUEUE - 24;
 
 pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
@@ -87,6 +89,14 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     // Most runs send no properties: the plain call then builds none per message.
     let properties = (opts.properties != Properties::default()).then_some(opts.properties);
 
+    // At QoS 1/2 no more than rumqttc's in-flight window may be queued and unacknowledged:
+    // after a resumed session it would send the surplus without flow control, on packet ids
+    // still in flight, and lose some (see `Session::window`).
+    let handed = if qos == Qos::AtMostOnce {
+        WINDOW
+    } else {
+        WINDOW.min(session.window)
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (msg_tx, mut msg_rx) = mpsc::channel::<Bytes>(WINDOW);
     let producer = tokio::spawn(produce(msg_tx, source, stop_rx));
@@ -136,7 +146,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
                 Ok(_) => {}
                 Err(e) => return Err(e.context(tracker.progress(produced))),
             },
-            msg = msg_rx.recv(), if accepting && connected && !input_done && tracker.outstanding() < WINDOW => match msg {
+            msg = msg_rx.recv(), if accepting && connected && !input_done && tracker.outstanding() < handed => match msg {
                 Some(payload) => {
                     tracker.submitted(payload.clone());
                     send(&session, &topic, qos, retain, &properties, payload).await?;

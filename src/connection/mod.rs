@@ -67,6 +67,8 @@ struct Connected {
     pub session_present: bool,
     /// The first CONNACK's MQTT 5 limits (None under 3.1.1).
     pub limits: Option<BrokerLimits>,
+    /// See `Session::window`.
+    pub window: usize,
 }
 
 /// Requests queued ahead of the event loop. A full queue makes `Client::publish` wait, which is
@@ -129,11 +131,13 @@ async fn connect(settings: &Settings) -> Result<Connected> {
             tracing::debug!("the broker assigned the client id '{id}'");
         }
     }
+    let window = events.window(limits.as_ref());
     Ok(Connected {
         client,
         events,
         session_present,
         limits,
+        window,
     })
 }
 
@@ -224,6 +228,24 @@ impl Events {
         }
     }
 
+    /// How many QoS 1/2 PUBLISHes rumqttc keeps in flight at most: its packet ids cycle
+    /// through 1..=this many. Under MQTT 5 the broker's Receive Maximum lowers it.
+    fn window(&self, limits: Option<&BrokerLimits>) -> usize {
+        let n = match &self.inner {
+            EventLoop::V4(el) => el.mqtt_options.inflight(),
+            EventLoop::V5(el) => {
+                let upper = el
+                    .options
+                    .get_outgoing_inflight_upper_limit()
+                    .unwrap_or(u16::MAX);
+                limits
+                    .and_then(|l| l.receive_maximum)
+                    .map_or(upper, |r| r.min(upper))
+            }
+        };
+        usize::from(n)
+    }
+
     /// A resumed session's unacknowledged PUBLISHes (and PUBRELs) wait in rumqttc's pending
     /// queue, to go out again before anything new. Two things need mending first:
     /// - rumqttc sends them with DUP cleared, but a re-delivery must carry it [MQTT-3.3.1-1];
@@ -234,37 +256,38 @@ impl Events {
     /// Only entries with an id were sent before: requests that never left the queue get theirs
     /// when they go out, keep their place after the replays, and get no DUP.
     fn prepare_replays(&mut self) {
-        let last = self.last_written;
-        let age = |pkid| replay_age(pkid, last);
         let replays = match &mut self.inner {
-            EventLoop::V4(el) => reorder(&mut el.pending, |r| match r {
-                rumqttc::Request::Publish(p) if p.pkid != 0 => {
-                    p.dup = true;
-                    Some(age(p.pkid))
-                }
-                rumqttc::Request::PubRel(r) => Some(age(r.pkid)),
-                _ => None,
-            }),
-            EventLoop::V5(el) => reorder(&mut el.pending, |r| match r {
-                rumqttc::v5::Request::Publish(p) if p.pkid != 0 => {
-                    p.dup = true;
-                    Some(age(p.pkid))
-                }
-                rumqttc::v5::Request::PubRel(r) => Some(age(r.pkid)),
-                _ => None,
-            }),
+            EventLoop::V4(el) => prepare_replays_v4(el, self.last_written),
+            EventLoop::V5(el) => prepare_replays_v5(el, self.last_written),
         };
-        tracing::debug!("{replays} unacknowledged PUBLISH/PUBREL to send again, oldest first");
+        let queued = match &self.inner {
+            EventLoop::V4(el) => el.pending.len(),
+            EventLoop::V5(el) => el.pending.len(),
+        } - replays;
+        tracing::debug!(
+            "{replays} unacknowledged PUBLISH/PUBREL to send again, oldest first, then {queued} \
+             requests never sent"
+        );
     }
 
     async fn poll(&mut self, connected: bool) -> Result<Event> {
         let ev = match &mut self.inner {
             EventLoop::V4(el) => match el.poll().await {
-                Ok(ev) => v4::event(ev),
+                Ok(ev) => {
+                    if let rumqttc::Event::Outgoing(rumqttc::Outgoing::AwaitAck(pkid)) = ev {
+                        collision(pkid);
+                    }
+                    v4::event(ev)
+                }
                 Err(e) => return Err(v4::error(e, connected, &self.peer)),
             },
             EventLoop::V5(el) => match el.poll().await {
-                Ok(ev) => v5::event(ev),
+                Ok(ev) => {
+                    if let rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::AwaitAck(pkid)) = ev {
+                        collision(pkid);
+                    }
+                    v5::event(ev)
+                }
                 Err(e) => return Err(v5::error(e, connected, &self.peer)),
             },
         };
@@ -307,6 +330,66 @@ impl Events {
             EventLoop::V5(el) => el.poll().await.ok().map(v5::event),
         }
     }
+}
+
+/// rumqttc gave a new PUBLISH an id still waiting for its acknowledgement: it holds that
+/// PUBLISH back until the acknowledgement comes (and drops it if another collides meanwhile).
+fn collision(pkid: u16) {
+    tracing::debug!("packet id {pkid} is still in flight: rumqttc holds a PUBLISH back");
+}
+
+/// The v3.1.1 half of `Events::prepare_replays`; `last_written` is the id of the last PUBLISH
+/// whose `Written` event was returned. Returns how many entries go out again.
+fn prepare_replays_v4(el: &mut rumqttc::EventLoop, last_written: u16) -> usize {
+    use rumqttc::{Event as E, Outgoing, Request};
+    let last = newest_id(
+        last_written,
+        el.state.events.iter().map(|e| match e {
+            E::Outgoing(Outgoing::Publish(pkid)) => *pkid,
+            _ => 0,
+        }),
+    );
+    reorder(&mut el.pending, |r| match r {
+        Request::Publish(p) if p.pkid != 0 => {
+            p.dup = true;
+            Some(replay_age(p.pkid, last))
+        }
+        Request::PubRel(r) => Some(replay_age(r.pkid, last)),
+        _ => None,
+    })
+}
+
+/// The MQTT 5 half of `Events::prepare_replays`.
+fn prepare_replays_v5(el: &mut rumqttc::v5::EventLoop, last_written: u16) -> usize {
+    use rumqttc::v5::{Event as E, Request};
+    use rumqttc::Outgoing;
+    let last = newest_id(
+        last_written,
+        el.state.events.iter().map(|e| match e {
+            E::Outgoing(Outgoing::Publish(pkid)) => *pkid,
+            _ => 0,
+        }),
+    );
+    reorder(&mut el.pending, |r| match r {
+        Request::Publish(p) if p.pkid != 0 => {
+            p.dup = true;
+            Some(replay_age(p.pkid, last))
+        }
+        Request::PubRel(r) => Some(replay_age(r.pkid, last)),
+        _ => None,
+    })
+}
+
+/// The id of the newest PUBLISH written: `last_written` (the last one whose `Written` event
+/// was returned), unless rumqttc still holds `Outgoing::Publish` events it has not returned
+/// (`queued`, oldest first; 0 for any other event). Those are the PUBLISHes whose write failed
+/// with the connection: rumqttc queues the event when it hands out the id, before writing, and
+/// keeps it across the reconnect, so the newest message's id has no returned event yet.
+fn newest_id(last_written: u16, queued: impl Iterator<Item = u16>) -> u16 {
+    queued
+        .filter(|&pkid| pkid != 0)
+        .last()
+        .unwrap_or(last_written)
 }
 
 /// How long ago packet id `pkid` was handed out, in ids, when `last` was the last one: ids
@@ -506,6 +589,52 @@ mod tests {
             let full = Duration::from_secs(full);
             assert!(d <= full && d >= full / 2, "attempt {attempt}: {d:?}");
         }
+    }
+
+    /// rumqttc's own state after a write failed: 150 PUBLISHes (ids 1..=100, then 1..=50),
+    /// the first 50 acknowledged, and the write of the 150th broken (a reset connection gives
+    /// EPIPE): its id was handed out and its `Outgoing::Publish` event queued before the write,
+    /// so the event is still in rumqttc's queue, not returned. The replays must go out oldest
+    /// first, 51..=150, with DUP; the newest must not count as the oldest.
+    #[test]
+    fn a_publish_whose_write_failed_is_replayed_last() {
+        use rumqttc::{Incoming, MqttOptions, PubAck, Publish, QoS, Request};
+        let mut el = rumqttc::EventLoop::new(MqttOptions::new("t", "localhost", 1883), 10);
+        let mut last_written = 0;
+        let mut returned = |el: &mut rumqttc::EventLoop| match el.state.events.pop_front() {
+            Some(rumqttc::Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) => last_written = pkid,
+            Some(_) => {}
+            None => panic!("no event"),
+        };
+        for n in 1..=150u32 {
+            if n == 101 {
+                for pkid in 1..=50 {
+                    let ack = Incoming::PubAck(PubAck::new(pkid));
+                    el.state.handle_incoming_packet(ack).unwrap();
+                    returned(&mut el);
+                }
+            }
+            let publish = Publish::new("t", QoS::AtLeastOnce, n.to_string());
+            el.state
+                .handle_outgoing_packet(Request::Publish(publish))
+                .unwrap();
+            if n < 150 {
+                returned(&mut el);
+            }
+        }
+        el.clean(); // what rumqttc does on the error
+        assert_eq!(last_written, 49);
+        assert_eq!(prepare_replays_v4(&mut el, last_written), 100);
+        let replays: Vec<(String, bool)> = el
+            .pending
+            .iter()
+            .map(|r| match r {
+                Request::Publish(p) => (String::from_utf8_lossy(&p.payload).into_owned(), p.dup),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let expected: Vec<(String, bool)> = (51..=150).map(|n| (n.to_string(), true)).collect();
+        assert_eq!(replays, expected);
     }
 
     #[test]

@@ -39,6 +39,14 @@ pub struct Session {
     pub session_present: bool,
     /// The first CONNACK's MQTT 5 limits (None under 3.1.1).
     pub limits: Option<BrokerLimits>,
+    /// rumqttc's in-flight window for QoS 1/2 PUBLISHes (its packet ids cycle through
+    /// 1..=window). A caller that streams must not have more than this many queued and
+    /// unacknowledged at once: when a connection breaks, rumqttc moves what waits in its
+    /// request queue into its pending queue, and after a resumed session it sends that queue
+    /// without flow control right behind the replays. Beyond the window a new PUBLISH gets the
+    /// id of one still in flight; rumqttc holds it back (`Outgoing::AwaitAck`) and drops it when
+    /// the next one collides too: lost, and never acknowledged.
+    pub window: usize,
 }
 
 impl Session {
@@ -62,6 +70,7 @@ impl Session {
             manual_acks: settings.manual_acks,
             session_present: connected.session_present,
             limits: connected.limits,
+            window: connected.window,
         }))
     }
 

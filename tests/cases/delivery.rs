@@ -51,13 +51,14 @@ impl Drop for Stopped {
     }
 }
 
-/// `n` lines, `cuts` cuts, one after every `step` acknowledgements; `hold`: see
-/// `stream_through_cuts`.
+/// `n` lines, `cuts` cuts, one after every `step` acknowledgements; `hold` and `slow_acks`:
+/// see `stream_through_cuts`.
 struct Cuts {
     n: usize,
     cuts: usize,
     step: u64,
     hold: bool,
+    slow_acks: bool,
 }
 
 /// What a stream through cut connections left behind.
@@ -70,11 +71,19 @@ struct Streamed {
     log_at_cut: Vec<usize>,
 }
 
+/// How long the broker's first acknowledgements take to reach pub after a resume, with
+/// `slow_acks`: a slow path, not a wait for something to happen.
+const SLOW_ACKS: Duration = Duration::from_millis(200);
+
 /// `n` lines (1, 2, …) at `qos` with `pub -l` (and `pub_args`) through a relay that cuts its
 /// connection `cuts` times while it streams (after about `step`, 2 × `step`, … acknowledgements
 /// came back through it); a subscriber at `qos` straight on the broker. With `hold`, the relay
 /// stops forwarding to the broker before each cut and the acknowledgements are let settle, so
-/// that pub's whole in-flight window is PUBLISHes the broker never got. Checks that `pub` exits
+/// that pub's whole in-flight window is PUBLISHes the broker never got. With `slow_acks`, the
+/// relay holds back the broker's acknowledgements on the new connection (after its CONNACK)
+/// until the broker got every PUBLISH pub said it sends again and for SLOW_ACKS more, as a
+/// slow path would: pub must
+/// not send more than its in-flight window meanwhile. Checks that `pub` exits
 /// 0 after one loss and one reconnect per cut, having acknowledged all `n`; returns what the
 /// subscriber printed once an end marker published behind the stream has reached it.
 fn stream_through_cuts(
@@ -87,6 +96,7 @@ fn stream_through_cuts(
         cuts,
         step,
         hold,
+        slow_acks,
     }: Cuts,
 ) -> Streamed {
     let port = broker.port(proto);
@@ -120,19 +130,14 @@ fn stream_through_cuts(
         });
         if hold {
             relay.hold_up(true);
-            // What the broker got before the hold is acknowledged within moments: wait until
-            // nothing more has come down for 300 ms. (Too short a wait only leaves fewer
-            // PUBLISHes unseen by the broker at the cut.)
-            let end = Instant::now() + WAIT;
-            let (mut last, mut since) = (relay.bytes_down(), Instant::now());
-            while since.elapsed() < Duration::from_millis(300) && Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(10));
-                if relay.bytes_down() != last {
-                    (last, since) = (relay.bytes_down(), Instant::now());
-                }
-            }
+            // Every PUBLISH the broker got before the hold is acknowledged: pub's in-flight
+            // window is now only PUBLISHes the broker never got.
+            relay.wait_until("the acknowledgement of every PUBLISH relayed", WAIT, |r| {
+                r.held_and_acknowledged()
+            });
         }
         log_at_cut.push(broker.log_text().len());
+        relay.hold_acks_of_new_connections(slow_acks);
         let cut_now = relay.cut();
         relay.hold_up(false);
         assert_eq!(
@@ -140,6 +145,29 @@ fn stream_through_cuts(
             "cut {cut}: the publisher should have been connected (did it finish already?)"
         );
         publisher.wait_stderr("reconnected to", cut, WAIT);
+        if slow_acks {
+            // pub's debug line: "N unacknowledged PUBLISH/PUBREL to send again, …".
+            let stderr = publisher.seen(|s| s.stderr.clone());
+            let replays: u64 = stderr
+                .lines()
+                .filter_map(|l| {
+                    l.split(" unacknowledged PUBLISH/PUBREL")
+                        .next()?
+                        .rsplit(' ')
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .nth(cut - 1)
+                .unwrap_or_else(|| panic!("cut {cut}: how many replays?\n{stderr}"));
+            relay.wait_until(&format!("the {replays} replays"), WAIT, |r| {
+                r.publishes_up() >= replays
+            });
+            // The slow path: their acknowledgements take another SLOW_ACKS to come back.
+            // (rumqttc takes about 1 ms for each request in its pending queue.)
+            std::thread::sleep(SLOW_ACKS);
+            relay.hold_acks_of_new_connections(false);
+        }
     }
     let (out, _) = publisher.wait(Duration::from_secs(300));
     feeder
@@ -192,7 +220,7 @@ fn dup_publish(id: &str) -> String {
 /// so there are no more duplicates than DUP PUBLISHes; every line arrives in order apart from
 /// duplicates (re-sent PUBLISHes go in the order they were first sent [MQTT-4.6.0-1]). The relay
 /// holds back what pub sends before each cut, so its whole in-flight window is re-sent.
-fn resumed_session_redelivers_with_dup(proto: Proto) {
+fn resumed_session_redelivers_with_dup(proto: Proto, slow_acks: bool) {
     let mut broker = Broker::mosquitto(&setup(&["log_type all"]));
     let id = unique_id();
     let (n, cuts) = (10_000, 2);
@@ -206,6 +234,7 @@ fn resumed_session_redelivers_with_dup(proto: Proto) {
             cuts,
             step: 3_000,
             hold: true,
+            slow_acks,
         },
     );
     let resumed = count(&s.out, "(session resumed)");
@@ -255,13 +284,31 @@ fn resumed_session_redelivers_with_dup(proto: Proto) {
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn resumed_session_redelivers_unacknowledged_publishes_with_dup() {
-    resumed_session_redelivers_with_dup(Proto::V311);
+    resumed_session_redelivers_with_dup(Proto::V311, false);
 }
 
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
 fn resumed_session_redelivers_unacknowledged_publishes_with_dup_v5() {
-    resumed_session_redelivers_with_dup(Proto::V5);
+    resumed_session_redelivers_with_dup(Proto::V5, false);
+}
+
+/// The same with the broker's acknowledgements slow after each resume: pub's request queue
+/// held more than its in-flight window when the connection broke, and rumqttc sends what was
+/// queued in it right behind the replays, before any acknowledgement, unless mqttcli keeps
+/// the queue within the window. Beyond it each new PUBLISH takes the id of a replay still in
+/// flight, and rumqttc keeps only the last of those it holds back: lost messages, and a pub
+/// that waits for ever for their acknowledgements.
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+fn resumed_session_sends_nothing_beyond_the_window_while_acknowledgements_are_slow() {
+    resumed_session_redelivers_with_dup(Proto::V311, true);
+}
+
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+fn resumed_session_sends_nothing_beyond_the_window_while_acknowledgements_are_slow_v5() {
+    resumed_session_redelivers_with_dup(Proto::V5, true);
 }
 
 /// Without a session (no `-c`) the broker forgets the unacknowledged PUBLISHes with the
@@ -283,6 +330,7 @@ fn new_session_sends_unacknowledged_publishes_again_as_new_ones() {
             cuts,
             step: 3_000,
             hold: true,
+            slow_acks: false,
         },
     );
     assert_eq!(
@@ -338,6 +386,7 @@ fn qos2_through_cut_connections(proto: Proto) {
             cuts,
             step: 1_000,
             hold: false,
+            slow_acks: false,
         },
     );
     let (_, _, sent_again) = pub_progress(&s.out);

@@ -37,6 +37,17 @@ struct Shared {
     /// Bytes written to the target (client to broker) and to clients (broker to client).
     up: AtomicU64,
     down: AtomicU64,
+    /// Whole PUBLISH packets forwarded to the target, and PUBACK and PUBREC packets forwarded
+    /// to clients, on the connection relayed last.
+    publishes_up: AtomicU64,
+    acks_down: AtomicU64,
+    /// True while the upward copy of the connection relayed last is waiting in `hold_up`.
+    held: AtomicBool,
+    /// The connection relayed last.
+    newest: AtomicUsize,
+    /// Connections from this number on forward their first chunk to the client (the CONNACK)
+    /// and then nothing more for now (see `hold_acks_of_new_connections`); usize::MAX: none.
+    hold_down_from: AtomicUsize,
 }
 
 impl CutProxy {
@@ -57,6 +68,11 @@ impl CutProxy {
             relayed: AtomicUsize::new(0),
             up: AtomicU64::new(0),
             down: AtomicU64::new(0),
+            publishes_up: AtomicU64::new(0),
+            acks_down: AtomicU64::new(0),
+            held: AtomicBool::new(false),
+            newest: AtomicUsize::new(0),
+            hold_down_from: AtomicUsize::new(usize::MAX),
         });
         let acceptor = {
             let shared = shared.clone();
@@ -96,6 +112,20 @@ impl CutProxy {
         self.shared.hold_up.store(hold, Ordering::SeqCst);
     }
 
+    /// While true, connections relayed from now on pass the first bytes from the target (the
+    /// CONNACK) to the client, and then nothing more: the target's acknowledgements wait in the
+    /// sockets' buffers, as on a slow path. False lets them all go on. Bytes to the target
+    /// still flow.
+    pub fn hold_acks_of_new_connections(&self, hold: bool) {
+        let from = if hold { self.relayed() } else { usize::MAX };
+        self.shared.hold_down_from.store(from, Ordering::SeqCst);
+    }
+
+    /// Whole PUBLISH packets forwarded to the target on the connection relayed last.
+    pub fn publishes_up(&self) -> u64 {
+        self.shared.publishes_up.load(Ordering::SeqCst)
+    }
+
     /// Stop listening (connecting is refused from now on) and cut every live connection.
     /// Returns once the port is closed.
     pub fn close(&mut self) {
@@ -119,6 +149,14 @@ impl CutProxy {
     /// Bytes forwarded from the target to clients so far.
     pub fn bytes_down(&self) -> u64 {
         self.shared.down.load(Ordering::SeqCst)
+    }
+
+    /// Whether, on the connection relayed last, `hold_up` holds everything back and the target
+    /// has acknowledged (PUBACK or PUBREC) every PUBLISH that reached it.
+    pub fn held_and_acknowledged(&self) -> bool {
+        let s = &self.shared;
+        s.held.load(Ordering::SeqCst)
+            && s.publishes_up.load(Ordering::SeqCst) == s.acks_down.load(Ordering::SeqCst)
     }
 
     /// Wait until `cond(self)` holds, polling every few milliseconds; panics with `what` after
@@ -183,6 +221,9 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         let id = next_id;
         next_id += 1;
+        shared.newest.store(id, Ordering::SeqCst);
+        shared.publishes_up.store(0, Ordering::SeqCst);
+        shared.acks_down.store(0, Ordering::SeqCst);
         shared.live.lock().unwrap().push((id, c3, t3));
         shared.relayed.fetch_add(1, Ordering::SeqCst);
         let up = shared.clone();
@@ -197,14 +238,30 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 /// connection.
 fn pump(mut from: TcpStream, mut to: TcpStream, id: usize, shared: &Shared, up: bool) {
     let counter = if up { &shared.up } else { &shared.down };
+    let newest = || shared.newest.load(Ordering::SeqCst) == id;
+    let mut packets = Packets::default();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut chunks = 0u64;
+    let live = || shared.live.lock().unwrap().iter().any(|(i, _, _)| *i == id);
     'relay: loop {
-        while up && shared.hold_up.load(Ordering::SeqCst) {
-            // Held: stop when the connection is cut meanwhile.
-            if !shared.live.lock().unwrap().iter().any(|(i, _, _)| *i == id) {
+        while !up && chunks > 0 && id >= shared.hold_down_from.load(Ordering::SeqCst) {
+            if !live() {
                 break 'relay;
             }
             std::thread::sleep(Duration::from_millis(1));
+        }
+        while up && shared.hold_up.load(Ordering::SeqCst) {
+            if newest() {
+                shared.held.store(true, Ordering::SeqCst);
+            }
+            // Held: stop when the connection is cut meanwhile.
+            if !live() {
+                break 'relay;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if up && newest() {
+            shared.held.store(false, Ordering::SeqCst);
         }
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -214,8 +271,58 @@ fn pump(mut from: TcpStream, mut to: TcpStream, id: usize, shared: &Shared, up: 
             break;
         }
         counter.fetch_add(n as u64, Ordering::SeqCst);
+        chunks += 1;
+        packets.feed(&buf[..n], |kind| {
+            let counted = match (up, kind) {
+                (true, 3) => &shared.publishes_up,
+                (false, 4 | 5) => &shared.acks_down,
+                _ => return,
+            };
+            if newest() {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
     }
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
     shared.live.lock().unwrap().retain(|(i, _, _)| *i != id);
+}
+
+/// Splits a byte stream into MQTT packets, to count them by type.
+#[derive(Default)]
+struct Packets {
+    /// The fixed header read so far of the packet that comes next.
+    header: Vec<u8>,
+    /// The packet whose body is being passed: its type, and how many bytes of it are left.
+    body: Option<(u8, usize)>,
+}
+
+impl Packets {
+    /// Pass `bytes`; `whole(kind)` for each packet that ends in them.
+    fn feed(&mut self, mut bytes: &[u8], mut whole: impl FnMut(u8)) {
+        while !bytes.is_empty() || matches!(self.body, Some((_, 0))) {
+            if let Some((kind, left)) = self.body {
+                let take = left.min(bytes.len());
+                bytes = &bytes[take..];
+                if take == left {
+                    whole(kind);
+                    self.body = None;
+                } else {
+                    self.body = Some((kind, left - take));
+                }
+                continue;
+            }
+            self.header.push(bytes[0]);
+            bytes = &bytes[1..];
+            let h = &self.header;
+            if h.len() >= 2 && h[h.len() - 1] & 0x80 == 0 {
+                let len = h[1..]
+                    .iter()
+                    .enumerate()
+                    .fold(0, |len, (i, b)| len | ((*b as usize & 0x7f) << (7 * i)));
+                self.body = Some((h[0] >> 4, len));
+                self.header.clear();
+            }
+        }
+    }
 }
