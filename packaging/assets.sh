@@ -6,7 +6,8 @@
 #
 # OUTDIR/man/mqttcli.1, OUTDIR/man/mqttcli-SUB.1 for every subcommand, and
 # OUTDIR/completions/{mqttcli.bash,_mqttcli,mqttcli.fish,_mqttcli.ps1,mqttcli.elv}: every shell
-# the README's `mqttcli completions` promises. The pages do not depend on the platform, so a
+# the README's `mqttcli completions` promises; OUTDIR/man-gz/ holds the pages gzipped (gzip -9n)
+# as Debian policy wants them in a .deb. The pages do not depend on the platform, so a
 # cross-compiled release may take them from a native build.
 set -euo pipefail
 
@@ -31,8 +32,13 @@ done
 "$bin" completions powershell > "$out/completions/_mqttcli.ps1"
 "$bin" completions elvish > "$out/completions/mqttcli.elv"
 
+mkdir -p "$out/man-gz"
+for page in "$out"/man/*.1; do
+  gzip -9 -n -c "$page" > "$out/man-gz/$(basename "$page").gz"
+done
+
 # An empty file would mean a subcommand was renamed and the list above is stale.
-for f in "$out"/man/* "$out"/completions/*; do
+for f in "$out"/man/* "$out"/man-gz/* "$out"/completions/*; do
   if [ ! -s "$f" ]; then
     echo "$0: $f is empty" >&2
     exit 1
