@@ -207,6 +207,11 @@ impl Session {
 async fn drive(mut events: Events, tx: mpsc::UnboundedSender<Result<Event>>) {
     loop {
         let ev = events.next().await;
+        // Nobody waits for the rest (pings, our own acknowledgements going out): handing them
+        // over would cost the command a wake-up each, one per message under manual acks.
+        if matches!(ev, Ok(Event::Other)) {
+            continue;
+        }
         let disconnected = matches!(ev, Ok(Event::DisconnectSent));
         let failed = ev.is_err();
         if tx.send(ev).is_err() || failed {
