@@ -9,6 +9,7 @@ pub mod live;
 pub mod lost;
 pub mod programs;
 pub mod proxy;
+pub mod server;
 pub mod socks;
 pub mod transports;
 

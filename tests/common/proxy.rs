@@ -6,11 +6,11 @@
 //! other host is answered 502 without a name lookup, so a test never sends traffic off the
 //! machine.
 
+use super::server::Acceptor;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How much of a tunnel's first client bytes is kept.
@@ -73,18 +73,16 @@ enum Mode {
 struct Shared {
     /// The peer address of each accepted connection, in order.
     accepted: Mutex<Vec<SocketAddr>>,
-    stop: AtomicBool,
     tunnels: Mutex<Vec<Tunnel>>,
     /// Host names (lower case) that CONNECT requests may name, dialled at 127.0.0.1.
     names: Mutex<Vec<String>>,
 }
 
 pub struct Proxy {
-    port: u16,
     /// Probe connections made by `connections()`, which are not counted.
     probes: AtomicUsize,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    server: Acceptor,
 }
 
 impl Proxy {
@@ -99,42 +97,30 @@ impl Proxy {
     }
 
     fn spawn(mode: Mode) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        let port = listener.local_addr().expect("proxy address").port();
         let shared = Arc::new(Shared::default());
-        let acceptor = {
+        let server = {
             let shared = shared.clone();
-            std::thread::spawn(move || {
-                for conn in listener.incoming() {
-                    if shared.stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    if let Ok(peer) = conn.peer_addr() {
-                        shared.accepted.lock().unwrap().push(peer);
-                    }
-                    let shared = shared.clone();
-                    std::thread::spawn(move || {
-                        let _ = serve(conn, mode, &shared);
-                    });
+            Acceptor::spawn("proxy", move |conn| {
+                if let Ok(peer) = conn.peer_addr() {
+                    shared.accepted.lock().unwrap().push(peer);
                 }
+                let _ = serve(conn, mode, &shared);
             })
         };
         Proxy {
-            port,
             probes: AtomicUsize::new(0),
             shared,
-            acceptor: Some(acceptor),
+            server,
         }
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// `http://127.0.0.1:PORT`, for `--proxy` or `HTTPS_PROXY`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.port())
     }
 
     /// Open tunnels to `name:PORT` at 127.0.0.1:PORT, as if `name` resolved to 127.0.0.1.
@@ -155,7 +141,7 @@ impl Proxy {
     /// the listen backlog: a probe connection queues up behind them, and the acceptor takes
     /// connections in order, so once it has taken the probe it has taken every earlier one.
     pub fn connections(&self) -> usize {
-        let probe = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the proxy");
+        let probe = TcpStream::connect(("127.0.0.1", self.port())).expect("connect to the proxy");
         let me = probe.local_addr().expect("probe address");
         let earlier_probes = self.probes.fetch_add(1, Ordering::SeqCst);
         let end = Instant::now() + super::DEADLINE;
@@ -172,17 +158,6 @@ impl Proxy {
             }
             assert!(Instant::now() < end, "the proxy did not accept its probe");
             std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the acceptor so it sees `stop`.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
         }
     }
 }

@@ -5,11 +5,10 @@
 //! and names mapped with `map_to_loopback`; any other target is answered "host unreachable"
 //! without a lookup, so a test never sends traffic off the machine.
 
+use super::server::Acceptor;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A client that stalls mid-handshake is dropped after this long.
@@ -52,15 +51,13 @@ enum Mode {
 
 #[derive(Default)]
 struct Shared {
-    stop: AtomicBool,
     requests: Mutex<Vec<Request>>,
     names: Mutex<Vec<String>>,
 }
 
 pub struct Socks {
-    port: u16,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    server: Acceptor,
 }
 
 impl Socks {
@@ -80,35 +77,20 @@ impl Socks {
     }
 
     fn spawn(mode: Mode) -> Socks {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the SOCKS5 proxy");
-        let port = listener.local_addr().expect("proxy address").port();
         let shared = Arc::new(Shared::default());
-        let acceptor = {
+        let server = {
             let shared = shared.clone();
-            std::thread::spawn(move || {
-                for conn in listener.incoming() {
-                    if shared.stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let (shared, mode) = (shared.clone(), mode.clone());
-                    std::thread::spawn(move || {
-                        let _ = serve(conn, &mode, &shared);
-                    });
-                }
+            Acceptor::spawn("SOCKS5 proxy", move |conn| {
+                let _ = serve(conn, &mode, &shared);
             })
         };
-        Socks {
-            port,
-            shared,
-            acceptor: Some(acceptor),
-        }
+        Socks { shared, server }
     }
 
     /// `SCHEME://[USERINFO@]127.0.0.1:PORT`, e.g. `url("socks5h", "")`.
     pub fn url(&self, scheme: &str, userinfo: &str) -> String {
         let at = if userinfo.is_empty() { "" } else { "@" };
-        format!("{scheme}://{userinfo}{at}127.0.0.1:{}", self.port)
+        format!("{scheme}://{userinfo}{at}127.0.0.1:{}", self.server.port())
     }
 
     /// Connect requests for `name:PORT` go to 127.0.0.1:PORT, as if `name` resolved there.
@@ -120,17 +102,6 @@ impl Socks {
     /// What clients asked for so far, in the order they reached the proxy.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.requests.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Socks {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the acceptor so it sees `stop`.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
-        }
     }
 }
 
