@@ -163,6 +163,10 @@ pub struct PubArgs {
     #[command(flatten)]
     pub payload: PayloadArgs,
 
+    /// Send each line of stdin as a message, over one connection
+    #[arg(short = 'l', long, group = "payload")]
+    pub stdin_lines: bool,
+
     /// Quality of service: 0, 1 or 2
     #[arg(short = 'q', long, value_name = "QOS", default_value = "0", value_parser = parse_qos)]
     pub qos: Qos,
@@ -254,27 +258,24 @@ fn parse_retain_handling(s: &str) -> Result<RetainHandling, String> {
     }
 }
 
+/// Where a message comes from, as `pub` and `rr` both spell it; `pub -l` joins the group.
 #[derive(Args, Debug)]
-#[group(required = true, multiple = false)]
+#[group(id = "payload", required = true, multiple = false)]
 pub struct PayloadArgs {
-    /// Message payload; placeholders {counter} (from 0; short form: n in braces), {time}
+    /// The payload; placeholders {counter} (from 0; short form: n in braces), {time}
     /// (RFC 3339), {unix} and {unix_ms} are filled in
     #[arg(short = 'm', long, value_name = "MESSAGE")]
     pub message: Option<String>,
 
-    /// Send the whole FILE as one message (binary-safe)
+    /// Send the whole FILE as the payload (binary-safe)
     #[arg(short = 'f', long, value_name = "FILE")]
     pub file: Option<PathBuf>,
 
-    /// Send all of stdin as one message
+    /// Send all of stdin as the payload
     #[arg(short = 's', long)]
     pub stdin_message: bool,
 
-    /// Send each line of stdin as a message, over one connection
-    #[arg(short = 'l', long)]
-    pub stdin_lines: bool,
-
-    /// Send an empty message (with -r: clears the retained message)
+    /// Send an empty payload (pub -r -n clears the retained message)
     #[arg(short = 'n', long)]
     pub null_message: bool,
 }
@@ -442,7 +443,7 @@ pub struct RrArgs {
     pub response_topic: Option<String>,
 
     #[command(flatten)]
-    pub payload: RequestArgs,
+    pub payload: PayloadArgs,
 
     /// Quality of service of the request and of the response subscription: 0, 1 or 2
     #[arg(short = 'q', long, value_name = "QOS", default_value = "0", value_parser = parse_qos)]
@@ -464,26 +465,6 @@ pub struct RrArgs {
 
     #[command(flatten)]
     pub conn: ConnArgs,
-}
-
-#[derive(Args, Debug)]
-#[group(required = true, multiple = false)]
-pub struct RequestArgs {
-    /// Request payload; placeholders as in pub -m ({time}, {unix}, {unix_ms})
-    #[arg(short = 'm', long, value_name = "MESSAGE")]
-    pub message: Option<String>,
-
-    /// Send the whole FILE as the request (binary-safe)
-    #[arg(short = 'f', long, value_name = "FILE")]
-    pub file: Option<PathBuf>,
-
-    /// Send all of stdin as the request
-    #[arg(short = 's', long)]
-    pub stdin_message: bool,
-
-    /// Send an empty request
-    #[arg(short = 'n', long)]
-    pub null_message: bool,
 }
 
 const COMPLETIONS_EXAMPLES: &str = "\

@@ -49,7 +49,7 @@ pub fn plan(command: Command, env: &Environment) -> Result<Option<Plan>> {
 
 fn publish_plan(a: PubArgs, env: &Environment) -> Result<Plan> {
     // A single publish fails fast; only streams (-l, --interval) ride out a lost connection.
-    let streaming = a.payload.stdin_lines || a.interval.is_some();
+    let streaming = a.stdin_lines || a.interval.is_some();
     let purpose = Purpose::Publish {
         qos: a.qos,
         streaming,
@@ -91,7 +91,7 @@ fn publish_plan(a: PubArgs, env: &Environment) -> Result<Plan> {
         correlation,
         "--correlation-data",
     )?;
-    let input = if a.payload.stdin_lines {
+    let input = if a.stdin_lines {
         if a.repeat.is_some() || a.interval.is_some() {
             return Err(usage(
                 "-l sends each stdin line once: drop --repeat/--interval",
