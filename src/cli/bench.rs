@@ -41,7 +41,7 @@ pub enum BenchCommand {
     #[command(after_help = format!("Example:\n  mqttcli bench sub -c 2 -t 'bench/#' -q 1 --duration 70s --json > sub.json\n\n{}", exit::TABLE))]
     Sub(BenchSubArgs),
     /// Add up the --json summaries of runs side by side (one per machine) into one
-    #[command(after_help = "Example:\n  mqttcli bench merge pod-0.json pod-1.json pod-2.json")]
+    #[command(after_help = format!("Example:\n  mqttcli bench merge pod-0.json pod-1.json pod-2.json\n\n{}", exit::TABLE))]
     Merge(BenchMergeArgs),
 }
 

@@ -369,3 +369,56 @@ fn bad_input_is_one_line_with_the_fix() {
     merge(&[], &["/nonexistent/a.json".into()])
         .assert_error(2, &["cannot read /nonexistent/a.json"]);
 }
+
+/// `sh -c 'ulimit ARGS; exec mqttcli bench conn ...'`: the open-files limit set for the run.
+fn with_ulimit(ulimit: &str, port: u16, args: &[&str]) -> Out {
+    let bin = env!("CARGO_BIN_EXE_mqttcli");
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("ulimit {ulimit} && exec \"$0\" \"$@\""), bin])
+        .args(["bench", "conn", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args);
+    for name in crate::common::NETWORK_ENV {
+        cmd.env_remove(name);
+    }
+    run(&mut cmd)
+}
+
+/// A soft limit below what -c needs is raised to the hard limit; a hard limit below it is a
+/// usage error before any connection is opened.
+#[test]
+fn the_open_files_limit_is_raised_or_the_run_refused() {
+    let broker = Broker::start();
+    let port = broker.port(V311);
+    let out = with_ulimit("-Sn 64", port, &["-c", "80", "--duration", "1s", "--json"]);
+    out.assert_code(0);
+    assert_eq!(summary(&out)["connected"], 80, "{}", out.dump());
+    with_ulimit("-n 64", port, &["-c", "80"]).assert_error(
+        2,
+        &[
+            "-c 80 needs about 144 open files",
+            "hard limit 64",
+            "--client-offset",
+        ],
+    );
+}
+
+/// Each kind's --help: examples that run it, and the exit codes; -h is the host, as everywhere.
+#[test]
+fn help_of_each_kind_has_examples_and_the_exit_codes() {
+    for kind in ["conn", "pub", "sub", "merge"] {
+        let out = run(mqttcli().args(["bench", kind, "--help"]));
+        out.assert_code(0);
+        let text = out.stdout_str();
+        assert!(text.contains("Exit codes:"), "{kind}:\n{text}");
+        assert!(
+            text.contains(&format!("  mqttcli bench {kind} ")),
+            "{kind}:\n{text}"
+        );
+        if kind != "merge" {
+            run(mqttcli().args(["bench", kind, "-h"])).assert_exact_error(
+                2,
+                "mqttcli: error: a value is required for '--host <HOST>' but none was supplied",
+            );
+        }
+    }
+}

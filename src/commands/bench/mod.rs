@@ -7,6 +7,7 @@
 //! for end-to-end latency, loss, duplicates and reordering (`streams.rs`).
 
 mod clients;
+mod files;
 mod header;
 mod histogram;
 mod streams;
@@ -121,6 +122,14 @@ struct Client {
 }
 
 pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
+    // A local relay (SOCKS5, --tls-server-name, MQTT 3.1) holds a second socket per client.
+    let relayed = settings.proxy.is_some()
+        || settings.mqtt31
+        || settings
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.server_name.is_some());
+    files::make_room(opts.clients, if relayed { 3 } else { 1 })?;
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let kind = Arc::new(opts.kind);
