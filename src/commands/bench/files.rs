@@ -12,6 +12,7 @@ const SPARE: u64 = 64;
 /// Raises the soft limit on open files to the hard limit; a usage error if `needed`
 /// connections (each `per_client` descriptors) cannot fit under it.
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux and macOS, not on every Unix
 pub fn make_room(clients: u64, per_client: u64) -> Result<()> {
     let needed = clients.saturating_mul(per_client).saturating_add(SPARE);
     let mut lim = libc::rlimit {
