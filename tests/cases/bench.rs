@@ -422,3 +422,71 @@ fn help_of_each_kind_has_examples_and_the_exit_codes() {
         }
     }
 }
+
+/// `mqttcli bench KIND -h localhost -p PORT -V VERSION --ws --cafile CA`.
+fn bench_wss(kind: &str, port: u16, proto: Proto, ca: &Path) -> Command {
+    let mut cmd = mqttcli();
+    cmd.args(["bench", kind, "-h", "localhost", "-p", &port.to_string()])
+        .args(["-V", proto.arg(), "--ws", "--cafile"])
+        .arg(ca);
+    cmd
+}
+
+/// The connection flags of the other subcommands work for bench: WebSocket over TLS with a
+/// private CA carries pub to sub; the wrong CA fails every client the TLS way (exit 7).
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+fn pub_and_sub_over_websocket_and_tls() {
+    use crate::common::certs::Pki;
+    let pki = Pki::new();
+    let ca = pki.ca("ca");
+    let server = ca.server("server", &["localhost", "127.0.0.1"]);
+    let listeners = [format!("protocol websockets\n{}", server.mosquitto_tls())];
+    let broker = Broker::mosquitto(&Setup {
+        anonymous: true,
+        listeners: &listeners,
+        ..Setup::default()
+    });
+    let port = broker.listener_port(0);
+    let t = unique_topic();
+    let mut cmd = bench_wss("sub", port, V5, &ca.cert);
+    cmd.args(["-c", "2", "-q", "1", "-n", "30", "-t", &format!("{t}#")])
+        .args(["--duration", "60s", "--json"]);
+    let mut sub = Live::spawn(&mut cmd, false);
+    sub.wait_stderr("clients subscribed", 1, WAIT);
+    let out = run(bench_wss("pub", port, V5, &ca.cert).args([
+        "-c",
+        "3",
+        "-n",
+        "10",
+        "-q",
+        "1",
+        "-t",
+        &format!("{t}%i"),
+        "--json",
+    ]));
+    out.assert_code(0);
+    assert_eq!(summary(&out)["acked"], 30);
+    let got = sub.wait(WAIT).0;
+    got.assert_code(0);
+    let s = summary(&got);
+    assert_eq!(
+        (&s["received"], &s["lost"]),
+        (&60.into(), &0.into()),
+        "{s:#}"
+    );
+
+    let other = pki.ca("other");
+    let out = run(bench_wss("conn", port, V311, &other.cert).args(["-c", "2", "--json"]));
+    let s = summary(&out);
+    assert_eq!(s["connect_failed"], 2, "{s:#}");
+    let reason = s["errors"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    assert!(reason.contains("not signed by a trusted CA"), "{reason}");
+    out.assert_code(7);
+}
