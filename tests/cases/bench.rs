@@ -490,3 +490,64 @@ fn pub_and_sub_over_websocket_and_tls() {
     assert!(reason.contains("not signed by a trusted CA"), "{reason}");
     out.assert_code(7);
 }
+
+/// A connection cut mid-stream by a relay: the publisher counts the lost connection and what
+/// it never saw acknowledged (exit 3), and the subscriber received no more than was sent and
+/// no less than was acknowledged.
+#[test]
+fn a_cut_connection_is_counted_with_what_it_left_unacknowledged() {
+    use crate::common::cutproxy::CutProxy;
+    let broker = Broker::start();
+    let proxy = CutProxy::start(broker.port(V311));
+    let t = unique_topic();
+    let sub = bench_sub(&broker, V311, &["-q", "1", "-t", &format!("{t}#")]);
+    let mut cmd = bench("pub", proxy.port(), V311);
+    cmd.args(["-q", "1", "--rate", "200", "-t", &format!("{t}x"), "--json"]);
+    let publisher = Live::spawn(&mut cmd, false);
+    proxy.wait_until("20 PUBLISHes relayed", WAIT, |p| p.publishes_up() >= 20);
+    proxy.cut();
+    let out = publisher.wait(WAIT).0;
+    let p = summary(&out);
+    let (sent, acked) = (p["sent"].as_u64().unwrap(), p["acked"].as_u64().unwrap());
+    assert!(acked >= 1 && acked <= sent, "{p:#}");
+    assert_eq!(p["unacknowledged"].as_u64().unwrap(), sent - acked, "{p:#}");
+    let errors = p["errors"].as_object().unwrap();
+    assert_eq!(
+        errors.values().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+        1,
+        "{p:#}"
+    );
+    out.assert_code(3);
+
+    // Every acknowledged message is on its way to the subscriber; its progress line says
+    // when it has them all.
+    let mut sub = sub;
+    sub.wait_for("the acknowledged messages", WAIT, |s| {
+        s.stderr
+            .lines()
+            .any(|l| received_so_far(l).is_some_and(|n| n >= acked))
+    });
+    signal(sub.pid(), "INT");
+    let got = sub.wait(WAIT).0;
+    got.assert_code(130);
+    let s = summary(&got);
+    let received = s["received"].as_u64().unwrap();
+    assert!(
+        acked <= received && received <= sent,
+        "acked {acked}, sent {sent}: {s:#}"
+    );
+    assert_eq!(
+        (&s["lost"], &s["duplicates"]),
+        (&0.into(), &0.into()),
+        "{s:#}"
+    );
+}
+
+/// The total of a `bench sub` progress line: `..., 120 received (40/s), ...`.
+fn received_so_far(line: &str) -> Option<u64> {
+    let before = line
+        .split(" received (")
+        .next()
+        .filter(|b| b.len() < line.len())?;
+    before.rsplit(' ').next()?.parse().ok()
+}

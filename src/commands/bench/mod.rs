@@ -301,12 +301,14 @@ impl Progress {
         }
         match self.kind {
             "pub" => line.push_str(&format!(
-                ", {} sent/s, {} acked/s, {} in flight",
+                ", {} sent ({}/s), {} acked ({}/s), {} in flight",
+                now[0],
                 d(0),
+                now[1],
                 d(1),
                 now[0] - now[1]
             )),
-            "sub" => line.push_str(&format!(", {} received/s", d(2))),
+            "sub" => line.push_str(&format!(", {} received ({}/s)", now[2], d(2))),
             _ => {}
         }
         line.push_str(&format!(", {} errors", c.errors.load(Relaxed)));
