@@ -237,6 +237,15 @@ pub fn plan(command: BenchCommand, env: &Environment) -> Result<Option<Plan>> {
             client_id.0, load.clients
         )));
     }
+    // The header carries the publisher's index in 32 bits.
+    if load.client_offset.saturating_add(load.clients) > u64::from(u32::MAX) {
+        return Err(usage(format!(
+            "--client-offset {} with -c {} goes past the largest client index, {}: use a smaller offset",
+            load.client_offset,
+            load.clients,
+            u32::MAX
+        )));
+    }
     let options = bench::Options {
         kind,
         clients: load.clients,

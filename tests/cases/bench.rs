@@ -359,6 +359,10 @@ fn bad_input_is_one_line_with_the_fix() {
         (&["pub", "-c", "2", "-i", "same"], &["same id", "%i"]),
         (&["pub", "--rate", "fast"], &["not a rate"]),
         (&["sub", "-c", "0"], &["positive"]),
+        (
+            &["conn", "--client-offset", "4294967295", "-c", "2"],
+            &["largest client index", "smaller offset"],
+        ),
     ];
     for (args, keywords) in cases {
         run(bench(args[0], port, V311).args(&args[1..])).assert_error(2, keywords);

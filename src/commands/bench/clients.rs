@@ -19,14 +19,29 @@ impl Client {
     /// Connects, counting the connection or the reason it failed.
     async fn open(&mut self, t: &mut Totals) -> Option<Session> {
         let t0 = Instant::now();
-        match Session::open(&self.settings, &mut self.interrupt, self.end).await {
+        // Boxed: connecting is the largest state of a client's future, and a task keeps its
+        // future's full size for as long as it holds the connection.
+        let opening = Box::pin(Session::open(&self.settings, &mut self.interrupt, self.end));
+        match opening.await {
             Ok(Wait::Ready(s)) => {
                 t.connected = 1;
-                t.latency(CONNECT).record(t0.elapsed());
+                t.last_connect = Some(Instant::now());
+                t.record(CONNECT, t0.elapsed());
                 self.counters.connected.fetch_add(1, Relaxed);
                 Some(s)
             }
-            Ok(Wait::Timeout | Wait::Interrupted) => None,
+            Ok(Wait::Timeout) => {
+                // Asked for, never made: a broker too slow to accept counts against it.
+                t.connect_failed = 1;
+                self.counters.failed.fetch_add(1, Relaxed);
+                self.problem(
+                    t,
+                    "not connected before --duration ended".into(),
+                    Exit::Unreachable,
+                );
+                None
+            }
+            Ok(Wait::Interrupted) => None,
             Err(e) => {
                 t.connect_failed = 1;
                 self.counters.failed.fetch_add(1, Relaxed);
@@ -63,7 +78,7 @@ fn lost(c: &Client, t: &mut Totals, ev: anyhow::Result<Event>) {
 
 /// `bench conn`: connect and hold the connection until the run ends.
 pub async fn hold(mut c: Client) -> Totals {
-    let mut t = Totals::default();
+    let mut t = Totals::for_client(c.sink.clone());
     let Some(mut session) = c.open(&mut t).await else {
         return t;
     };
@@ -88,7 +103,7 @@ pub async fn hold(mut c: Client) -> Totals {
 /// starting with a header; latency from when each was due to its acknowledgement (QoS 1/2) or
 /// its write to the socket (QoS 0).
 pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
-    let mut t = Totals::default();
+    let mut t = Totals::for_client(c.sink.clone());
     let Some(mut session) = c.open(&mut t).await else {
         return t;
     };
@@ -149,6 +164,7 @@ pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
                 break;
             }
             unwritten.push_back(origin);
+            t.first_message.get_or_insert(sent);
             seq += 1;
             t.sent += 1;
             c.counters.sent.fetch_add(1, Relaxed);
@@ -189,9 +205,11 @@ fn on_event(
     inflight: &mut HashMap<u16, Instant>,
 ) -> bool {
     let done = |t: &mut Totals, origin: Instant| {
+        let now = Instant::now();
         t.acked += 1;
+        t.last_message = Some(now);
         c.counters.acked.fetch_add(1, Relaxed);
-        t.latency(PUBLISH).record(origin.elapsed());
+        t.record(PUBLISH, now - origin);
     };
     match ev {
         // rumqttc writes requests in the order they were queued: the k-th PUBLISH written is
@@ -226,7 +244,7 @@ fn on_event(
 /// `bench sub`: subscribe, then read each message's header: end-to-end latency from its send
 /// time, and its place in its publisher's stream.
 pub async fn subscribe(mut c: Client, o: &SubOptions) -> Totals {
-    let mut t = Totals::default();
+    let mut t = Totals::for_client(c.sink.clone());
     let Some(mut session) = c.open(&mut t).await else {
         return t;
     };
@@ -295,14 +313,16 @@ fn received(c: &Client, t: &mut Totals, streams: &mut Streams, ev: Event) {
         return;
     };
     let now = unix_us(SystemTime::now());
+    let at = Instant::now();
+    t.first_message.get_or_insert(at);
+    t.last_message = Some(at);
     t.received += 1;
     c.counters.received.fetch_add(1, Relaxed);
     match Header::decode(&m.payload) {
         Some(h) => {
             if streams.arrived(h.publisher, h.seq) != Arrival::Duplicate {
                 // A clock behind the publisher's reads as no time at all, not a negative one.
-                t.latency(END_TO_END)
-                    .record_us(now.saturating_sub(h.sent_us));
+                t.record_us(END_TO_END, now.saturating_sub(h.sent_us));
             }
         }
         None => t.without_header += 1,

@@ -28,7 +28,7 @@ use crate::exit::{fail, Exit};
 use crate::signals::Interrupt;
 
 pub use header::LEN as HEADER_LEN;
-use summary::{Summary, Totals};
+use summary::{Sink, Summary, Totals};
 
 /// A topic or client id with `%i`, the client's index (its --client-offset added).
 #[derive(Debug, Clone)]
@@ -119,6 +119,7 @@ struct Client {
     interrupt: Interrupt,
     /// When the run ends: connecting gives up then too.
     end: Option<Instant>,
+    sink: Sink,
 }
 
 pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
@@ -136,6 +137,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     let started = Instant::now();
     let end = opts.duration.map(|d| started + d);
     let pace = opts.connect_rate.map(|r| Duration::from_secs_f64(1.0 / r));
+    let sink = Sink::default();
     let mut set: JoinSet<Totals> = JoinSet::new();
     let mut totals = Totals::default();
     let mut next = 0u64;
@@ -156,14 +158,17 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
                 stop: stop_rx.clone(),
                 interrupt: interrupt.clone(),
                 end,
+                sink: sink.clone(),
             };
             let kind = kind.clone();
             set.spawn(async move {
-                match &*kind {
+                let mut t = match &*kind {
                     Kind::Conn => clients::hold(client).await,
                     Kind::Pub(o) => clients::publish(client, o).await,
                     Kind::Sub(o) => clients::subscribe(client, o).await,
-                }
+                };
+                t.flush();
+                t
             });
             next += 1;
             if let Some(p) = pace {
@@ -202,8 +207,9 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
+    totals.latency = std::mem::take(&mut *sink.lock().unwrap_or_else(|e| e.into_inner()));
     let exit = totals.exit;
-    let summary = Summary::new(kind.name(), opts.clients, elapsed, totals);
+    let summary = Summary::new(kind.name(), opts.clients, started, elapsed, totals);
     print(&summary, opts.json)?;
     Ok(if interrupted {
         Exit::Interrupted

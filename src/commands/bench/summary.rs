@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use super::histogram::{Latency, Stats};
 use crate::exit::{usage, Exit};
@@ -17,6 +20,12 @@ pub const SCHEMA: u32 = 1;
 pub const CONNECT: &str = "connect";
 pub const PUBLISH: &str = "publish";
 pub const END_TO_END: &str = "end_to_end";
+
+/// The run's histograms, which every client adds its samples to.
+pub type Sink = Arc<Mutex<BTreeMap<&'static str, Latency>>>;
+
+/// Samples a client holds before adding them to the sink under its lock.
+const BATCH: usize = 256;
 
 /// The counts of one client, or of many added up.
 #[derive(Debug, Default, Clone)]
@@ -35,11 +44,58 @@ pub struct Totals {
     pub latency: BTreeMap<&'static str, Latency>,
     /// The exit code the first failure calls for (a refused connection, a lost message).
     pub exit: Option<Exit>,
+    /// When the last connection was made, and the first and last message sent or received:
+    /// rates count over these spans, not over ramp-up and draining.
+    pub last_connect: Option<Instant>,
+    pub first_message: Option<Instant>,
+    pub last_message: Option<Instant>,
+    /// A client's latency samples on their way to the run's histograms (`sink`): a histogram
+    /// of its own would cost each client about 190 KB, and a run may hold 10 000 clients.
+    samples: Vec<(&'static str, u64)>,
+    sink: Option<Sink>,
 }
 
 impl Totals {
     pub fn error(&mut self, reason: impl Into<String>) {
         *self.errors.entry(reason.into()).or_default() += 1;
+    }
+
+    /// A client's totals, its latencies going to `sink`.
+    pub fn for_client(sink: Sink) -> Totals {
+        Totals {
+            sink: Some(sink),
+            ..Totals::default()
+        }
+    }
+
+    pub fn record(&mut self, name: &'static str, d: Duration) {
+        self.record_us(name, d.as_micros() as u64);
+    }
+
+    pub fn record_us(&mut self, name: &'static str, us: u64) {
+        if self.sink.is_none() {
+            self.latency(name).record_us(us);
+            return;
+        }
+        self.samples.push((name, us));
+        if self.samples.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    /// Hands the samples held to the sink; called once more when the client ends.
+    pub fn flush(&mut self) {
+        let Some(sink) = &self.sink else {
+            return;
+        };
+        if self.samples.is_empty() {
+            return;
+        }
+        // A poisoned lock means another client panicked; its histograms are still sound.
+        let mut hists = sink.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, us) in self.samples.drain(..) {
+            hists.entry(name).or_default().record_us(us);
+        }
     }
 
     pub fn latency(&mut self, name: &'static str) -> &mut Latency {
@@ -48,6 +104,12 @@ impl Totals {
 
     pub fn add(&mut self, o: Totals) {
         self.exit = self.exit.or(o.exit);
+        self.last_connect = self.last_connect.max(o.last_connect);
+        self.first_message = match (self.first_message, o.first_message) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_message = self.last_message.max(o.last_message);
         self.connected += o.connected;
         self.connect_failed += o.connect_failed;
         self.sent += o.sent;
@@ -110,7 +172,15 @@ fn per_s(n: u64, secs: f64) -> f64 {
 }
 
 impl Summary {
-    pub fn new(kind: &str, clients: u64, elapsed_s: f64, t: Totals) -> Summary {
+    /// `started`: when the run began; `elapsed_s`: how long it took in all.
+    pub fn new(kind: &str, clients: u64, started: Instant, elapsed_s: f64, t: Totals) -> Summary {
+        // A span too short to divide by (one message) falls back to the whole run.
+        let span = |from: Option<Instant>, to: Option<Instant>| match (from, to) {
+            (Some(a), Some(b)) if b > a => (b - a).as_secs_f64(),
+            _ => elapsed_s,
+        };
+        let connecting_s = span(Some(started), t.last_connect);
+        let traffic_s = span(t.first_message, t.last_message);
         Summary {
             mqttcli_bench: SCHEMA,
             kind: kind.to_string(),
@@ -129,10 +199,10 @@ impl Summary {
             without_header: t.without_header,
             errors: t.errors,
             rates: Rates {
-                connects_per_s: per_s(t.connected, elapsed_s),
-                sent_per_s: per_s(t.sent, elapsed_s),
-                acked_per_s: per_s(t.acked, elapsed_s),
-                received_per_s: per_s(t.received, elapsed_s),
+                connects_per_s: per_s(t.connected, connecting_s),
+                sent_per_s: per_s(t.sent, traffic_s),
+                acked_per_s: per_s(t.acked, traffic_s),
+                received_per_s: per_s(t.received, traffic_s),
             },
             latency_ms: t
                 .latency
@@ -294,7 +364,29 @@ mod tests {
         for e in errors {
             t.error(*e);
         }
-        Summary::new("pub", 2, 2.0, t)
+        Summary::new("pub", 2, Instant::now(), 2.0, t)
+    }
+
+    #[test]
+    fn clients_add_their_samples_to_the_sink() {
+        let sink = Sink::default();
+        let mut a = Totals::for_client(sink.clone());
+        let mut b = Totals::for_client(sink.clone());
+        for us in 0..(BATCH as u64 + 10) {
+            a.record_us(PUBLISH, us + 1);
+        }
+        b.record(CONNECT, Duration::from_millis(2));
+        // Held until a batch is full, then all of it.
+        assert_eq!(sink.lock().unwrap()[PUBLISH].stats().count, BATCH as u64);
+        a.flush();
+        b.flush();
+        let hists = sink.lock().unwrap();
+        assert_eq!(hists[PUBLISH].stats().count, BATCH as u64 + 10);
+        assert_eq!(hists[CONNECT].stats().p50, 2.0);
+        assert!(
+            a.latency.is_empty(),
+            "a client keeps no histogram of its own"
+        );
     }
 
     #[test]
