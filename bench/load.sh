@@ -46,7 +46,7 @@ row() {
   local label=$1; shift
   local before
   before=$(cpu $broker)
-  /usr/bin/time -f '%U %S %M' -o "$dir/time" "$BIN" "$@" -p "$port" --json --quiet > "$dir/out.json"
+  /usr/bin/time -f '%U %S %M' -o "$dir/time" "$BIN" "$@" -p "$port" --json --quiet > "$dir/out.json" || true
   report "$label" "$before" "$(cpu $broker)"
 }
 
@@ -57,9 +57,14 @@ sub_row() {
   /usr/bin/time -f '%U %S %M' -o "$dir/time" "$BIN" bench sub -c 1 -q "$q" -t 'sub/#' -n $((2 * N)) \
     --duration 300s -p "$port" --json --quiet > "$dir/out.json" 2> "$dir/sub.err" &
   local sub=$!
-  until grep -q "clients subscribed" "$dir/sub.err"; do sleep 0.05; done
-  "$BIN" bench pub -c 2 -q "$q" -n "$N" -t 'sub/%i' -p "$port" --quiet --json > /dev/null
-  wait $sub
+  until grep -qs "clients subscribed" "$dir/sub.err"; do sleep 0.05; done
+  "$BIN" bench pub -c 2 -q "$q" -n "$N" -t 'sub/%i' -p "$port" --quiet --json > "$dir/pub.json" || true
+  wait $sub || true
+  python3 - "$dir/pub.json" <<'PY' >&2
+import json, sys
+s = json.load(open(sys.argv[1]))
+print("(its publishers: %d of %d acknowledged)" % (s["acked"], s["sent"]))
+PY
   report "sub -c 1 -q $q, $((2 * N)) from 2 publishers" "$before" "$(cpu $broker)"
 }
 
