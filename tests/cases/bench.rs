@@ -555,3 +555,41 @@ fn received_so_far(line: &str) -> Option<u64> {
         .filter(|b| b.len() < line.len())?;
     before.rsplit(' ').next()?.parse().ok()
 }
+
+/// Coordinated omission, against a real stall: the broker is stopped for 600 ms in the middle
+/// of a paced run (1000 messages/s). The in-flight window fills within 100 ms and the client
+/// can send nothing more until the broker wakes; the messages due meanwhile go out late. Their
+/// latency counts from when they were due, so about one message in six shows 100 ms or more
+/// (measured from their late sends they would look fast, and the 90th percentile with them).
+/// Only lower bounds are asserted: a slower machine makes the stall longer, never shorter.
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+fn a_stall_shows_in_the_latency_of_messages_due_during_it() {
+    let mut broker = Broker::anonymous_mosquitto();
+    let t = unique_topic();
+    let mut cmd = bench("pub", broker.port(V311), V311);
+    cmd.args([
+        "-q",
+        "1",
+        "--rate",
+        "1000",
+        "-n",
+        "3000",
+        "-t",
+        &format!("{t}x"),
+        "--json",
+    ]);
+    let mut publisher = Live::spawn(&mut cmd, false);
+    publisher.wait_stderr("acked (", 1, WAIT);
+    let pid = broker.pid();
+    signal(pid, "STOP");
+    std::thread::sleep(Duration::from_millis(600));
+    signal(pid, "CONT");
+    let out = publisher.wait(WAIT).0;
+    out.assert_code(0);
+    let s = summary(&out);
+    assert_eq!(s["acked"], 3000, "{s:#}");
+    let publish = &s["latency_ms"]["publish"];
+    assert!(publish["max"].as_f64().unwrap() >= 500.0, "{publish:#}");
+    assert!(publish["p90"].as_f64().unwrap() >= 100.0, "{publish:#}");
+}
