@@ -318,6 +318,22 @@ fn conn_counts_connections_and_failures_by_reason() {
     );
     assert_eq!(s["latency_ms"]["connect"]["count"], 3);
 
+    // Paced slower than --duration allows: what was never started is said, not hidden.
+    let out = run(bench("conn", broker.port(V311), V311).args([
+        "-c",
+        "50",
+        "--connect-rate",
+        "2",
+        "--duration",
+        "1s",
+        "--json",
+    ]));
+    let s = summary(&out);
+    let started = s["connected"].as_u64().unwrap() + s["connect_failed"].as_u64().unwrap();
+    let reason =
+        "not started: --duration ended first (raise --connect-rate, or lengthen --duration)";
+    assert_eq!(s["errors"][reason].as_u64(), Some(50 - started), "{s:#}");
+
     let out = run(bench("conn", free_port(), V311).args(["-c", "2", "--json"]));
     let s = summary(&out);
     assert_eq!(

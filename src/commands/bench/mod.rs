@@ -206,6 +206,12 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
             }
         }
     }
+    if next < opts.clients && !interrupted {
+        // Said, not failed: the run was set up to end before its last clients were due.
+        let reason =
+            "not started: --duration ended first (raise --connect-rate, or lengthen --duration)";
+        *totals.errors.entry(reason.to_string()).or_default() += opts.clients - next;
+    }
     let elapsed = started.elapsed().as_secs_f64();
     totals.latency = std::mem::take(&mut *sink.lock().unwrap_or_else(|e| e.into_inner()));
     let exit = totals.exit;
