@@ -8,6 +8,7 @@
 mod errors;
 mod limits;
 mod mqtt;
+mod pacing;
 pub mod proxy;
 mod relay;
 mod replays;
@@ -55,6 +56,7 @@ struct Events {
     /// The packet id of the last PUBLISH written, which tells the order in which the ids of
     /// unacknowledged ones were handed out (they cycle 1..=inflight).
     last_written: u16,
+    pacing: pacing::Pacing,
 }
 
 enum EventLoop {
@@ -102,6 +104,7 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         lost: None,
         pending_delay: None,
         last_written: 0,
+        pacing: pacing::Pacing::default(),
     };
     let timeout = settings.connect_timeout;
     let (session_present, limits) = tokio::time::timeout(timeout, async {
@@ -176,9 +179,23 @@ impl Events {
         if let Some(delay) = self.pending_delay.take() {
             tokio::time::sleep(delay).await;
         }
+        if let Some(pause) = self.pacing.pause() {
+            tokio::time::sleep(pause).await;
+        }
         loop {
             let connected = self.lost.is_none();
-            let err = match self.poll(connected).await {
+            // Whether the poll had to wait: then the socket had been read empty (pacing.rs).
+            let mut waited = false;
+            let polled = {
+                let mut poll = std::pin::pin!(self.poll(connected));
+                std::future::poll_fn(|cx| {
+                    let p = std::future::Future::poll(poll.as_mut(), cx);
+                    waited |= p.is_pending();
+                    p
+                })
+                .await
+            };
+            let err = match polled {
                 Ok(Event::ConnAck {
                     session_present, ..
                 }) if self.lost.is_some() => {
@@ -198,10 +215,12 @@ impl Events {
                     return Ok(Event::Reconnected { session_present });
                 }
                 Ok(ev) => {
-                    if let Event::Written { pkid } = ev {
-                        if pkid != 0 {
-                            self.last_written = pkid;
+                    match &ev {
+                        Event::Written { pkid } if *pkid != 0 => self.last_written = *pkid,
+                        Event::Message(m) if m.qos == Qos::AtMostOnce => {
+                            self.pacing.received(tokio::time::Instant::now(), waited)
                         }
+                        _ => {}
                     }
                     return Ok(ev);
                 }
