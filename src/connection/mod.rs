@@ -22,8 +22,11 @@ mod v5;
 
 use std::time::Duration;
 
+use std::collections::VecDeque;
+
 use anyhow::Result;
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 pub use mqtt::{
     Ack, BrokerLimits, ConnectProperties, Event, Message, Properties, Protocol, Qos, Reason,
@@ -57,6 +60,41 @@ struct Events {
     /// unacknowledged ones were handed out (they cycle 1..=inflight).
     last_written: u16,
     pacing: pacing::Pacing,
+    /// MQTT 3.1.1 only: see `Bursts`.
+    bursts: Option<Bursts>,
+}
+
+/// A burst of acknowledgements: the first goes through rumqttc's request queue (which wakes
+/// its event loop), the rest are written right behind it with one flush (`v4::write_acks`).
+/// rumqttc writes and flushes every request on its own: a system call and a TCP segment per
+/// acknowledgement, which made `sub -q 1` wake the broker once per message.
+type Burst = (Ack, Vec<Ack>);
+
+struct Bursts {
+    rx: mpsc::UnboundedReceiver<Burst>,
+    /// Sent, and their first acknowledgement not yet written.
+    waiting: VecDeque<Burst>,
+}
+
+impl Bursts {
+    /// rumqttc has written the acknowledgement of `pkid`: the rest of its burst, if it led one.
+    fn after(&mut self, pkid: u16) -> Option<Vec<Ack>> {
+        while let Ok(b) = self.rx.try_recv() {
+            self.waiting.push_back(b);
+        }
+        match self.waiting.front() {
+            Some((first, _)) if first.pkid == pkid => {
+                self.waiting.pop_front().map(|(_, rest)| rest)
+            }
+            _ => None,
+        }
+    }
+
+    /// The connection is gone, and with it the packet ids.
+    fn clear(&mut self) {
+        while self.rx.try_recv().is_ok() {}
+        self.waiting.clear();
+    }
 }
 
 enum EventLoop {
@@ -72,6 +110,8 @@ struct Connected {
     pub limits: Option<BrokerLimits>,
     /// See `Session::window`.
     pub window: usize,
+    /// Where `Session::ack_all` sends the tail of a burst (MQTT 3.1.1 only).
+    pub bursts: Option<mpsc::UnboundedSender<Burst>>,
 }
 
 /// Requests queued ahead of the event loop. A full queue makes `Client::publish` wait, which is
@@ -97,6 +137,15 @@ async fn connect(settings: &Settings) -> Result<Connected> {
             (Client::V5(c), EventLoop::V5(Box::new(e)))
         }
     };
+    let (bursts_tx, bursts) = match settings.protocol {
+        Protocol::V311 => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let waiting = VecDeque::new();
+            (Some(tx), Some(Bursts { rx, waiting }))
+        }
+        // rumqttc's v5 event loop keeps its socket to itself: one write per acknowledgement.
+        Protocol::V5 => (None, None),
+    };
     let mut events = Events {
         inner,
         peer: wire.peer,
@@ -105,6 +154,7 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         pending_delay: None,
         last_written: 0,
         pacing: pacing::Pacing::default(),
+        bursts,
     };
     let timeout = settings.connect_timeout;
     let (session_present, limits) = tokio::time::timeout(timeout, async {
@@ -142,6 +192,7 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         session_present,
         limits,
         window,
+        bursts: bursts_tx,
     })
 }
 
@@ -239,6 +290,9 @@ impl Events {
             tracing::warn!("{err:#}; reconnecting in {:.1}s", delay.as_secs_f64());
             let first = self.lost.is_none();
             self.lost = Some(attempt);
+            if let Some(b) = &mut self.bursts {
+                b.clear();
+            }
             if first {
                 // Tell the caller before retrying, while what it queued is still known lost.
                 self.pending_delay = Some(delay);
@@ -296,6 +350,18 @@ impl Events {
                 Ok(ev) => {
                     if let rumqttc::Event::Outgoing(rumqttc::Outgoing::AwaitAck(pkid)) = ev {
                         replays::collision(pkid);
+                    }
+                    let rest = v4::ack_written(&ev)
+                        .and_then(|pkid| self.bursts.as_mut().and_then(|b| b.after(pkid)));
+                    if let Some(rest) = rest {
+                        // Bounded as rumqttc bounds its own flushes; what is left in the buffer
+                        // goes out with rumqttc's next write.
+                        let limit = Duration::from_secs(10);
+                        match tokio::time::timeout(limit, v4::write_acks(el, &rest)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::debug!("writing acknowledgements: {e}"),
+                            Err(_) => tracing::debug!("writing acknowledgements: timed out"),
+                        }
                     }
                     v4::event(ev)
                 }
