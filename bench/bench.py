@@ -55,6 +55,8 @@ LAT_GAP_MS = env_int("LAT_GAP_MS", 5)  # pause between two of them
 SCALE_MSGS = [int(x) for x in os.environ.get("SCALE_MSGS", "1000000,10000000").split(",") if x]
 BIG_MB = env_int("BIG_MB", 256)  # the large payload; the broker takes up to 256 MiB less 1 byte
 TOPICS = env_int("TOPICS", 10_000)  # distinct topics through one sub
+WINDOWS = [int(x) for x in os.environ.get("WINDOWS", "1,10,100,1000").split(",") if x]  # pub -M
+WINDOW_LINES = env_int("WINDOW_LINES", 20_000)  # lines per pub -l run in the window table
 # mosquitto_pub 2.0.x loses QoS 1 messages in -l mode past 65535 lines (see BENCHMARKS.md), so
 # the QoS 1 `pub -l` comparison that counts against the target is also run below that limit.
 SMALL_LINES = min(env_int("SMALL_LINES", 60_000), LINES)
@@ -374,7 +376,7 @@ class PubRun:
     exit_code: int
 
 
-def one_pub_lines(tool: str, qos: int, n: int) -> PubRun:
+def one_pub_lines(tool: str, qos: int, n: int, extra: tuple[str, ...] = ()) -> PubRun:
     prefix = fresh_prefix()
     put_marker(prefix)
     # The one counting subscriber for both tools: mosquitto_sub at QoS 1 (so QoS 1 publishes
@@ -382,7 +384,7 @@ def one_pub_lines(tool: str, qos: int, n: int) -> PubRun:
     sub, counter = start_subscriber("mosquitto", prefix, 1, n, WAIT)
     with open(make_input(n), "rb") as stdin:
         t0 = time.monotonic()
-        pub = spawn(pub_argv(tool, f"{prefix}/data", qos, lines=True), stdin=stdin,
+        pub = spawn(pub_argv(tool, f"{prefix}/data", qos, lines=True) + list(extra), stdin=stdin,
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         code, cpu = reap(pub, WAIT)
     t_pub = time.monotonic()
@@ -992,6 +994,17 @@ def part_pub(rep: Report) -> None:
     if SMALL_LINES != LINES:
         case(1, SMALL_LINES, True)
     case(2, SMALL_LINES, True)
+
+    # How each scales with the in-flight window (-M, the same spelling for both tools).
+    for qos in (1, 2):
+        log(f"[pub] pub -l -q {qos} -M W, {WINDOW_LINES} lines, W in {WINDOWS}: one run per tool and window")
+        for w in WINDOWS:
+            r = {t: one_pub_lines(t, qos, WINDOW_LINES, ("-M", str(w))) for t in TOOLS}
+            for t in TOOLS:
+                if r[t].distinct != WINDOW_LINES and t == "mqttcli":
+                    rep.failures.append(f"pub -l QoS {qos} -M {w}: mqttcli delivered {r[t].distinct} of {WINDOW_LINES}")
+            rep.row(Row(f"pub -l QoS {qos} -M {w}, {WINDOW_LINES} msgs", "msg/s", r["mqttcli"].rate, r["mosquitto"].rate,
+                        fmt="{:.0f}", note="one run each"))
 
 
 def sub_rows(rep: Report, label: str, s: dict[str, list[SubRun]], n: int, targets: bool) -> None:

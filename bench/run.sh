@@ -20,6 +20,8 @@
 #   SCALE_MSGS=1000000,10000000  the `sub` message counts whose peak RSS is compared
 #   BIG_MB=256      the large payload (MiB; the broker's limit is just under 256)
 #   TOPICS=10000    distinct topics through one `sub`
+#   WINDOWS=1,10,100,1000  in-flight windows (-M) of the `pub -l` QoS 1/2 scaling table
+#   WINDOW_LINES=20000     lines per run of that table
 #   WAIT=60         upper bound in seconds for any single wait
 #   BUILD=1         run `cargo build --release` first (0: use target/release/mqttcli as it is)
 #   RECORD=1        append the run to BENCHMARKS.md (0: don't)
@@ -39,7 +41,7 @@ export PATH="$PATH:/usr/sbin:/usr/local/sbin"
 
 # The command as typed, with the settings that were given explicitly.
 command_line="bench/run.sh"
-for v in NOTE RECORD BUILD WAIT PARTS TOPICS BIG_MB SCALE_MSGS LAT_GAP_MS LAT_MSGS RSS_RUNS SMALL_LINES REPEATS PAYLOAD LINES RUNS; do
+for v in NOTE RECORD BUILD WAIT PARTS WINDOW_LINES WINDOWS TOPICS BIG_MB SCALE_MSGS LAT_GAP_MS LAT_MSGS RSS_RUNS SMALL_LINES REPEATS PAYLOAD LINES RUNS; do
   if [ -n "${!v+x}" ]; then
     command_line="$v=${!v@Q} $command_line"
   fi

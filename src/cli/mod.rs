@@ -154,6 +154,13 @@ pub(crate) fn parse_positive(s: &str) -> Result<u64, String> {
     }
 }
 
+fn parse_window(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}' is not a window of 1 to 65535 messages")),
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct PubArgs {
     /// Topic to publish to (or the path of -L's URL)
@@ -182,6 +189,11 @@ pub struct PubArgs {
     /// Publish the message N times (with --interval: N ticks)
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     pub repeat: Option<u64>,
+
+    /// QoS 1/2 messages in flight at most, sent and not yet acknowledged (default: 100; 20 for
+    /// QoS 2 under MQTT 3.1.1; an MQTT 5 broker's Receive Maximum lowers it)
+    #[arg(short = 'M', long = "max-inflight", value_name = "N", value_parser = parse_window)]
+    pub max_inflight: Option<u16>,
 
     /// Once the input has ended (end of stdin, the last tick), wait at most DURATION for the
     /// broker to acknowledge what is outstanding; then exit non-zero with the count

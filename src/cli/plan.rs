@@ -53,6 +53,7 @@ fn publish_plan(a: PubArgs, env: &Environment) -> Result<Plan> {
     let purpose = Purpose::Publish {
         qos: a.qos,
         streaming,
+        max_inflight: a.max_inflight,
     };
     let Resolved {
         settings,

@@ -36,7 +36,12 @@ use crate::secret::Secret;
 pub enum Purpose {
     /// `pub`: a single publish fails fast; a stream (-l, --interval) rides out a lost
     /// connection.
-    Publish { qos: Qos, streaming: bool },
+    /// `max_inflight`: -M, the in-flight window for QoS 1/2.
+    Publish {
+        qos: Qos,
+        streaming: bool,
+        max_inflight: Option<u16>,
+    },
     /// `sub`: rides out a lost connection; takes `count` messages at most off the session.
     Subscribe { count: Option<u64> },
     /// `unsub`: resumes the session, never clears it and never consumes what it has queued.
@@ -327,8 +332,15 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
     // 21st with a PUBREC that means "quota exceeded", dropping it. rumqttc's default window
     // of 100 would lose messages while reporting them acknowledged; 20 is libmosquitto's own
     // default.
-    let inflight = (protocol == Protocol::V311 && publish_qos == Some(Qos::ExactlyOnce))
+    let qos2_v311 = (protocol == Protocol::V311 && publish_qos == Some(Qos::ExactlyOnce))
         .then_some(QOS2_INFLIGHT_V311);
+    let inflight = match purpose {
+        Purpose::Publish {
+            max_inflight: Some(n),
+            ..
+        } => Some(n),
+        _ => qos2_v311,
+    };
 
     let mut connect_properties = packets.connect.clone();
     if let (Protocol::V5, Purpose::Subscribe { count: Some(n) }) = (protocol, purpose) {
