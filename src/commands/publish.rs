@@ -758,6 +758,7 @@ impl LineReader {
                 if self.buf.is_empty() {
                     return Ok(None);
                 }
+                self.scanned = 0;
                 self.number += 1;
                 return Ok(Some(self.buf.split().freeze()));
             }
