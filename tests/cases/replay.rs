@@ -524,3 +524,46 @@ fn replay_flags_are_checked_before_connecting() {
         out.assert_exact_error(2, line);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Progress
+
+/// A replay shows `pub -l`'s progress line on a terminal: a paced replay of 2 s (so at least
+/// one tick of the 1 s redraw) under script(1), which gives it one.
+#[test]
+#[cfg_attr(no_script, ignore = "needs script (util-linux) for a terminal")]
+fn a_replay_shows_progress_on_a_terminal() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("capture.jsonl");
+    std::fs::write(
+        &file,
+        "{\"topic\":\"progress/r\",\"payload\":\"a\",\"time\":\"2026-01-01T00:00:00Z\"}\n\
+         {\"topic\":\"progress/r\",\"payload\":\"b\",\"time\":\"2026-01-01T00:00:02Z\"}\n",
+    )
+    .unwrap();
+    let line = format!(
+        "{} pub -h 127.0.0.1 -p {} -q 1 --jsonl --speed 1 < {}",
+        env!("CARGO_BIN_EXE_mqttcli"),
+        broker.port(V311),
+        file.display()
+    );
+    let out = Command::new(programs::program("script"))
+        .args(["-qec", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .expect("run script");
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("\r\x1b[Kmqttcli: ")
+            && shown.contains(" sent, ")
+            && shown.contains(" acknowledged, ")
+            && shown.contains(" msg/s"),
+        "no progress line on a terminal: {shown:?}"
+    );
+    assert!(
+        shown.ends_with("\r\x1b[K"),
+        "not cleared at the end: {shown:?}"
+    );
+}
