@@ -117,7 +117,7 @@ impl Command {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Publish messages to a topic
-    #[command(after_help = format!("Examples:\n  mqttcli pub -t sensors/1 -m 21.5\n  mqttcli pub -t python/mqtt -m 'messages: {{counter}}' --interval 1s --repeat 10\n  tail -f app.log | mqttcli pub -t logs/app -q 1 -l\n\n{}", exit::TABLE))]
+    #[command(after_help = format!("Examples:\n  mqttcli pub -t sensors/1 -m 21.5\n  mqttcli pub -t python/mqtt -m 'messages: {{counter}}' --interval 1s --repeat 10\n  tail -f app.log | mqttcli pub -t logs/app -q 1 -l\n  mqttcli pub -l --topic-sep '\\t' -q 1 < readings.tsv\n  mqttcli pub -h test.example -V 5 --jsonl --speed 10 < capture.jsonl\n\n{}", exit::TABLE))]
     Pub(PubArgs),
     /// Subscribe to topic filters and print the messages
     #[command(after_help = format!("Examples:\n  mqttcli sub -t 'sensors/#' -v\n  mqttcli sub -t python/mqtt -F 'Received `{{payload}}` from `{{topic}}` topic'\n  mqttcli sub -t 'events/#' --json | jq .payload\n  mqttcli sub -t status -C 1 -W 10\n\n{}", exit::TABLE))]
@@ -350,7 +350,8 @@ pub struct OutputArgs {
     )]
     pub format: Option<String>,
 
-    /// One JSON object per message: topic, qos, retain, time, payload (utf8 or base64), properties
+    /// One JSON object per message: topic, qos, retain, time, payload (utf8 or base64),
+    /// properties; `pub --jsonl` replays them
     #[arg(long)]
     pub json: bool,
 }
