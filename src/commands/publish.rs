@@ -171,9 +171,10 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     let producer = tokio::spawn(produce(msg_tx, source, defaults, stop_rx));
     tokio::pin!(producer);
     let mut tracker = Tracker::new(opts.qos);
-    let mut produced: Option<u64> = None; // known once the producer has finished
-                                          // Why the input ended early (a bad line, an unreadable stdin): reported once everything
-                                          // before it is done.
+    // How many messages the producer handed over, once it has finished; and why it finished
+    // early, if it did (a bad line, an unreadable stdin): reported once everything before it
+    // is done.
+    let mut produced: Option<u64> = None;
     let mut input_error: Option<anyhow::Error> = None;
     let mut input_done = false;
     let mut connected = true;
@@ -628,11 +629,11 @@ async fn produce_into(
                     continue;
                 }
                 let n = lines.number;
-                let msg = match read_record(&line, speed.is_some(), defaults, &mut warned) {
-                    Ok(msg) => msg,
+                let (msg, time) = match read_record(&line, speed.is_some(), defaults, &mut warned) {
+                    Ok(read) => read,
                     Err(e) => return Err(fail(exit_for(&e), format!("line {n} of stdin: {e:#}"))),
                 };
-                if let (Some(speed), Some(time)) = (speed, msg.1) {
+                if let (Some(speed), Some(time)) = (speed, time) {
                     let (t0, start) = *origin.get_or_insert((time, tokio::time::Instant::now()));
                     let due = start + due_after(t0, time, speed);
                     if due > tokio::time::Instant::now() {
@@ -643,7 +644,7 @@ async fn produce_into(
                         }
                     }
                 }
-                tx.send(msg.0).await.map_err(|_| closed())?;
+                tx.send(msg).await.map_err(|_| closed())?;
                 *sent += 1;
             }
         }
