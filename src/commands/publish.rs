@@ -3,7 +3,7 @@
 //! (PUBACK for QoS 1, PUBCOMP for QoS 2); only then is DISCONNECT sent. A bad input line ends
 //! the input there: what came before it is still published and acknowledged, nothing after.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -398,7 +398,7 @@ impl Progress {
 
 /// How much may be outstanding at once (see `run`).
 struct Room {
-    /// QoS 1/2 messages: rumqttc's in-flight window.
+    /// QoS 1/2 messages: rumqttc's in-flight window, counted in packet ids (see `has_room`).
     window: usize,
     /// QoS 2 messages.
     qos2: usize,
@@ -411,11 +411,16 @@ struct Tracker {
     acknowledging: bool,
     next_seq: u64,
     /// Queued, not yet on the wire, in order.
-    unwritten: VecDeque<(u64, Outgoing)>,
+    unwritten: VecDeque<Entry>,
     /// On the wire, waiting for PUBACK/PUBCOMP, by packet id.
-    inflight: HashMap<u16, (u64, Outgoing)>,
-    /// Of those outstanding (unwritten or in flight), how many at QoS 1/2, and at QoS 2.
-    outstanding_acked: usize,
+    inflight: HashMap<u16, Entry>,
+    /// The next QoS 1/2 PUBLISH handed to rumqttc takes the next of its packet ids, and this
+    /// number: rumqttc hands out ids in turn, so a message numbered `window` below another
+    /// had the same id.
+    next_id_turn: u64,
+    /// The turns of the QoS 1/2 messages outstanding (unwritten or in flight), and how many
+    /// of those are at QoS 2.
+    id_turns: BTreeSet<u64>,
     outstanding_qos2: usize,
     done: u64,
     refused: u64,
@@ -429,7 +434,8 @@ impl Tracker {
             next_seq: 0,
             unwritten: VecDeque::new(),
             inflight: HashMap::new(),
-            outstanding_acked: 0,
+            next_id_turn: 0,
+            id_turns: BTreeSet::new(),
             outstanding_qos2: 0,
             done: 0,
             refused: 0,
@@ -441,22 +447,47 @@ impl Tracker {
         self.unwritten.len() + self.inflight.len()
     }
 
-    /// Whether one more message, at whatever QoS, may be queued.
+    /// Whether one more message, at whatever QoS, may be queued. At QoS 1/2 not only fewer
+    /// than `window` may be outstanding: the packet id it will get must be free. QoS 2
+    /// messages are acknowledged later than QoS 1 messages sent after them, so once a
+    /// recording mixes them, ids come back out of turn, and rumqttc's ids (handed out in turn,
+    /// 1..=window) could come round to one still in flight: rumqttc holds such a PUBLISH back
+    /// and stops taking requests until that id is acknowledged, which after a lost connection
+    /// is never.
     fn has_room(&self, room: &Room) -> bool {
+        let window = room.window as u64;
         self.outstanding() < WINDOW
-            && self.outstanding_acked < room.window
+            && self
+                .id_turns
+                .first()
+                .is_none_or(|oldest| self.next_id_turn - oldest < window)
             && self.outstanding_qos2 < room.qos2
+    }
+
+    /// The next id turn for a QoS 1/2 message handed to rumqttc (new or sent again).
+    fn take_turn(&mut self, msg: &Outgoing) -> u64 {
+        if msg.qos == Qos::AtMostOnce {
+            return 0;
+        }
+        let turn = self.next_id_turn;
+        self.next_id_turn += 1;
+        self.id_turns.insert(turn);
+        turn
     }
 
     fn submitted(&mut self, msg: Outgoing) {
         if msg.qos != Qos::AtMostOnce {
             self.acknowledging = true;
-            self.outstanding_acked += 1;
         }
         if msg.qos == Qos::ExactlyOnce {
             self.outstanding_qos2 += 1;
         }
-        self.unwritten.push_back((self.next_seq, msg));
+        let turn = self.take_turn(&msg);
+        self.unwritten.push_back(Entry {
+            seq: self.next_seq,
+            turn,
+            msg,
+        });
         self.next_seq += 1;
     }
 
@@ -490,10 +521,10 @@ impl Tracker {
     }
 
     fn finish(&mut self, pkid: u16) -> bool {
-        let Some((_, msg)) = self.inflight.remove(&pkid) else {
+        let Some(Entry { turn, msg, .. }) = self.inflight.remove(&pkid) else {
             return false;
         };
-        self.outstanding_acked -= 1;
+        self.id_turns.remove(&turn);
         if msg.qos == Qos::ExactlyOnce {
             self.outstanding_qos2 -= 1;
         }
@@ -503,13 +534,20 @@ impl Tracker {
     /// Everything not yet acknowledged, oldest first, to be queued again after a reconnect
     /// without a session. The tracker forgets them; the caller re-submits them.
     fn take_unacknowledged(&mut self) -> Vec<Outgoing> {
-        let mut all: Vec<(u64, Outgoing)> = self.inflight.drain().map(|(_, m)| m).collect();
+        let mut all: Vec<Entry> = self.inflight.drain().map(|(_, e)| e).collect();
         all.extend(self.unwritten.drain(..));
-        all.sort_unstable_by_key(|(seq, _)| *seq);
+        all.sort_unstable_by_key(|e| e.seq);
         self.resent += all.len() as u64;
+        // Sent again, in this order: each takes a new id, in turn.
+        self.id_turns.clear();
         all.into_iter()
-            .map(|(seq, msg)| {
-                self.unwritten.push_back((seq, msg.clone()));
+            .map(|Entry { seq, msg, .. }| {
+                let turn = self.take_turn(&msg);
+                self.unwritten.push_back(Entry {
+                    seq,
+                    turn,
+                    msg: msg.clone(),
+                });
                 msg
             })
             .collect()
@@ -534,6 +572,13 @@ impl Tracker {
         }
         s
     }
+}
+
+/// A message handed to rumqttc: its place in the input, its id turn (see `Tracker`).
+struct Entry {
+    seq: u64,
+    turn: u64,
+    msg: Outgoing,
 }
 
 /// How the producer ended: how many messages it handed over, and why it stopped early if it
@@ -917,7 +962,7 @@ mod tests {
         );
         t.submitted(msg(Qos::AtLeastOnce));
         assert_eq!(
-            (t.outstanding(), t.outstanding_acked, t.outstanding_qos2),
+            (t.outstanding(), t.id_turns.len(), t.outstanding_qos2),
             (3, 2, 1)
         );
         t.written(0);
@@ -933,5 +978,44 @@ mod tests {
         assert!(t.has_room(&room));
         assert_eq!(t.verb(), "acknowledged");
         assert_eq!(Tracker::new(Qos::AtMostOnce).verb(), "written");
+    }
+
+    /// rumqttc hands out ids 1..=window in turn: a QoS 2 message still in flight holds its id
+    /// however few are outstanding, until `window` more have gone out.
+    #[test]
+    fn no_message_is_queued_onto_an_id_still_in_flight() {
+        let mut t = Tracker::new(Qos::AtLeastOnce);
+        let room = Room {
+            window: 3,
+            qos2: usize::MAX,
+        };
+        t.submitted(msg(Qos::ExactlyOnce)); // id 1
+        t.submitted(msg(Qos::AtLeastOnce)); // id 2
+        t.submitted(msg(Qos::AtLeastOnce)); // id 3
+        for pkid in 1..=3 {
+            t.written(pkid);
+        }
+        t.acked(2);
+        t.acked(3);
+        // One outstanding of a window of 3, but the next message would get id 1.
+        assert_eq!(t.outstanding(), 1);
+        assert!(!t.has_room(&room));
+        t.acked(1);
+        assert!(t.has_room(&room));
+        // QoS 0 messages take no id.
+        for _ in 0..5 {
+            t.submitted(msg(Qos::AtMostOnce));
+        }
+        assert!(t.has_room(&room));
+
+        // Sent again after a reconnect, in order, they take new ids in turn.
+        let mut t = Tracker::new(Qos::AtLeastOnce);
+        for _ in 0..3 {
+            t.submitted(msg(Qos::AtLeastOnce));
+        }
+        t.written(1);
+        assert_eq!(t.take_unacknowledged().len(), 3);
+        assert_eq!(t.id_turns.iter().copied().collect::<Vec<_>>(), [3, 4, 5]);
+        assert!(!t.has_room(&room));
     }
 }
