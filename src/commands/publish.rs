@@ -716,7 +716,7 @@ fn split_line(line: Bytes, sep: &[u8], defaults: &Defaults) -> Result<Outgoing, 
 
 /// A record as the message to send, with its recorded time if it is to be paced.
 fn read_record(
-    line: &[u8],
+    line: &Bytes,
     with_time: bool,
     defaults: &Defaults,
     warned: &mut bool,
@@ -885,7 +885,7 @@ mod tests {
     fn records_take_the_flags_for_what_they_lack() {
         let mut warned = false;
         let (m, time) = read_record(
-            br#"{"payload":"x"}"#,
+            &Bytes::from_static(br#"{"payload":"x"}"#),
             false,
             &defaults(Some("dflt")),
             &mut warned,
@@ -896,23 +896,30 @@ mod tests {
             ("dflt", Qos::AtLeastOnce, false, None)
         );
         let (m, _) = read_record(
-            br#"{"topic":"own","payload":"x","qos":0,"retain":true}"#,
+            &Bytes::from_static(br#"{"topic":"own","payload":"x","qos":0,"retain":true}"#),
             false,
             &defaults(Some("dflt")),
             &mut warned,
         )
         .unwrap();
         assert_eq!((&*m.topic, m.qos, m.retain), ("own", Qos::AtMostOnce, true));
-        let e = read_record(br#"{"payload":"x"}"#, false, &defaults(None), &mut warned)
-            .err()
-            .unwrap();
+        let e = read_record(
+            &Bytes::from_static(br#"{"payload":"x"}"#),
+            false,
+            &defaults(None),
+            &mut warned,
+        )
+        .err()
+        .unwrap();
         assert_eq!(exit_for(&e), Exit::Usage);
         assert!(e.to_string().contains("no -t"), "{e}");
     }
 
     #[test]
     fn properties_are_dropped_under_mqtt_3_1_1() {
-        let line = br#"{"topic":"a","payload":"x","properties":{"content_type":"t"}}"#;
+        let line = &Bytes::from_static(
+            br#"{"topic":"a","payload":"x","properties":{"content_type":"t"}}"#,
+        );
         let mut warned = false;
         let (m, _) = read_record(line, false, &defaults(None), &mut warned).unwrap();
         assert!(m.properties.is_some() && !warned);
@@ -934,9 +941,14 @@ mod tests {
             ..defaults(Some("a"))
         };
         let mut warned = false;
-        let e = read_record(br#"{"payload":"x","qos":2}"#, false, &limited, &mut warned)
-            .err()
-            .unwrap();
+        let e = read_record(
+            &Bytes::from_static(br#"{"payload":"x","qos":2}"#),
+            false,
+            &limited,
+            &mut warned,
+        )
+        .err()
+        .unwrap();
         assert_eq!(exit_for(&e), Exit::Rejected);
     }
 

@@ -68,9 +68,10 @@ struct RawProperties<'a> {
 }
 
 /// Parses one line (without its newline). The error says what is wrong and how to write it
-/// right; the caller adds the line number.
-pub fn parse(line: &[u8], with_time: bool) -> Result<Record, String> {
-    let raw: Raw = serde_json::from_slice(line).map_err(|e| {
+/// right; the caller adds the line number. A text payload without escapes is a slice of
+/// `line`, not a copy.
+pub fn parse(line: &Bytes, with_time: bool) -> Result<Record, String> {
+    let raw: Raw = serde_json::from_slice(line.as_ref()).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             format!("not JSON ({e}): give one JSON object per line, as `sub --json` writes")
         } else {
@@ -85,7 +86,10 @@ pub fn parse(line: &[u8], with_time: bool) -> Result<Record, String> {
         "no \"payload\" field: every record needs one (\"payload\":\"\" for an empty message)",
     )?;
     let payload = match raw.encoding.as_deref() {
-        None | Some("utf8") => Bytes::copy_from_slice(text.as_bytes()),
+        None | Some("utf8") => match text {
+            Cow::Borrowed(s) => line.slice_ref(s.as_bytes()),
+            Cow::Owned(s) => Bytes::from(s.into_bytes()),
+        },
         Some("base64") => Bytes::from(base64(&text, "payload")?),
         Some(other) => {
             return Err(format!(
@@ -168,11 +172,12 @@ mod tests {
     use crate::output::{Mode, Printer};
 
     fn ok(line: &str) -> Record {
-        parse(line.as_bytes(), true).unwrap_or_else(|e| panic!("{line}: {e}"))
+        parse(&Bytes::copy_from_slice(line.as_bytes()), true)
+            .unwrap_or_else(|e| panic!("{line}: {e}"))
     }
 
     fn err(line: &str) -> String {
-        parse(line.as_bytes(), true).expect_err(line)
+        parse(&Bytes::copy_from_slice(line.as_bytes()), true).expect_err(line)
     }
 
     /// What `sub --json` prints for `m`, read back.
@@ -254,7 +259,8 @@ mod tests {
         assert_eq!((r.qos, r.retain, r.time), (None, None, None));
         assert_eq!(r.payload, "x");
         // Without --speed the time is not read at all.
-        let r = parse(br#"{"payload":"x","time":"not read"}"#, false).unwrap();
+        let line = Bytes::from_static(br#"{"payload":"x","time":"not read"}"#);
+        let r = parse(&line, false).unwrap();
         assert_eq!(r.time, None);
         let r = ok(r#"{"topic":null,"payload":"x","qos":null}"#);
         assert_eq!((r.topic, r.qos), (None, None));
