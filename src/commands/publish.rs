@@ -158,9 +158,10 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     // still in flight, and lose some (see `Session::window`). Under 3.1.1 Mosquitto takes
     // only so many QoS 2 messages at once (see `QOS2_INFLIGHT_V311`); `resolve` sizes the
     // window for a stream at -q 2, but a recording may hold QoS 2 messages whatever -q says.
+    // A window the user set (-M) is theirs to size.
     let room = Room {
         window: session.window,
-        qos2: if settings.protocol == Protocol::V311 {
+        qos2: if settings.protocol == Protocol::V311 && settings.inflight.is_none() {
             usize::from(QOS2_INFLIGHT_V311)
         } else {
             usize::MAX
