@@ -253,6 +253,14 @@ impl Events {
                     self.lost = None;
                     if session_present {
                         self.prepare_replays();
+                    } else {
+                        let stale = match &mut self.inner {
+                            EventLoop::V4(el) => replays::forget_failed_writes_v4(el),
+                            EventLoop::V5(el) => replays::forget_failed_writes_v5(el),
+                        };
+                        if stale > 0 {
+                            tracing::debug!("{stale} PUBLISH writes failed with the connection");
+                        }
                     }
                     tracing::warn!(
                         "reconnected to {} ({})",

@@ -16,6 +16,11 @@ pub const DEFAULT_TLS_PORT: u16 = 8883;
 pub const DEFAULT_WS_PORT: u16 = 8083;
 pub const DEFAULT_WSS_PORT: u16 = 8084;
 
+/// In-flight QoS 2 PUBLISHes under 3.1.1, which has no Receive Maximum: Mosquitto takes at
+/// most 20 at once (its max_inflight_messages) and drops the 21st. `cli::settings` sizes a
+/// -q 2 stream's window by it; `pub --jsonl` counts a recording's QoS 2 messages against it.
+pub const QOS2_INFLIGHT_V311: u16 = 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsVersion {
     V1_2,

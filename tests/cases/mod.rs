@@ -13,6 +13,7 @@ mod progress;
 mod proxy;
 mod pub_sub;
 mod reliability;
+mod replay;
 mod rr;
 mod shared;
 mod signals;

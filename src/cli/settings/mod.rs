@@ -22,7 +22,7 @@ use super::{ConnArgs, TlsArgs};
 use crate::connection::proxy;
 use crate::connection::settings::{
     Reconnect, Settings, TlsSettings, TlsVersion, WebSocket, Will, DEFAULT_PORT, DEFAULT_TLS_PORT,
-    DEFAULT_WSS_PORT, DEFAULT_WS_PORT,
+    DEFAULT_WSS_PORT, DEFAULT_WS_PORT, QOS2_INFLIGHT_V311,
 };
 use crate::connection::url::{self, BrokerUrl, Scheme};
 use crate::connection::{Protocol, Qos};
@@ -430,9 +430,6 @@ fn unix_conflicts(
         None => Ok(()),
     }
 }
-
-/// In-flight QoS 2 PUBLISHes under 3.1.1: see `resolve`.
-const QOS2_INFLIGHT_V311: u16 = 20;
 
 /// The parts of a URL, each to be ranked on its own against flags, environment and profile.
 #[derive(Default)]
