@@ -376,15 +376,49 @@ class PubRun:
     exit_code: int
 
 
-def one_pub_lines(tool: str, qos: int, n: int, extra: tuple[str, ...] = ()) -> PubRun:
+def make_capture(n: int) -> tuple[str, str]:
+    """(path, topic) of n records exactly as `mqttcli sub --json` writes them, of the lines of
+    make_input(n), recorded once per run of the harness."""
+    path = os.path.join(WORKDIR, f"capture-{n}.jsonl")
+    topic_file = path + ".topic"
+    if not os.path.exists(topic_file):
+        topic = fresh_prefix() + "/data"
+        cid = "bench-record-" + topic.replace("/", "-")
+        with open(path, "wb") as out:
+            sub = spawn(sub_argv("mqttcli", topic, 0, n, WAIT) + ["--json", "-i", cid], stdin=subprocess.DEVNULL,
+                        stdout=out, stderr=subprocess.PIPE)
+            wait_subscribed(cid, topic)
+            with open(make_input(n), "rb") as stdin:  # mqttcli: the loader that loses nothing
+                run_checked(pub_argv("mqttcli", topic, 0, lines=True), stdin=stdin)
+            code, _ = reap(sub, WAIT)
+        if code != 0:
+            raise Failure(f"recording the capture: mqttcli sub --json -C {n} exited {code}")
+        with open(topic_file, "w") as f:
+            f.write(topic)
+    with open(topic_file) as f:
+        return path, f.read()
+
+
+def one_pub_lines(tool: str, qos: int, n: int, extra: tuple[str, ...] = (), jsonl: bool = False) -> PubRun:
     prefix = fresh_prefix()
     put_marker(prefix)
+    argv = pub_argv(tool, f"{prefix}/data", qos, lines=True) + list(extra)
+    source = make_input(n)
+    if jsonl:
+        # The capture, its topic moved under this run's prefix; replayed as recorded (QoS 0).
+        capture, recorded = make_capture(n)
+        with open(capture, "rb") as f:
+            data = f.read().replace(f'"topic":"{recorded}"'.encode(), f'"topic":"{prefix}/data"'.encode())
+        source = os.path.join(WORKDIR, "replay.jsonl")
+        with open(source, "wb") as f:
+            f.write(data)
+        argv[argv.index("-l")] = "--jsonl"
     # The one counting subscriber for both tools: mosquitto_sub at QoS 1 (so QoS 1 publishes
     # are delivered at QoS 1, QoS 0 ones at QoS 0), writing to a pipe that this script reads.
     sub, counter = start_subscriber("mosquitto", prefix, 1, n, WAIT)
-    with open(make_input(n), "rb") as stdin:
+    with open(source, "rb") as stdin:
         t0 = time.monotonic()
-        pub = spawn(pub_argv(tool, f"{prefix}/data", qos, lines=True) + list(extra), stdin=stdin,
+        pub = spawn(argv, stdin=stdin,
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         code, cpu = reap(pub, WAIT)
     t_pub = time.monotonic()
@@ -996,6 +1030,28 @@ def part_pub(rep: Report) -> None:
     if SMALL_LINES != LINES:
         case(1, SMALL_LINES, True)
     case(2, SMALL_LINES, True)
+
+    # pub --jsonl against pub -l, both mqttcli, the same 200 000 payloads: JSON must not become
+    # the bottleneck.
+    log(f"[pub] mqttcli pub --jsonl of a sub --json capture of {LINES} messages against pub -l: "
+        f"{REPEATS} runs each, alternating")
+    runs: dict[str, list[PubRun]] = {"jsonl": [], "lines": []}
+    for i in range(REPEATS):
+        for kind in (("jsonl", "lines") if i % 2 == 0 else ("lines", "jsonl")):
+            r = one_pub_lines("mqttcli", 0, LINES, jsonl=kind == "jsonl")
+            log(f"  pub {'--jsonl' if kind == 'jsonl' else '-l'} n={LINES}: {r.distinct}/{LINES} distinct, "
+                f"{'%.0f msg/s' % r.rate if r.rate else 'no rate'}, CPU {r.client_cpu:.2f} s, exit {r.exit_code}")
+            runs[kind].append(r)
+    for kind, rs in runs.items():
+        rep.detail(f"pub {'--jsonl' if kind == 'jsonl' else '-l'} QoS 0 n={LINES}, mqttcli: " +
+                   ", ".join("lost" if x.rate is None else f"{x.rate:.0f}" for x in rs) +
+                   " msg/s; publisher CPU " + ", ".join(f"{x.client_cpu:.2f}" for x in rs) + " s")
+        if any(x.exit_code != 0 for x in rs):
+            rep.failures.append(f"pub {kind}: mqttcli exit codes {[x.exit_code for x in rs]}")
+    rates = {k: [x.rate for x in rs] for k, rs in runs.items()}
+    meds = {k: med(v) if all(x is not None for x in v) else None for k, v in rates.items()}
+    rep.row(Row(f"pub --jsonl, {LINES} msgs, against pub -l", "msg/s", meds["jsonl"], meds["lines"], fmt="{:.0f}",
+                note="both mqttcli: the mosquitto column is `pub -l` of the same payloads")).ratio_target("≥", 0.8)
 
     # How each scales with the in-flight window (-M, the same spelling for both tools).
     for qos in (1, 2):
