@@ -59,7 +59,8 @@ struct Events {
     /// The packet id of the last PUBLISH written, which tells the order in which the ids of
     /// unacknowledged ones were handed out (they cycle 1..=inflight).
     last_written: u16,
-    pacing: pacing::Pacing,
+    /// None: `Settings::paced_reads` is off.
+    pacing: Option<pacing::Pacing>,
     /// MQTT 3.1.1 only: see `Bursts`.
     bursts: Option<Bursts>,
 }
@@ -153,7 +154,7 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         lost: None,
         pending_delay: None,
         last_written: 0,
-        pacing: pacing::Pacing::default(),
+        pacing: settings.paced_reads.then(pacing::Pacing::default),
         bursts,
     };
     let timeout = settings.connect_timeout;
@@ -230,7 +231,7 @@ impl Events {
         if let Some(delay) = self.pending_delay.take() {
             tokio::time::sleep(delay).await;
         }
-        if let Some(pause) = self.pacing.pause() {
+        if let Some(pause) = self.pacing.as_mut().and_then(pacing::Pacing::pause) {
             tokio::time::sleep(pause).await;
         }
         loop {
@@ -277,7 +278,9 @@ impl Events {
                     match &ev {
                         Event::Written { pkid } if *pkid != 0 => self.last_written = *pkid,
                         Event::Message(m) if m.qos == Qos::AtMostOnce => {
-                            self.pacing.received(tokio::time::Instant::now(), waited)
+                            if let Some(p) = &mut self.pacing {
+                                p.received(tokio::time::Instant::now(), waited);
+                            }
                         }
                         _ => {}
                     }

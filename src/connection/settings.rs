@@ -113,4 +113,7 @@ pub struct Settings {
     pub manual_acks: bool,
     /// Outgoing QoS 1/2 PUBLISHes in flight at most; None: rumqttc's default (100).
     pub inflight: Option<u16>,
+    /// Read a busy QoS 0 stream in bursts (pacing.rs). Off where the time a message waits in
+    /// the socket is what is being measured.
+    pub paced_reads: bool,
 }

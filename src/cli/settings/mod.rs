@@ -384,6 +384,7 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
             Purpose::Subscribe { .. } | Purpose::Request | Purpose::Unsubscribe
         ),
         inflight,
+        paced_reads: true,
     };
     Ok(Resolved {
         settings,
