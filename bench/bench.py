@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import platform
+import queue
+import socket
+import struct
 import re
 import select
 import shutil
@@ -46,12 +49,21 @@ LINES = env_int("LINES", 200_000)  # messages in the throughput runs
 PAYLOAD = env_int("PAYLOAD", 64)  # bytes per message (line length without the newline)
 REPEATS = env_int("REPEATS", 3)  # throughput runs per tool and case (median reported)
 RSS_RUNS = env_int("RSS_RUNS", 3)
+BROKER_LOG = os.environ["BENCH_BROKER_LOG"]  # the broker's stderr, with its SUBSCRIBE lines
+LAT_MSGS = env_int("LAT_MSGS", 1000)  # lone messages in the latency runs
+LAT_GAP_MS = env_int("LAT_GAP_MS", 5)  # pause between two of them
+SCALE_MSGS = [int(x) for x in os.environ.get("SCALE_MSGS", "1000000,10000000").split(",") if x]
+BIG_MB = env_int("BIG_MB", 256)  # the large payload; the broker takes up to 256 MiB less 1 byte
+TOPICS = env_int("TOPICS", 10_000)  # distinct topics through one sub
+WINDOWS = [int(x) for x in os.environ.get("WINDOWS", "1,10,100,1000").split(",") if x]  # pub -M
+WINDOW_LINES = env_int("WINDOW_LINES", 20_000)  # lines per pub -l run in the window table
 # mosquitto_pub 2.0.x loses QoS 1 messages in -l mode past 65535 lines (see BENCHMARKS.md), so
 # the QoS 1 `pub -l` comparison that counts against the target is also run below that limit.
 SMALL_LINES = min(env_int("SMALL_LINES", 60_000), LINES)
-PARTS = set(os.environ.get("PARTS", "single,pub,sub,rss").replace(" ", "").split(","))
-if not PARTS <= {"single", "pub", "sub", "rss"}:
-    sys.exit(f"bench: PARTS={os.environ.get('PARTS')!r}: a comma-separated subset of single,pub,sub,rss")
+ALL_PARTS = ("single", "pub", "sub", "latency", "rss", "scale")
+PARTS = set(os.environ.get("PARTS", ",".join(ALL_PARTS)).replace(" ", "").split(","))
+if not PARTS <= set(ALL_PARTS):
+    sys.exit(f"bench: PARTS={os.environ.get('PARTS')!r}: a comma-separated subset of {','.join(ALL_PARTS)}")
 WAIT = env_int("WAIT", 60)  # upper bound, in seconds, for any single wait
 QUIET = 3.0  # a QoS 0 run is over when nothing arrived for this long after the publisher exited
 HOST = "127.0.0.1"
@@ -76,6 +88,12 @@ def spawn(argv: list[str], **kw) -> subprocess.Popen:
 
 def reap(p: subprocess.Popen, timeout: float) -> tuple[int, float]:
     """Wait (bounded) for p; return (exit code, user+sys CPU seconds of p itself)."""
+    code, ru, _ = reap_ru(p, timeout)
+    return code, ru.ru_utime + ru.ru_stime
+
+
+def reap_ru(p: subprocess.Popen, timeout: float):
+    """Wait (bounded) for p; return (exit code, its rusage, time.monotonic() when seen gone)."""
     deadline = time.monotonic() + timeout
     while True:
         pid, status, ru = os.wait4(p.pid, os.WNOHANG)
@@ -83,7 +101,7 @@ def reap(p: subprocess.Popen, timeout: float) -> tuple[int, float]:
             p.returncode = os.waitstatus_to_exitcode(status)
             if p in _children:
                 _children.remove(p)
-            return p.returncode, ru.ru_utime + ru.ru_stime
+            return p.returncode, ru, time.monotonic()
         if time.monotonic() > deadline:
             kill(p)
             raise Failure(f"{os.path.basename(p.args[0])} did not exit within {timeout:.0f} s")
@@ -228,6 +246,20 @@ def start_subscriber(tool: str, prefix: str, qos: int, count: int | None,
     return p, c
 
 
+def wait_subscribed(client_id: str, filt: str) -> None:
+    """Waits for the broker's log line of this client's SUBSCRIBE: a subscriber that gets no
+    retained marker (the common case) tells nothing on its own."""
+    want = f" {client_id} "
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        with open(BROKER_LOG, errors="replace") as f:
+            for line in f:
+                if want in line and line.rstrip("\n").endswith(f" {filt}"):
+                    return
+        time.sleep(0.005)
+    raise Failure(f"{client_id} did not subscribe to {filt} within {WAIT} s")
+
+
 def broker_cpu() -> float:
     with open(f"/proc/{BROKER_PID}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -344,15 +376,49 @@ class PubRun:
     exit_code: int
 
 
-def one_pub_lines(tool: str, qos: int, n: int) -> PubRun:
+def make_capture(n: int) -> tuple[str, str]:
+    """(path, topic) of n records exactly as `mqttcli sub --json` writes them, of the lines of
+    make_input(n), recorded once per run of the harness."""
+    path = os.path.join(WORKDIR, f"capture-{n}.jsonl")
+    topic_file = path + ".topic"
+    if not os.path.exists(topic_file):
+        topic = fresh_prefix() + "/data"
+        cid = "bench-record-" + topic.replace("/", "-")
+        with open(path, "wb") as out:
+            sub = spawn(sub_argv("mqttcli", topic, 0, n, WAIT) + ["--json", "-i", cid], stdin=subprocess.DEVNULL,
+                        stdout=out, stderr=subprocess.PIPE)
+            wait_subscribed(cid, topic)
+            with open(make_input(n), "rb") as stdin:  # mqttcli: the loader that loses nothing
+                run_checked(pub_argv("mqttcli", topic, 0, lines=True), stdin=stdin)
+            code, _ = reap(sub, WAIT)
+        if code != 0:
+            raise Failure(f"recording the capture: mqttcli sub --json -C {n} exited {code}")
+        with open(topic_file, "w") as f:
+            f.write(topic)
+    with open(topic_file) as f:
+        return path, f.read()
+
+
+def one_pub_lines(tool: str, qos: int, n: int, extra: tuple[str, ...] = (), jsonl: bool = False) -> PubRun:
     prefix = fresh_prefix()
     put_marker(prefix)
+    argv = pub_argv(tool, f"{prefix}/data", qos, lines=True) + list(extra)
+    source = make_input(n)
+    if jsonl:
+        # The capture, its topic moved under this run's prefix; replayed as recorded (QoS 0).
+        capture, recorded = make_capture(n)
+        with open(capture, "rb") as f:
+            data = f.read().replace(f'"topic":"{recorded}"'.encode(), f'"topic":"{prefix}/data"'.encode())
+        source = os.path.join(WORKDIR, "replay.jsonl")
+        with open(source, "wb") as f:
+            f.write(data)
+        argv[argv.index("-l")] = "--jsonl"
     # The one counting subscriber for both tools: mosquitto_sub at QoS 1 (so QoS 1 publishes
     # are delivered at QoS 1, QoS 0 ones at QoS 0), writing to a pipe that this script reads.
     sub, counter = start_subscriber("mosquitto", prefix, 1, n, WAIT)
-    with open(make_input(n), "rb") as stdin:
+    with open(source, "rb") as stdin:
         t0 = time.monotonic()
-        pub = spawn(pub_argv(tool, f"{prefix}/data", qos, lines=True), stdin=stdin,
+        pub = spawn(argv, stdin=stdin,
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         code, cpu = reap(pub, WAIT)
     t_pub = time.monotonic()
@@ -395,6 +461,7 @@ class SubRun:
     client_cpu: float
     broker_cpu: float
     exit_code: int
+    switches: int = 0  # the subscriber's context switches, voluntary and involuntary
 
 
 def one_sub(tool: str, n: int, pub_qos: int = 0) -> SubRun:
@@ -413,14 +480,63 @@ def one_sub(tool: str, n: int, pub_qos: int = 0) -> SubRun:
         kill(sub)
         raise Failure(f"{tool} sub received {max(counter.lines - 1, 0)} of {n} within {WAIT} s "
                       f"(publisher exit {pcode})")
-    code, cpu = reap(sub, WAIT)
+    code, ru, _ = reap_ru(sub, WAIT)
     counter.eof.wait(5)
     clear_marker(prefix)
     if pcode != 0:
         raise Failure(f"the publisher exited {pcode}")
     received, distinct = check_unique(counter)
     seconds = counter.t_last - t0
-    return SubRun(received / seconds, received, distinct, seconds, cpu, b1 - b0, code)
+    return SubRun(received / seconds, received, distinct, seconds, ru.ru_utime + ru.ru_stime, b1 - b0,
+                  code, ru.ru_nvcsw + ru.ru_nivcsw)
+
+
+def one_sub_common(tool: str, n: int, devnull: bool) -> SubRun:
+    """The case people type: `sub -t T -C N`, QoS 0, one exact topic, nothing retained on it,
+    the output to a pipe (read here) or to /dev/null. `-i` only names the client, so that the
+    broker's SUBSCRIBE log line tells when it is subscribed."""
+    prefix = fresh_prefix()
+    topic = f"{prefix}/data"
+    cid = "bench-sub-" + prefix.replace("/", "-")
+    sink = subprocess.DEVNULL if devnull else subprocess.PIPE
+    sub = spawn(sub_argv(tool, topic, 0, n, WAIT) + ["-i", cid], stdin=subprocess.DEVNULL,
+                stdout=sink, stderr=subprocess.PIPE)
+    counter = None if devnull else LineCounter(sub, n, marker=False)
+    wait_subscribed(cid, topic)
+    with open(make_input(n), "rb") as stdin:
+        b0 = broker_cpu()
+        t0 = time.monotonic()
+        pub = spawn(pub_argv(SUB_PUBLISHER, topic, 0, lines=True), stdin=stdin,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # -C N: the subscriber exits once it has printed N messages.
+        code, ru, t_exit = reap_ru(sub, WAIT)
+        b1 = broker_cpu()
+        pcode, _ = reap(pub, WAIT)
+    if code != 0:
+        raise Failure(f"{tool} sub -C {n} exited {code}: {sub.stderr.read().decode(errors='replace').strip()}")
+    if pcode != 0:
+        raise Failure(f"the publisher exited {pcode}")
+    if counter is None:
+        received = distinct = n  # it exited 0 after -C N
+        seconds = t_exit - t0
+    else:
+        counter.eof.wait(5)
+        received, distinct = check_unique(counter)
+        seconds = counter.t_last - t0
+    return SubRun(received / seconds, received, distinct, seconds, ru.ru_utime + ru.ru_stime, b1 - b0,
+                  code, ru.ru_nvcsw + ru.ru_nivcsw)
+
+
+def bench_sub_common(n: int, devnull: bool) -> dict[str, list[SubRun]]:
+    out: dict[str, list[SubRun]] = {t: [] for t in TOOLS}
+    for i in range(REPEATS):
+        for t in (TOOLS if i % 2 == 0 else TOOLS[::-1]):
+            r = one_sub_common(t, n, devnull)
+            log(f"  sub -t T -C {n} > {'/dev/null' if devnull else 'pipe'} {t:9s}: {r.received} received, "
+                f"{r.seconds:.2f} s, {r.rate:.0f} msg/s, client CPU {r.client_cpu:.2f} s, "
+                f"{r.switches} context switches, broker CPU {r.broker_cpu:.2f} s, exit {r.exit_code}")
+            out[t].append(r)
+    return out
 
 
 # The fixed publisher for the `sub` runs: mosquitto_pub -l at QoS 0 (its QoS 1 -l mode loses
@@ -436,7 +552,8 @@ def bench_sub(n: int, pub_qos: int = SUB_PUB_QOS) -> dict[str, list[SubRun]]:
         for t in (TOOLS if i % 2 == 0 else TOOLS[::-1]):
             r = one_sub(t, n, pub_qos)
             log(f"  sub n={n} q{pub_qos} {t:9s}: {r.received} received ({r.distinct} distinct), {r.seconds:.2f} s, "
-                f"{r.rate:.0f} msg/s, client CPU {r.client_cpu:.2f} s, broker CPU {r.broker_cpu:.2f} s, exit {r.exit_code}")
+                f"{r.rate:.0f} msg/s, client CPU {r.client_cpu:.2f} s, {r.switches} context switches, "
+                f"broker CPU {r.broker_cpu:.2f} s, exit {r.exit_code}")
             out[t].append(r)
     return out
 
@@ -461,13 +578,15 @@ def one_drain(tool: str, n: int) -> SubRun:
     if counter.lines < n:
         kill(sub)
         raise Failure(f"{tool} sub drained {counter.lines} of {n} queued messages within {WAIT} s")
-    code, cpu = reap(sub, WAIT)
+    code, ru, _ = reap_ru(sub, WAIT)
+    cpu = ru.ru_utime + ru.ru_stime
     counter.eof.wait(5)
     # The emptied session stays in the private broker until it stops: discarding it with a
     # clean-session connect could race the broker's reading of the old connection's DISCONNECT.
     received, distinct = check_unique(counter)
     seconds = counter.t_last - t0
-    return SubRun(received / seconds, received, distinct, seconds, cpu, b1 - b0, code)
+    return SubRun(received / seconds, received, distinct, seconds, cpu, b1 - b0, code,
+                  ru.ru_nvcsw + ru.ru_nivcsw)
 
 
 def bench_drain(n: int) -> dict[str, list[SubRun]]:
@@ -481,7 +600,258 @@ def bench_drain(n: int) -> dict[str, list[SubRun]]:
     return out
 
 
-# ----------------------------------------------------------------------------- 4. idle RSS, size
+# ----------------------------------------------------------------------------- 4. latency
+
+
+class RawPublisher:
+    """A minimal MQTT 3.1.1 publisher on a plain socket, the same for every subscriber under
+    test: it adds no client library's own delays or batching to what is measured."""
+
+    def __init__(self, client_id: str):
+        self.sock = socket.create_connection((HOST, int(PORT)), timeout=WAIT)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        body = _mqtt_str(b"MQTT") + bytes([4, 2]) + struct.pack(">H", 60) + _mqtt_str(client_id.encode())
+        self.sock.sendall(_packet(0x10, body))
+        connack = self._recv_exact(4)
+        if connack[0] != 0x20 or connack[3] != 0:
+            raise Failure(f"raw publisher: CONNACK {connack!r}")
+
+    def _recv_exact(self, n: int) -> bytes:
+        b = b""
+        while len(b) < n:
+            chunk = self.sock.recv(n - len(b))
+            if not chunk:
+                raise Failure("raw publisher: the broker closed the connection")
+            b += chunk
+        return b
+
+    @staticmethod
+    def publish_packet(topic: str, payload: bytes) -> bytes:
+        return _packet(0x30, _mqtt_str(topic.encode()) + payload)  # QoS 0
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        try:
+            self.sock.sendall(bytes([0xE0, 0]))  # DISCONNECT
+        finally:
+            self.sock.close()
+
+
+def _mqtt_str(b: bytes) -> bytes:
+    return struct.pack(">H", len(b)) + b
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    n, length = len(body), b""
+    while True:
+        d, n = n % 128, n // 128
+        length += bytes([d | (0x80 if n else 0)])
+        if not n:
+            return bytes([first]) + length + body
+
+
+def one_latency(tool: str) -> list[float]:
+    """Publish-to-print latency of lone messages, in µs: one message, wait until its line is
+    read from the subscriber's stdout, pause LAT_GAP_MS, the next. Each payload carries its
+    send time; the same Python process reads the line, so both ends use one clock."""
+    prefix = fresh_prefix()
+    topic = f"{prefix}/lat"
+    cid = "bench-lat-" + prefix.replace("/", "-")
+    sub = spawn(sub_argv(tool, topic, 0, None, WAIT + LAT_MSGS * (LAT_GAP_MS + 50) // 1000) + ["-i", cid],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines: queue.Queue[tuple[int, bytes]] = queue.Queue()
+
+    def reader() -> None:
+        for line in sub.stdout:  # buffered: readline returns as soon as a whole line is there
+            lines.put((time.perf_counter_ns(), line))
+
+    threading.Thread(target=reader, daemon=True).start()
+    wait_subscribed(cid, topic)
+    pub = RawPublisher(cid + "-pub")
+    out: list[float] = []
+    try:
+        for i in range(LAT_MSGS):
+            sent = time.perf_counter_ns()
+            pub.send(RawPublisher.publish_packet(topic, f"{sent:020d}".encode().ljust(PAYLOAD, b"x")))
+            try:
+                got, line = lines.get(timeout=WAIT)
+            except queue.Empty:
+                raise Failure(f"{tool}: message {i} not printed within {WAIT} s")
+            if not line.startswith(f"{sent:020d}".encode()):
+                raise Failure(f"{tool}: expected message {i}, got {line[:40]!r}")
+            out.append((got - sent) / 1000)
+            time.sleep(LAT_GAP_MS / 1000)
+    finally:
+        pub.close()
+        kill(sub)
+    return out
+
+
+def part_latency(rep: Report) -> None:
+    log(f"[latency] publish-to-print of {LAT_MSGS} lone QoS 0 messages, {LAT_GAP_MS} ms apart, "
+        f"sub -t T to a pipe")
+    lat: dict[str, list[float]] = {}
+    for t in TOOLS:
+        one_latency(t)  # warm-up run, not counted: page cache, broker, CPU frequency
+    for t in TOOLS:
+        lat[t] = one_latency(t)
+        rep.detail(f"latency, {t}: p50 {pct(lat[t], .5):.0f} µs, p90 {pct(lat[t], .9):.0f}, "
+                   f"p99 {pct(lat[t], .99):.0f}, max {max(lat[t]):.0f} (n={len(lat[t])})")
+    for q, name in ((.5, "p50"), (.99, "p99")):
+        rep.row(Row(f"lone message, publish → printed line: {name}", "µs", pct(lat["mqttcli"], q),
+                    pct(lat["mosquitto"], q), fmt="{:.0f}",
+                    note=f"{LAT_MSGS} messages, {LAT_GAP_MS} ms apart, from a raw-socket publisher"
+                    )).ratio_target("≤", 1.0)
+
+
+# ----------------------------------------------------------------------------- 5. cost as the work grows
+
+
+@dataclass
+class ScaleRun:
+    seconds: float
+    cpu: float
+    max_rss_kb: int
+    exit_code: int
+
+
+GNU_TIME = shutil.which("time") or "/usr/bin/time"
+
+
+def peak_rss_argv(argv: list[str], out: str) -> list[str]:
+    """argv run under GNU time, which writes the peak RSS (KiB) to `out`. Not wait4's ru_maxrss
+    of a child of this script: Linux carries the forking process's peak across exec, so every
+    figure would read as at least this Python process's size."""
+    return [GNU_TIME, "-f", "%M", "-o", out] + argv
+
+
+def read_peak_rss(out: str) -> int:
+    with open(out) as f:
+        return int(f.read().split()[-1])
+
+
+def sub_until_exit(tool: str, filt: str, qos: int, n: int, feed, devnull: bool = True) -> ScaleRun:
+    """`sub -t FILT -q QOS -C N`, subscribed (broker log), then `feed()` publishes; the run ends
+    when the subscriber exits after N messages."""
+    cid = "bench-scale-" + fresh_prefix().replace("/", "-")
+    limit = WAIT + n // 20_000  # ten million messages take a minute or two
+    rss_file = os.path.join(WORKDIR, "sub.rss")
+    sub = spawn(peak_rss_argv(sub_argv(tool, filt, qos, n, limit) + ["-i", cid], rss_file), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL if devnull else subprocess.PIPE, stderr=subprocess.PIPE)
+    counter = None if devnull else LineCounter(sub, n, marker=False)
+    wait_subscribed(cid, filt)
+    t0 = time.monotonic()
+    feed()
+    code, ru, t_exit = reap_ru(sub, limit)
+    if code != 0:
+        raise Failure(f"{tool} sub -C {n} exited {code}: {sub.stderr.read().decode(errors='replace').strip()}")
+    if counter is not None:
+        counter.eof.wait(5)
+        if counter.lines != n:
+            raise Failure(f"{tool} sub printed {counter.lines} of {n} lines")
+    return ScaleRun(t_exit - t0, ru.ru_utime + ru.ru_stime, read_peak_rss(rss_file), code)
+
+
+def feed_lines(topic: str, n: int) -> None:
+    """n lines through `mqttcli pub -l -q 0`, made on the fly (10 million would be a 650 MB
+    file). Not mosquitto_pub: fed 10 million lines, 2.0.11 delivered about 7.2 million of them
+    and exited 0 (the broker logged no drops), and the subscriber waited for the rest."""
+    pub = spawn(pub_argv("mqttcli", topic, 0, lines=True), stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    block = b"".join(f"{i:08d}".encode() + b"x" * (PAYLOAD - 8) + b"\n" for i in range(1000))
+    try:
+        for _ in range(n // 1000):
+            pub.stdin.write(block)
+        pub.stdin.write(block[: (n % 1000) * (PAYLOAD + 1)])
+        pub.stdin.close()
+    except BrokenPipeError:
+        pass
+    code, _ = reap(pub, WAIT + n // 20_000)
+    if code != 0:
+        raise Failure(f"mqttcli pub -l (the loader) exited {code}")
+
+
+def part_scale(rep: Report) -> None:
+    # Peak RSS as the message count grows: nothing may be kept per message.
+    runs: dict[int, ScaleRun] = {}
+    for n in SCALE_MSGS:
+        log(f"[scale] mqttcli sub -t T -C {n} > /dev/null, live from mqttcli pub -l -q 0")
+        topic = fresh_prefix() + "/data"
+        runs[n] = sub_until_exit("mqttcli", topic, 0, n, lambda: feed_lines(topic, n))
+        r = runs[n]
+        rep.detail(f"sub -C {n}, mqttcli: {r.seconds:.1f} s ({n / r.seconds:.0f} msg/s), CPU {r.cpu:.2f} s, "
+                   f"peak RSS {r.max_rss_kb} KiB")
+    if len(runs) >= 2:
+        lo, hi = min(runs), max(runs)
+        row = rep.row(Row(f"sub peak RSS, {lo} → {hi} msgs (mqttcli)", "KiB", runs[hi].max_rss_kb,
+                          runs[lo].max_rss_kb, fmt="{:.0f}",
+                          note=f"the mosquitto column is mqttcli at {lo} messages; ru_maxrss"))
+        row.ratio_target("≤", 1.1)
+
+    # One payload of BIG_MB MiB (less 1 KiB of headroom under the broker's packet limit).
+    size = BIG_MB * 1024 * 1024 - 1024
+    big = os.path.join(WORKDIR, "big.bin")
+    if not os.path.exists(big) or os.path.getsize(big) != size:
+        with open(big, "wb") as f:
+            chunk = os.urandom(1 << 20)
+            for _ in range(size // len(chunk)):
+                f.write(chunk)
+            f.write(chunk[: size % len(chunk)])
+    peak: dict[str, tuple[int, int]] = {}
+    for t in TOOLS:
+        log(f"[scale] one {size} byte payload, QoS 1: {t} pub -f and sub -C 1 > /dev/null")
+        topic = fresh_prefix() + "/big"
+        pub_rss = []
+
+        def feed() -> None:
+            argv = pub_argv(t, topic, 1)
+            argv[argv.index("-m"):argv.index("-m") + 2] = ["-f", big]
+            rss_file = os.path.join(WORKDIR, "pub.rss")
+            p = spawn(peak_rss_argv(argv, rss_file), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                      stderr=subprocess.PIPE)
+            code, _ = reap(p, WAIT)
+            if code != 0:
+                raise Failure(f"{t} pub -f exited {code}: {p.stderr.read().decode(errors='replace').strip()}")
+            pub_rss.append(read_peak_rss(rss_file))
+
+        r = sub_until_exit(t, topic, 1, 1, feed)
+        peak[t] = (pub_rss[0], r.max_rss_kb)
+        rep.detail(f"{size} byte payload, {t}: pub peak RSS {pub_rss[0]} KiB, sub peak RSS {r.max_rss_kb} KiB, "
+                   f"{r.seconds:.1f} s publish to exit")
+    payload_kb = size / 1024
+    for i, what in ((0, "pub -f"), (1, "sub")):
+        row = rep.row(Row(f"{BIG_MB} MB payload: {what} peak RSS", "KiB", peak["mqttcli"][i], peak["mosquitto"][i],
+                          fmt="{:.0f}", note=f"target on mqttcli's own figure: ≤ 2 × the payload ({2 * payload_kb:.0f} KiB)"))
+        row.target = "mqttcli ≤ 2 × payload"
+        row.met = peak["mqttcli"][i] <= 2 * payload_kb
+
+    # Many distinct topics through one subscription.
+    stats: dict[str, ScaleRun] = {}
+    for t in TOOLS:
+        log(f"[scale] {TOPICS} distinct topics through one {t} sub to a pipe")
+        prefix = fresh_prefix()
+        packets = b"".join(RawPublisher.publish_packet(f"{prefix}/t/{i}", f"{i:08d}".encode().ljust(PAYLOAD, b"x"))
+                           for i in range(TOPICS))
+
+        def feed() -> None:
+            pub = RawPublisher("bench-topics-" + prefix.replace("/", "-"))
+            try:
+                pub.send(packets)
+            finally:
+                pub.close()
+
+        stats[t] = sub_until_exit(t, f"{prefix}/t/#", 0, TOPICS, feed, devnull=False)
+        rep.detail(f"{TOPICS} topics, {t}: {stats[t].seconds:.2f} s, CPU {stats[t].cpu:.2f} s, "
+                   f"peak RSS {stats[t].max_rss_kb} KiB")
+    rep.row(Row(f"{TOPICS} distinct topics, one sub: CPU per msg", "µs", stats["mqttcli"].cpu / TOPICS * 1e6,
+                stats["mosquitto"].cpu / TOPICS * 1e6, fmt="{:.2f}"))
+    rep.row(Row(f"{TOPICS} distinct topics, one sub: peak RSS", "KiB", stats["mqttcli"].max_rss_kb,
+                stats["mosquitto"].max_rss_kb, fmt="{:.0f}"))
+
+
+# ----------------------------------------------------------------------------- 6. idle RSS, size
 
 
 def bench_rss() -> dict[str, list[int]]:
@@ -659,6 +1029,40 @@ def part_pub(rep: Report) -> None:
     case(1, LINES, SMALL_LINES == LINES)
     if SMALL_LINES != LINES:
         case(1, SMALL_LINES, True)
+    case(2, SMALL_LINES, True)
+
+    # pub --jsonl against pub -l, both mqttcli, the same 200 000 payloads: JSON must not become
+    # the bottleneck.
+    log(f"[pub] mqttcli pub --jsonl of a sub --json capture of {LINES} messages against pub -l: "
+        f"{REPEATS} runs each, alternating")
+    runs: dict[str, list[PubRun]] = {"jsonl": [], "lines": []}
+    for i in range(REPEATS):
+        for kind in (("jsonl", "lines") if i % 2 == 0 else ("lines", "jsonl")):
+            r = one_pub_lines("mqttcli", 0, LINES, jsonl=kind == "jsonl")
+            log(f"  pub {'--jsonl' if kind == 'jsonl' else '-l'} n={LINES}: {r.distinct}/{LINES} distinct, "
+                f"{'%.0f msg/s' % r.rate if r.rate else 'no rate'}, CPU {r.client_cpu:.2f} s, exit {r.exit_code}")
+            runs[kind].append(r)
+    for kind, rs in runs.items():
+        rep.detail(f"pub {'--jsonl' if kind == 'jsonl' else '-l'} QoS 0 n={LINES}, mqttcli: " +
+                   ", ".join("lost" if x.rate is None else f"{x.rate:.0f}" for x in rs) +
+                   " msg/s; publisher CPU " + ", ".join(f"{x.client_cpu:.2f}" for x in rs) + " s")
+        if any(x.exit_code != 0 for x in rs):
+            rep.failures.append(f"pub {kind}: mqttcli exit codes {[x.exit_code for x in rs]}")
+    rates = {k: [x.rate for x in rs] for k, rs in runs.items()}
+    meds = {k: med(v) if all(x is not None for x in v) else None for k, v in rates.items()}
+    rep.row(Row(f"pub --jsonl, {LINES} msgs, against pub -l", "msg/s", meds["jsonl"], meds["lines"], fmt="{:.0f}",
+                note="both mqttcli: the mosquitto column is `pub -l` of the same payloads")).ratio_target("≥", 0.8)
+
+    # How each scales with the in-flight window (-M, the same spelling for both tools).
+    for qos in (1, 2):
+        log(f"[pub] pub -l -q {qos} -M W, {WINDOW_LINES} lines, W in {WINDOWS}: one run per tool and window")
+        for w in WINDOWS:
+            r = {t: one_pub_lines(t, qos, WINDOW_LINES, ("-M", str(w))) for t in TOOLS}
+            for t in TOOLS:
+                if r[t].distinct != WINDOW_LINES and t == "mqttcli":
+                    rep.failures.append(f"pub -l QoS {qos} -M {w}: mqttcli delivered {r[t].distinct} of {WINDOW_LINES}")
+            rep.row(Row(f"pub -l QoS {qos} -M {w}, {WINDOW_LINES} msgs", "msg/s", r["mqttcli"].rate, r["mosquitto"].rate,
+                        fmt="{:.0f}", note="one run each"))
 
 
 def sub_rows(rep: Report, label: str, s: dict[str, list[SubRun]], n: int, targets: bool) -> None:
@@ -673,15 +1077,23 @@ def sub_rows(rep: Report, label: str, s: dict[str, list[SubRun]], n: int, target
                                                              for x in s[k]))
         rep.detail(f"{label}, {k}: " + ", ".join(f"{x.rate:.0f}" for x in s[k]) +
                    " msg/s; client CPU " + ", ".join(f"{x.client_cpu:.2f}" for x in s[k]) +
-                   " s; broker CPU " + ", ".join(f"{x.broker_cpu:.2f}" for x in s[k]) + " s")
+                   " s; context switches " + ", ".join(str(x.switches) for x in s[k]) +
+                   "; broker CPU " + ", ".join(f"{x.broker_cpu:.2f}" for x in s[k]) + " s")
     us = lambda v: v / n * 1e6
     r = rep.row(Row(f"{label}: msgs/s", "msg/s", rate["mqttcli"], rate["mosquitto"], fmt="{:.0f}"))
     if targets:
         r.ratio_target("≥", 1.2)
     rep.row(Row(f"{label}: client CPU per msg", "µs", us(ccpu["mqttcli"]), us(ccpu["mosquitto"]), fmt="{:.2f}",
                 note="user+sys of the subscriber process (wait4)"))
-    rep.row(Row(f"{label}: broker CPU per msg", "µs", us(bcpu["mqttcli"]), us(bcpu["mosquitto"]), fmt="{:.2f}",
-                note="broker's user+sys over the same run, /proc/PID/stat (10 ms ticks)"))
+    sw = {k: med([x.switches for x in s[k]]) for k in TOOLS}
+    rep.row(Row(f"{label}: client context switches", "count", sw["mqttcli"], sw["mosquitto"], fmt="{:.0f}",
+                note="voluntary + involuntary, of the subscriber process (wait4)"))
+    r = rep.row(Row(f"{label}: broker CPU per msg", "µs", us(bcpu["mqttcli"]), us(bcpu["mosquitto"]), fmt="{:.2f}",
+                    note="broker's user+sys over the same run, /proc/PID/stat (10 ms ticks)"))
+    if targets:
+        # Feeding mqttcli must not cost the broker more than feeding mosquitto_sub; 5 % is the
+        # resolution of 10 ms ticks over a 2 s run.
+        r.ratio_target("≤", 1.05)
     r = rep.row(Row(f"{label}: client CPU ÷ broker CPU", "×", share["mqttcli"], share["mosquitto"], fmt="{:.2f}"))
     if targets:
         r.target = "mqttcli ≤ 0.5"
@@ -690,9 +1102,15 @@ def sub_rows(rep: Report, label: str, s: dict[str, list[SubRun]], n: int, target
 
 
 def part_sub(rep: Report) -> None:
-    log(f"[sub] sub to a pipe, {LINES} messages live from mosquitto_pub -l -q {SUB_PUB_QOS}, "
-        f"subscribers at -q {SUB_QOS}: {REPEATS} runs per tool")
-    sub_rows(rep, f"sub, {LINES} msgs live", bench_sub(LINES), LINES, True)
+    # The common case first: what people type.
+    for devnull in (False, True):
+        sink = "/dev/null" if devnull else "a pipe"
+        log(f"[sub] sub -t T -C {LINES} (QoS 0, exact topic, nothing retained) to {sink}, live from "
+            f"mosquitto_pub -l -q 0: {REPEATS} runs per tool")
+        sub_rows(rep, f"sub -t T, {LINES} msgs live, to {sink}", bench_sub_common(LINES, devnull), LINES, True)
+    log(f"[sub] sub -t 'T/#' -q 1 to a pipe after a retained QoS 1 marker, {LINES} messages live from "
+        f"mosquitto_pub -l -q {SUB_PUB_QOS}: {REPEATS} runs per tool")
+    sub_rows(rep, f"sub -q 1 -t 'T/#' after a marker, {LINES} msgs live", bench_sub(LINES), LINES, True)
     # QoS 1 end to end: every message is acknowledged by the subscriber (mqttcli after it is
     # written). SMALL_LINES: mosquitto_pub's QoS 1 -l mode loses messages past 65535 lines.
     log(f"[sub] sub to a pipe, {SMALL_LINES} messages live from mosquitto_pub -l -q 1, "
@@ -748,7 +1166,8 @@ def main() -> int:
     log(f"bench: broker pid {BROKER_PID} on {HOST}:{PORT}; RUNS={RUNS} LINES={LINES} PAYLOAD={PAYLOAD} "
         f"REPEATS={REPEATS} SMALL_LINES={SMALL_LINES} RSS_RUNS={RSS_RUNS} WAIT={WAIT} PARTS={','.join(sorted(PARTS))}")
     rep = Report()
-    for name, part in (("single", part_single), ("pub", part_pub), ("sub", part_sub), ("rss", part_rss)):
+    for name, part in (("single", part_single), ("pub", part_pub), ("sub", part_sub), ("latency", part_latency),
+                       ("rss", part_rss), ("scale", part_scale)):
         if name in PARTS:
             part(rep)
     part_size(rep)

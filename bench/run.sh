@@ -15,13 +15,22 @@
 #   SMALL_LINES=60000  the QoS 1 `pub -l` comparison is also run at this size, below the 65535
 #                   messages where mosquitto_pub 2.0's -l mode starts losing QoS 1 messages
 #   RSS_RUNS=3      idle-sub RSS samples per tool (median reported)
+#   LAT_MSGS=1000   lone messages in the publish-to-print latency runs, one at a time
+#   LAT_GAP_MS=5    pause between two of them
+#   SCALE_MSGS=1000000,10000000  the `sub` message counts whose peak RSS is compared
+#   BIG_MB=256      the large payload (MiB; the broker's limit is just under 256)
+#   TOPICS=10000    distinct topics through one `sub`
+#   WINDOWS=1,10,100,1000  in-flight windows (-M) of the `pub -l` QoS 1/2 scaling table
+#   WINDOW_LINES=20000     lines per run of that table
 #   WAIT=60         upper bound in seconds for any single wait
 #   BUILD=1         run `cargo build --release` first (0: use target/release/mqttcli as it is)
 #   RECORD=1        append the run to BENCHMARKS.md (0: don't)
-#   PARTS=single,pub,sub,rss  which parts to run (the binary size is always reported)
+#   PARTS=single,pub,sub,latency,rss,scale  which parts to run (the binary size is always
+#                   reported); `scale` (10 million messages, a 256 MB payload) takes minutes
 #   NOTE=...        free text added to the recorded run
 #
-# Needs: cargo, python3 (3.9+, standard library only), mosquitto, mosquitto_pub, mosquitto_sub
+# Needs: cargo, python3 (3.9+, standard library only), mosquitto, mosquitto_pub, mosquitto_sub,
+# GNU time (peak RSS of the `scale` part)
 # (Debian: apt-get install mosquitto mosquitto-clients). Exits non-zero if mqttcli lost a QoS 1
 # message, exited non-zero, or a step failed or timed out; a missed target is reported, not fatal.
 set -euo pipefail
@@ -32,7 +41,7 @@ export PATH="$PATH:/usr/sbin:/usr/local/sbin"
 
 # The command as typed, with the settings that were given explicitly.
 command_line="bench/run.sh"
-for v in NOTE RECORD BUILD WAIT PARTS RSS_RUNS SMALL_LINES REPEATS PAYLOAD LINES RUNS; do
+for v in NOTE RECORD BUILD WAIT PARTS WINDOW_LINES WINDOWS TOPICS BIG_MB SCALE_MSGS LAT_GAP_MS LAT_MSGS RSS_RUNS SMALL_LINES REPEATS PAYLOAD LINES RUNS; do
   if [ -n "${!v+x}" ]; then
     command_line="$v=${!v@Q} $command_line"
   fi
@@ -43,9 +52,9 @@ export SMALL_LINES="${SMALL_LINES:-60000}" RSS_RUNS="${RSS_RUNS:-3}" WAIT="${WAI
 BUILD="${BUILD:-1}"
 RECORD="${RECORD:-1}"
 
-for tool in mosquitto mosquitto_pub mosquitto_sub python3; do
+for tool in mosquitto mosquitto_pub mosquitto_sub python3 /usr/bin/time; do
   command -v "$tool" >/dev/null 2>&1 || {
-    echo "bench: $tool not found (apt-get install mosquitto mosquitto-clients python3)" >&2
+    echo "bench: $tool not found (apt-get install mosquitto mosquitto-clients python3 time)" >&2
     exit 2
   }
 done
@@ -108,6 +117,9 @@ persistence false
 log_dest stderr
 log_type error
 log_type warning
+# "CLIENT QOS FILTER" per SUBSCRIBE: how the harness knows a subscriber without a retained
+# marker (the common case) is subscribed, without changing what it receives.
+log_type subscribe
 EOF
 # stderr, not `log_dest file`: run as root, mosquitto drops to its own user and could not open a
 # file in this private directory.
@@ -136,6 +148,7 @@ record_file=""
 
 set +e
 BENCH_MQTTCLI="$tmp/mqttcli" BENCH_PORT="$port" BENCH_BROKER_PID="$broker_pid" BENCH_TMP="$tmp" \
+  BENCH_BROKER_LOG="$tmp/mosquitto.log" \
   BENCH_RECORD_FILE="$record_file" BENCH_COMMAND="$command_line" BENCH_GIT="$git_rev" \
   BENCH_LOAD_BEFORE="$load_before" BENCH_LOADED="$loaded" BENCH_NOTE="${NOTE:-}" \
   BENCH_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" \
@@ -151,7 +164,9 @@ if ! kill -0 "$broker_pid" 2>/dev/null; then
   rc=2
 fi
 if [ -s "$tmp/mosquitto.log" ]; then
-  echo "bench: broker log (errors and warnings):" >&2
-  tail -n 20 "$tmp/mosquitto.log" >&2
+  if grep -qv -E '^[0-9]+: [^ ]+ [0-2] ' "$tmp/mosquitto.log"; then
+    echo "bench: broker log (errors and warnings):" >&2
+    grep -v -E '^[0-9]+: [^ ]+ [0-2] ' "$tmp/mosquitto.log" | tail -n 20 >&2
+  fi
 fi
 exit "$rc"

@@ -126,7 +126,7 @@ impl Command {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Publish messages to a topic
-    #[command(after_help = format!("Examples:\n  mqttcli pub -t sensors/1 -m 21.5\n  mqttcli pub -t python/mqtt -m 'messages: {{counter}}' --interval 1s --repeat 10\n  tail -f app.log | mqttcli pub -t logs/app -q 1 -l\n\n{}", exit::TABLE))]
+    #[command(after_help = format!("Examples:\n  mqttcli pub -t sensors/1 -m 21.5\n  mqttcli pub -t python/mqtt -m 'messages: {{counter}}' --interval 1s --repeat 10\n  tail -f app.log | mqttcli pub -t logs/app -q 1 -l\n  mqttcli pub -l --topic-sep '\\t' -q 1 < readings.tsv\n  mqttcli pub -h test.example -V 5 --jsonl --speed 10 < capture.jsonl\n\n{}", exit::TABLE))]
     Pub(PubArgs),
     /// Subscribe to topic filters and print the messages
     #[command(after_help = format!("Examples:\n  mqttcli sub -t 'sensors/#' -v\n  mqttcli sub -t python/mqtt -F 'Received `{{payload}}` from `{{topic}}` topic'\n  mqttcli sub -t 'events/#' --json | jq .payload\n  mqttcli sub -t status -C 1 -W 10\n\n{}", exit::TABLE))]
@@ -166,6 +166,35 @@ pub(crate) fn parse_positive(s: &str) -> Result<u64, String> {
     }
 }
 
+fn parse_window(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}' is not a window of 1 to 65535 messages")),
+    }
+}
+
+/// `--topic-sep`: not empty; `\t` (as typed, two characters) is a tab, which a shell makes
+/// awkward to type.
+fn parse_separator(s: &str) -> Result<String, String> {
+    match s {
+        "" => Err(
+            "the topic separator is empty: give one, e.g. --topic-sep '\\t' for a tab".to_string(),
+        ),
+        "\\t" => Ok("\t".to_string()),
+        _ => Ok(s.to_string()),
+    }
+}
+
+/// `--speed`: a factor above zero.
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 => Ok(f),
+        _ => Err(format!(
+            "'{s}' is not a speed: give a factor above 0, e.g. 1 (as recorded), 10 (ten times faster) or 0.5"
+        )),
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct PubArgs {
     /// Topic to publish to (or the path of -L's URL)
@@ -178,6 +207,22 @@ pub struct PubArgs {
     /// Send each line of stdin as a message, over one connection
     #[arg(short = 'l', long, group = "payload")]
     pub stdin_lines: bool,
+
+    /// With -l: each line is TOPIC, SEP, PAYLOAD, split at the first SEP (\t is a tab)
+    // Needing -l (and --speed needing --jsonl) is checked in plan.rs: clap's `requires` lets
+    // it pass when another member of the payload group (-m) is given.
+    #[arg(long, value_name = "SEP", conflicts_with = "topic", value_parser = parse_separator)]
+    pub topic_sep: Option<String>,
+
+    /// Replay stdin's JSON Lines as `sub --json` writes them: each line's topic, payload, QoS,
+    /// retain flag and MQTT 5 properties (-t, -q, -r for lines that lack them)
+    #[arg(long, group = "payload")]
+    pub jsonl: bool,
+
+    /// With --jsonl: pace the replay by the recorded times, FACTOR times as fast (1: as
+    /// recorded, 10: ten times faster) [default: as fast as the broker acknowledges]
+    #[arg(long, value_name = "FACTOR", value_parser = parse_speed)]
+    pub speed: Option<f64>,
 
     /// Quality of service: 0, 1 or 2
     #[arg(short = 'q', long, value_name = "QOS", default_value = "0", value_parser = parse_qos)]
@@ -194,6 +239,11 @@ pub struct PubArgs {
     /// Publish the message N times (with --interval: N ticks)
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     pub repeat: Option<u64>,
+
+    /// QoS 1/2 messages in flight at most, sent and not yet acknowledged (default: 100; 20 for
+    /// QoS 2 under MQTT 3.1.1; an MQTT 5 broker's Receive Maximum lowers it)
+    #[arg(short = 'M', long = "max-inflight", value_name = "N", value_parser = parse_window)]
+    pub max_inflight: Option<u16>,
 
     /// Once the input has ended (end of stdin, the last tick), wait at most DURATION for the
     /// broker to acknowledge what is outstanding; then exit non-zero with the count
@@ -312,7 +362,8 @@ pub struct OutputArgs {
     )]
     pub format: Option<String>,
 
-    /// One JSON object per message: topic, qos, retain, time, payload (utf8 or base64), properties
+    /// One JSON object per message: topic, qos, retain, time, payload (utf8 or base64),
+    /// properties; `pub --jsonl` replays them
     #[arg(long)]
     pub json: bool,
 }
@@ -576,6 +627,26 @@ mod tests {
             panic!()
         };
         assert_eq!(p.qos, Qos::ExactlyOnce);
+    }
+
+    #[test]
+    fn replay_flags_are_checked() {
+        assert_eq!(parse_speed("10"), Ok(10.0));
+        assert_eq!(parse_speed("0.25"), Ok(0.25));
+        for bad in ["0", "-1", "inf", "NaN", "fast", "10x"] {
+            assert!(parse_speed(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_separator("\\t").as_deref(), Ok("\t"));
+        assert_eq!(parse_separator(" :: ").as_deref(), Ok(" :: "));
+        assert!(parse_separator("").is_err());
+        assert!(parse(&["pub", "--jsonl", "-m", "x"]).is_err());
+        assert!(parse(&["pub", "-l", "--jsonl"]).is_err());
+        assert!(parse(&["pub", "-l", "--topic-sep", ":", "-t", "a"]).is_err());
+        let cli = parse(&["pub", "--jsonl", "--speed", "4", "-q", "1"]).unwrap();
+        let Command::Pub(p) = cli.command else {
+            panic!()
+        };
+        assert!(p.jsonl && p.speed == Some(4.0) && p.topic.is_none());
     }
 
     #[test]

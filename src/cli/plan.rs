@@ -50,22 +50,50 @@ pub fn plan(command: Command, env: &Environment) -> Result<Option<Plan>> {
 }
 
 fn publish_plan(a: PubArgs, env: &Environment) -> Result<Plan> {
-    // A single publish fails fast; only streams (-l, --interval) ride out a lost connection.
-    let streaming = a.stdin_lines || a.interval.is_some();
+    // A single publish fails fast; only streams (-l, --jsonl, --interval) ride out a lost
+    // connection.
+    let streaming = a.stdin_lines || a.jsonl || a.interval.is_some();
+    if a.topic_sep.is_some() && !a.stdin_lines {
+        return Err(usage(
+            "--topic-sep splits each line of -l into topic and payload: add -l",
+        ));
+    }
+    if a.speed.is_some() && !a.jsonl {
+        return Err(usage(
+            "--speed paces a replay by its recorded times: add --jsonl (--interval paces -m)",
+        ));
+    }
     let purpose = Purpose::Publish {
         qos: a.qos,
         streaming,
+        max_inflight: a.max_inflight,
     };
     let Resolved {
         settings,
         url_topic,
         packets,
     } = resolve(&a.conn, env, purpose)?;
-    let topic = topic_or_url(
-        a.topic,
-        url_topic,
-        "no topic to publish to: add -t TOPIC (or a path to -L's URL)",
-    )?;
+    let topic = if a.jsonl {
+        // A record names its topic; -t (or -L's path) is for one that does not.
+        match (a.topic, url_topic) {
+            (Some(t), _) => Some(t),
+            (None, Some(t)) => Some(topic::parse_topic(&t).map_err(usage)?),
+            (None, None) => None,
+        }
+    } else if a.topic_sep.is_some() {
+        if url_topic.is_some() {
+            return Err(usage(
+                "--topic-sep takes each message's topic from its line: drop the topic from -L's URL",
+            ));
+        }
+        None
+    } else {
+        Some(topic_or_url(
+            a.topic,
+            url_topic,
+            "no topic to publish to: add -t TOPIC (or a path to -L's URL)",
+        )?)
+    };
     sends_only(&packets, "pub", &[Packet::Publish])?;
     mqtt5_only(
         &settings,
@@ -93,13 +121,27 @@ fn publish_plan(a: PubArgs, env: &Environment) -> Result<Plan> {
         correlation,
         "--correlation-data",
     )?;
-    let input = if a.stdin_lines {
+    if a.jsonl && properties != Properties::default() {
+        return Err(usage(
+            "--jsonl sends the properties recorded on each line: drop -D PUBLISH and the property flags (--user-property, --content-type, ...)",
+        ));
+    }
+    let input = if a.jsonl {
+        if a.repeat.is_some() || a.interval.is_some() {
+            return Err(usage(
+                "--jsonl sends each line once: drop --repeat/--interval (--speed paces a replay by its recorded times)",
+            ));
+        }
+        publish::Input::Records { speed: a.speed }
+    } else if a.stdin_lines {
         if a.repeat.is_some() || a.interval.is_some() {
             return Err(usage(
                 "-l sends each stdin line once: drop --repeat/--interval",
             ));
         }
-        publish::Input::Lines
+        publish::Input::Lines {
+            topic_sep: a.topic_sep.map(String::into_bytes),
+        }
     } else {
         let repeat = match (a.repeat, a.interval) {
             (Some(n), _) => Some(n),

@@ -79,9 +79,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
                 if let Err(e) = printer.flush() {
                     break End::Output(e);
                 }
-                for ack in unacked.drain(..) {
-                    session.ack(ack).await?;
-                }
+                session.ack_all(std::mem::take(&mut unacked)).await?;
                 tokio::select! {
                     ev = session.recv() => ev,
                     _ = interrupt.wait() => break End::Interrupted,
@@ -142,9 +140,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
         End::Output(e) => End::Output(e),
         other => match printer.flush() {
             Ok(()) => {
-                for ack in unacked.drain(..) {
-                    session.ack(ack).await?;
-                }
+                session.ack_all(std::mem::take(&mut unacked)).await?;
                 other
             }
             Err(e) => End::Output(e),

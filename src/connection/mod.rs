@@ -8,6 +8,7 @@
 mod errors;
 mod limits;
 mod mqtt;
+mod pacing;
 pub mod proxy;
 mod relay;
 mod replays;
@@ -21,8 +22,11 @@ mod v5;
 
 use std::time::Duration;
 
+use std::collections::VecDeque;
+
 use anyhow::Result;
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 pub use mqtt::{
     Ack, BrokerLimits, ConnectProperties, Event, Message, Properties, Protocol, Qos, Reason,
@@ -55,6 +59,43 @@ struct Events {
     /// The packet id of the last PUBLISH written, which tells the order in which the ids of
     /// unacknowledged ones were handed out (they cycle 1..=inflight).
     last_written: u16,
+    /// None: `Settings::paced_reads` is off.
+    pacing: Option<pacing::Pacing>,
+    /// MQTT 3.1.1 only: see `Bursts`.
+    bursts: Option<Bursts>,
+}
+
+/// A burst of acknowledgements: the first goes through rumqttc's request queue (which wakes
+/// its event loop), the rest are written right behind it with one flush (`v4::write_acks`).
+/// rumqttc writes and flushes every request on its own: a system call and a TCP segment per
+/// acknowledgement, which made `sub -q 1` wake the broker once per message.
+type Burst = (Ack, Vec<Ack>);
+
+struct Bursts {
+    rx: mpsc::UnboundedReceiver<Burst>,
+    /// Sent, and their first acknowledgement not yet written.
+    waiting: VecDeque<Burst>,
+}
+
+impl Bursts {
+    /// rumqttc has written the acknowledgement of `pkid`: the rest of its burst, if it led one.
+    fn after(&mut self, pkid: u16) -> Option<Vec<Ack>> {
+        while let Ok(b) = self.rx.try_recv() {
+            self.waiting.push_back(b);
+        }
+        match self.waiting.front() {
+            Some((first, _)) if first.pkid == pkid => {
+                self.waiting.pop_front().map(|(_, rest)| rest)
+            }
+            _ => None,
+        }
+    }
+
+    /// The connection is gone, and with it the packet ids.
+    fn clear(&mut self) {
+        while self.rx.try_recv().is_ok() {}
+        self.waiting.clear();
+    }
 }
 
 enum EventLoop {
@@ -70,6 +111,8 @@ struct Connected {
     pub limits: Option<BrokerLimits>,
     /// See `Session::window`.
     pub window: usize,
+    /// Where `Session::ack_all` sends the tail of a burst (MQTT 3.1.1 only).
+    pub bursts: Option<mpsc::UnboundedSender<Burst>>,
 }
 
 /// Requests queued ahead of the event loop. A full queue makes `Client::publish` wait, which is
@@ -95,6 +138,15 @@ async fn connect(settings: &Settings) -> Result<Connected> {
             (Client::V5(c), EventLoop::V5(Box::new(e)))
         }
     };
+    let (bursts_tx, bursts) = match settings.protocol {
+        Protocol::V311 => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let waiting = VecDeque::new();
+            (Some(tx), Some(Bursts { rx, waiting }))
+        }
+        // rumqttc's v5 event loop keeps its socket to itself: one write per acknowledgement.
+        Protocol::V5 => (None, None),
+    };
     let mut events = Events {
         inner,
         peer: wire.peer,
@@ -102,6 +154,8 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         lost: None,
         pending_delay: None,
         last_written: 0,
+        pacing: settings.paced_reads.then(pacing::Pacing::default),
+        bursts,
     };
     let timeout = settings.connect_timeout;
     let (session_present, limits) = tokio::time::timeout(timeout, async {
@@ -139,6 +193,7 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         session_present,
         limits,
         window,
+        bursts: bursts_tx,
     })
 }
 
@@ -176,15 +231,37 @@ impl Events {
         if let Some(delay) = self.pending_delay.take() {
             tokio::time::sleep(delay).await;
         }
+        if let Some(pause) = self.pacing.as_mut().and_then(pacing::Pacing::pause) {
+            tokio::time::sleep(pause).await;
+        }
         loop {
             let connected = self.lost.is_none();
-            let err = match self.poll(connected).await {
+            // Whether the poll had to wait: then the socket had been read empty (pacing.rs).
+            let mut waited = false;
+            let polled = {
+                let mut poll = std::pin::pin!(self.poll(connected));
+                std::future::poll_fn(|cx| {
+                    let p = std::future::Future::poll(poll.as_mut(), cx);
+                    waited |= p.is_pending();
+                    p
+                })
+                .await
+            };
+            let err = match polled {
                 Ok(Event::ConnAck {
                     session_present, ..
                 }) if self.lost.is_some() => {
                     self.lost = None;
                     if session_present {
                         self.prepare_replays();
+                    } else {
+                        let stale = match &mut self.inner {
+                            EventLoop::V4(el) => replays::forget_failed_writes_v4(el),
+                            EventLoop::V5(el) => replays::forget_failed_writes_v5(el),
+                        };
+                        if stale > 0 {
+                            tracing::debug!("{stale} PUBLISH writes failed with the connection");
+                        }
                     }
                     tracing::warn!(
                         "reconnected to {} ({})",
@@ -198,10 +275,14 @@ impl Events {
                     return Ok(Event::Reconnected { session_present });
                 }
                 Ok(ev) => {
-                    if let Event::Written { pkid } = ev {
-                        if pkid != 0 {
-                            self.last_written = pkid;
+                    match &ev {
+                        Event::Written { pkid } if *pkid != 0 => self.last_written = *pkid,
+                        Event::Message(m) if m.qos == Qos::AtMostOnce => {
+                            if let Some(p) = &mut self.pacing {
+                                p.received(tokio::time::Instant::now(), waited);
+                            }
                         }
+                        _ => {}
                     }
                     return Ok(ev);
                 }
@@ -220,6 +301,9 @@ impl Events {
             tracing::warn!("{err:#}; reconnecting in {:.1}s", delay.as_secs_f64());
             let first = self.lost.is_none();
             self.lost = Some(attempt);
+            if let Some(b) = &mut self.bursts {
+                b.clear();
+            }
             if first {
                 // Tell the caller before retrying, while what it queued is still known lost.
                 self.pending_delay = Some(delay);
@@ -277,6 +361,18 @@ impl Events {
                 Ok(ev) => {
                     if let rumqttc::Event::Outgoing(rumqttc::Outgoing::AwaitAck(pkid)) = ev {
                         replays::collision(pkid);
+                    }
+                    let rest = v4::ack_written(&ev)
+                        .and_then(|pkid| self.bursts.as_mut().and_then(|b| b.after(pkid)));
+                    if let Some(rest) = rest {
+                        // Bounded as rumqttc bounds its own flushes; what is left in the buffer
+                        // goes out with rumqttc's next write.
+                        let limit = Duration::from_secs(10);
+                        match tokio::time::timeout(limit, v4::write_acks(el, &rest)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::debug!("writing acknowledgements: {e}"),
+                            Err(_) => tracing::debug!("writing acknowledgements: timed out"),
+                        }
                     }
                     v4::event(ev)
                 }

@@ -43,6 +43,32 @@ prepare!(
     rumqttc::v5::Request
 );
 
+/// After a reconnect without a session: drops the `Outgoing::Publish` events rumqttc still
+/// holds from the lost connection (PUBLISHes whose write failed with it; see `newest_id`). It
+/// returns them after the CONNACK, though it dropped those PUBLISHes with the session: passed
+/// on, each would be taken for the write of a message queued since, one that is not on the wire
+/// yet. Returns how many.
+macro_rules! forget_failed_writes {
+    ($name:ident, $el:ty, $event:path) => {
+        pub fn $name(el: &mut $el) -> usize {
+            use rumqttc::Outgoing;
+            use $event as E;
+            let before = el.state.events.len();
+            el.state
+                .events
+                .retain(|e| !matches!(e, E::Outgoing(Outgoing::Publish(_))));
+            before - el.state.events.len()
+        }
+    };
+}
+
+forget_failed_writes!(forget_failed_writes_v4, rumqttc::EventLoop, rumqttc::Event);
+forget_failed_writes!(
+    forget_failed_writes_v5,
+    rumqttc::v5::EventLoop,
+    rumqttc::v5::Event
+);
+
 /// rumqttc gave a new PUBLISH an id still waiting for its acknowledgement: it holds that
 /// PUBLISH back until the acknowledgement comes (and drops it if another collides meanwhile).
 pub fn collision(pkid: u16) {

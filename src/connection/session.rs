@@ -35,6 +35,8 @@ pub struct Session {
     driver: JoinHandle<()>,
     /// Received QoS 1/2 messages wait for `ack` (else rumqttc acknowledges them on arrival).
     manual_acks: bool,
+    /// See `connection::Bursts`.
+    bursts: Option<mpsc::UnboundedSender<(Ack, Vec<Ack>)>>,
     /// The broker resumed a session it kept for this client id.
     pub session_present: bool,
     /// The first CONNACK's MQTT 5 limits (None under 3.1.1).
@@ -68,6 +70,7 @@ impl Session {
             rx,
             driver,
             manual_acks: settings.manual_acks,
+            bursts: connected.bursts,
             session_present: connected.session_present,
             limits: connected.limits,
             window: connected.window,
@@ -129,6 +132,28 @@ impl Session {
             self.client.ack(ack).await?;
         }
         Ok(())
+    }
+
+    /// Acknowledges received messages, in the order given (the order they arrived): under
+    /// MQTT 3.1.1 with one write for them all.
+    pub async fn ack_all(&self, mut acks: Vec<Ack>) -> Result<()> {
+        if !self.manual_acks || acks.is_empty() {
+            return Ok(());
+        }
+        match &self.bursts {
+            Some(tx) if acks.len() > 1 => {
+                let rest = acks.split_off(1);
+                // The rest first: the driver looks for it once rumqttc has written the first.
+                let _ = tx.send((acks[0], rest));
+                self.client.ack(acks[0]).await
+            }
+            _ => {
+                for ack in acks {
+                    self.client.ack(ack).await?;
+                }
+                Ok(())
+            }
+        }
     }
 
     pub async fn subscribe(

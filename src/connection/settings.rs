@@ -16,6 +16,11 @@ pub const DEFAULT_TLS_PORT: u16 = 8883;
 pub const DEFAULT_WS_PORT: u16 = 8083;
 pub const DEFAULT_WSS_PORT: u16 = 8084;
 
+/// In-flight QoS 2 PUBLISHes under 3.1.1, which has no Receive Maximum: Mosquitto takes at
+/// most 20 at once (its max_inflight_messages) and drops the 21st. `cli::settings` sizes a
+/// -q 2 stream's window by it; `pub --jsonl` counts a recording's QoS 2 messages against it.
+pub const QOS2_INFLIGHT_V311: u16 = 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsVersion {
     V1_2,
@@ -108,4 +113,7 @@ pub struct Settings {
     pub manual_acks: bool,
     /// Outgoing QoS 1/2 PUBLISHes in flight at most; None: rumqttc's default (100).
     pub inflight: Option<u16>,
+    /// Read a busy QoS 0 stream in bursts (pacing.rs). Off where the time a message waits in
+    /// the socket is what is being measured.
+    pub paced_reads: bool,
 }

@@ -57,6 +57,34 @@ pub fn expect_any_pubrel(el: &mut EventLoop) {
     el.state.events.truncate(events);
 }
 
+/// Writes acknowledgements straight to the socket with one flush, behind rumqttc's back: its
+/// event loop writes and flushes each request on its own, a system call and a TCP segment per
+/// acknowledgement. Only for the tail of a burst whose head rumqttc has just written (see
+/// `Events::poll`), so the order stays the order the messages arrived in.
+pub async fn write_acks(el: &mut EventLoop, acks: &[Ack]) -> Result<(), StateError> {
+    // No connection: the packet ids belonged to the one that was lost.
+    let Some(network) = el.network.as_mut() else {
+        return Ok(());
+    };
+    for ack in acks {
+        let packet = match ack.qos {
+            Qos::AtLeastOnce => Packet::PubAck(rumqttc::PubAck::new(ack.pkid)),
+            Qos::ExactlyOnce => Packet::PubRec(rumqttc::PubRec::new(ack.pkid)),
+            Qos::AtMostOnce => continue,
+        };
+        network.write(packet).await?;
+    }
+    network.flush().await
+}
+
+/// The packet id of an acknowledgement rumqttc has just written for us.
+pub fn ack_written(ev: &rumqttc::Event) -> Option<u16> {
+    match ev {
+        rumqttc::Event::Outgoing(Outgoing::PubAck(pkid) | Outgoing::PubRec(pkid)) => Some(*pkid),
+        _ => None,
+    }
+}
+
 pub fn event(ev: rumqttc::Event) -> Event {
     match ev {
         rumqttc::Event::Incoming(Packet::Publish(p)) => Event::Message(Message {

@@ -1,8 +1,9 @@
 //! Everything `sub` writes to stdout. One buffered writer, flushed by the caller whenever no
 //! further message is already waiting, so `sub | jq` is live without a syscall per message
-//! in a burst.
+//! in a burst. `--json`'s record is also read back, by `pub --jsonl` (`record.rs`).
 
 mod closed;
+pub mod record;
 pub mod template;
 
 pub use closed::stdout_closed;

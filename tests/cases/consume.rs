@@ -312,3 +312,69 @@ fn acknowledgements_follow_the_output_in_order() {
         assert_eq!(played.result(&out), [1, 2, 3], "PUBACKs under {proto:?}");
     }
 }
+
+/// A burst: hundreds of QoS 1 and QoS 2 messages arrive at once and are printed in one write;
+/// their PUBACKs and PUBRECs (written together under 3.1.1, see connection::Bursts) keep the
+/// order the messages came in. (The PUBREL → PUBCOMP half may finish after the DISCONNECT
+/// that `-C` leads to, in the next session: only no stray PUBCOMP is checked.)
+#[test]
+fn a_burst_of_acknowledgements_keeps_the_arrival_order() {
+    const N: u16 = 300;
+    for proto in [V311, V5] {
+        let played = FakeBroker::bind().serve_one(move |conn| {
+            conn.expect_connect(proto)?;
+            conn.connack(proto, false)?;
+            let subscribe = conn.read()?;
+            let b = subscribe.body();
+            let mut suback = vec![b[0], b[1]];
+            if proto == V5 {
+                suback.push(0);
+            }
+            suback.push(2);
+            conn.write(&packet(0x90, &suback))?;
+            let mut burst = Vec::new();
+            for pkid in 1..=N {
+                let mut p = vec![0, 1, b't'];
+                p.extend_from_slice(&pkid.to_be_bytes());
+                if proto == V5 {
+                    p.push(0);
+                }
+                p.extend_from_slice(format!("m{pkid}").as_bytes());
+                // Odd ids at QoS 1, even ones at QoS 2.
+                burst.extend(packet(if pkid % 2 == 1 { 0x32 } else { 0x34 }, &p));
+            }
+            conn.write(&burst)?;
+            let (mut acked, mut completed) = (Vec::new(), 0);
+            loop {
+                let p = conn.read()?;
+                let pkid = || u16::from_be_bytes([p.body()[0], p.body()[1]]);
+                match p.kind() {
+                    0x40 | 0x50 => {
+                        acked.push((pkid(), p.kind()));
+                        if p.kind() == 0x50 {
+                            conn.write(&packet(0x62, &pkid().to_be_bytes()))?;
+                        }
+                    }
+                    0x70 => completed += 1,
+                    0xe0 => return Ok((acked, completed)),
+                    0xc0 => conn.write(&[0xd0, 0])?,
+                    other => return Err(format!("unexpected packet {other:02x}")),
+                }
+            }
+        });
+        let out =
+            run(at("sub", played.port, proto).args(["-t", "t", "-q", "2", "-C", &N.to_string()]));
+        let expected: String = (1..=N).map(|i| format!("m{i}\n")).collect();
+        out.assert_ok(expected.as_bytes());
+        let (acked, completed) = played.result(&out);
+        let want: Vec<(u16, u8)> = (1..=N)
+            .map(|i| (i, if i % 2 == 1 { 0x40 } else { 0x50 }))
+            .collect();
+        assert_eq!(acked, want, "PUBACK/PUBREC order under {proto:?}");
+        assert!(
+            completed <= N / 2,
+            "{completed} PUBCOMPs for {} PUBRELs",
+            N / 2
+        );
+    }
+}

@@ -709,3 +709,49 @@ fn pub_lines_exits_3_when_the_port_closes_after_stdin_ended() {
 fn pub_lines_exits_3_when_connections_close_before_connack_after_stdin_ended() {
     pub_lines_gives_up_after_stdin_ended(Gone::ClosedBeforeConnAck);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. The in-flight window
+
+/// `pub -l -q 1 -M 3`: three PUBLISHes go out, and no fourth until one is acknowledged; the
+/// fourth then takes the freed packet id 1 (ids cycle through 1..=window). A scripted broker
+/// decodes the ids: with the default window of 100 the fourth would come unacknowledged, as
+/// id 4.
+#[test]
+fn max_inflight_bounds_the_publishes_awaiting_acknowledgement() {
+    use crate::common::fake::{packet, FakeBroker};
+    let played = FakeBroker::bind().serve_one(|conn| {
+        conn.expect_connect(Proto::V311)?;
+        conn.connack(Proto::V311, false)?;
+        let publish_id = |conn: &mut crate::common::fake::Conn| -> Result<u16, String> {
+            let p = conn.read()?;
+            if p.kind() & 0xf0 != 0x30 {
+                return Err(format!("expected PUBLISH, got {:02x}", p.kind()));
+            }
+            let b = p.body();
+            let topic_len = usize::from(u16::from_be_bytes([b[0], b[1]]));
+            Ok(u16::from_be_bytes([b[2 + topic_len], b[3 + topic_len]]))
+        };
+        let puback = |id: u16| packet(0x40, &id.to_be_bytes());
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(publish_id(conn)?);
+        }
+        conn.write(&puback(ids[0]))?;
+        ids.push(publish_id(conn)?);
+        for &id in &ids[1..] {
+            conn.write(&puback(id))?;
+        }
+        ids.push(publish_id(conn)?);
+        conn.write(&puback(ids[4]))?;
+        conn.until_disconnect()?;
+        Ok(ids)
+    });
+    let out = run_with_timeout(
+        at("pub", played.port, Proto::V311).args(["-t", "t", "-q", "1", "-l", "-M", "3"]),
+        Some(b"1\n2\n3\n4\n5\n".to_vec()),
+        DEADLINE,
+    );
+    out.assert_code(0);
+    assert_eq!(played.result(&out), [1, 2, 3, 1, 2]);
+}

@@ -14,6 +14,7 @@ mod progress;
 mod proxy;
 mod pub_sub;
 mod reliability;
+mod replay;
 mod rr;
 mod shared;
 mod signals;

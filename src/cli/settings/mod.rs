@@ -22,7 +22,7 @@ use super::{ConnArgs, TlsArgs};
 use crate::connection::proxy;
 use crate::connection::settings::{
     Reconnect, Settings, TlsSettings, TlsVersion, WebSocket, Will, DEFAULT_PORT, DEFAULT_TLS_PORT,
-    DEFAULT_WSS_PORT, DEFAULT_WS_PORT,
+    DEFAULT_WSS_PORT, DEFAULT_WS_PORT, QOS2_INFLIGHT_V311,
 };
 use crate::connection::url::{self, BrokerUrl, Scheme};
 use crate::connection::{Protocol, Qos};
@@ -36,7 +36,12 @@ use crate::secret::Secret;
 pub enum Purpose {
     /// `pub`: a single publish fails fast; a stream (-l, --interval) rides out a lost
     /// connection.
-    Publish { qos: Qos, streaming: bool },
+    /// `max_inflight`: -M, the in-flight window for QoS 1/2.
+    Publish {
+        qos: Qos,
+        streaming: bool,
+        max_inflight: Option<u16>,
+    },
     /// `sub`: rides out a lost connection; takes `count` messages at most off the session.
     Subscribe { count: Option<u64> },
     /// `unsub`: resumes the session, never clears it and never consumes what it has queued.
@@ -332,8 +337,15 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
     // 21st with a PUBREC that means "quota exceeded", dropping it. rumqttc's default window
     // of 100 would lose messages while reporting them acknowledged; 20 is libmosquitto's own
     // default.
-    let inflight = (protocol == Protocol::V311 && publish_qos == Some(Qos::ExactlyOnce))
+    let qos2_v311 = (protocol == Protocol::V311 && publish_qos == Some(Qos::ExactlyOnce))
         .then_some(QOS2_INFLIGHT_V311);
+    let inflight = match purpose {
+        Purpose::Publish {
+            max_inflight: Some(n),
+            ..
+        } => Some(n),
+        _ => qos2_v311,
+    };
 
     let mut connect_properties = packets.connect.clone();
     if let (Protocol::V5, Purpose::Subscribe { count: Some(n) }) = (protocol, purpose) {
@@ -377,6 +389,8 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
             Purpose::Subscribe { .. } | Purpose::Request | Purpose::Unsubscribe
         ),
         inflight,
+        // bench measures how long a message waits, in the socket too: no pauses between reads.
+        paced_reads: !matches!(purpose, Purpose::Bench { .. }),
     };
     Ok(Resolved {
         settings,
@@ -423,9 +437,6 @@ fn unix_conflicts(
         None => Ok(()),
     }
 }
-
-/// In-flight QoS 2 PUBLISHes under 3.1.1: see `resolve`.
-const QOS2_INFLIGHT_V311: u16 = 20;
 
 /// The parts of a URL, each to be ranked on its own against flags, environment and profile.
 #[derive(Default)]

@@ -30,6 +30,7 @@ fn the_purpose_settles_reconnects_sessions_and_the_window() {
     let publish = |streaming| Purpose::Publish {
         qos: Qos::ExactlyOnce,
         streaming,
+        max_inflight: None,
     };
     assert!(
         !resolve_for(&[], None, publish(false))
@@ -40,6 +41,16 @@ fn the_purpose_settles_reconnects_sessions_and_the_window() {
     let stream = resolve_for(&[], None, publish(true)).unwrap();
     assert!(stream.reconnect.enabled);
     assert_eq!(stream.inflight, Some(QOS2_INFLIGHT_V311));
+    // -M wins over the 3.1.1 QoS 2 default, and applies under MQTT 5 too.
+    for v in ["311", "5"] {
+        let windowed = Purpose::Publish {
+            qos: Qos::ExactlyOnce,
+            streaming: true,
+            max_inflight: Some(7),
+        };
+        let s = resolve_for(&["-V", v], None, windowed).unwrap();
+        assert_eq!(s.inflight, Some(7), "-V {v}");
+    }
     assert_eq!(
         resolve_for(&["-V", "5"], None, publish(true))
             .unwrap()
