@@ -19,7 +19,7 @@ bin="$1"
 out="$2"
 
 # The subcommands that have a page of their own (`mqttcli man SUB`).
-subcommands=(pub sub unsub check rr completions)
+subcommands=(pub sub unsub check rr bench completions)
 
 mkdir -p "$out/man" "$out/completions"
 "$bin" man > "$out/man/mqttcli.1"

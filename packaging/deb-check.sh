@@ -54,7 +54,7 @@ bin=/usr/bin/mqttcli
 step "the installed binary, man pages and completions"
 "$bin" --version
 "$bin" --version | grep -q "^mqttcli $version " || fail "mqttcli --version does not say $version"
-for page in mqttcli mqttcli-pub mqttcli-sub mqttcli-unsub mqttcli-check mqttcli-rr mqttcli-completions; do
+for page in mqttcli mqttcli-pub mqttcli-sub mqttcli-unsub mqttcli-check mqttcli-rr mqttcli-bench mqttcli-completions; do
   path="$(man -w "$page")" || fail "man -w $page found no page"
   echo "$page: $path"
   # The page renders (groff via man), and is mqttcli's.

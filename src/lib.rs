@@ -99,6 +99,9 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             cli::complete::man(args, &mut std::io::stdout().lock())?;
             return Ok(Exit::Success);
         }
+        Command::Bench(cli::BenchArgs {
+            command: cli::BenchCommand::Merge(m),
+        }) => return commands::bench::merge(&m.files, m.json),
         _ => {}
     }
     let env = Environment::from_process();
@@ -106,9 +109,14 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     };
     // One thread: a CLI client gains nothing from a thread pool and starts faster without one.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    // Except bench, whose thousands of connections are the load.
+    let runtime = if matches!(plan, Plan::Bench(..)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()?;
     let result = runtime.block_on(async {
         let interrupt = signals::Interrupt::install()?;
         match plan {
@@ -123,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             }
             Plan::Check(opts, settings) => commands::check::run(opts, settings, interrupt).await,
             Plan::Request(opts, settings) => commands::rr::run(opts, settings, interrupt).await,
+            Plan::Bench(opts, settings) => commands::bench::run(opts, settings, interrupt).await,
         }
     });
     // tokio reads stdin with a blocking read on a thread of its own that cannot be cancelled;

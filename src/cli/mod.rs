@@ -9,6 +9,7 @@
 // - Options that take a value have an uppercase value_name.
 // - Flags keep mosquitto's spelling so people's habits carry over.
 
+mod bench;
 pub mod complete;
 mod conn;
 mod environment;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use clap_complete::Shell;
 
+pub use bench::{BenchArgs, BenchCommand};
 pub use conn::{parse_header, ConnArgs, ReconnectArgs, TlsArgs, WebArgs};
 pub use environment::Environment;
 pub use plan::{plan, Plan};
@@ -36,7 +38,8 @@ Examples:
   mqttcli pub -L mqtt://user@localhost:1883/sensors/1 -q 1 -l < readings.txt
   mqttcli unsub -i my-session -t 'sensors/#'
   mqttcli check -h broker.emqx.io
-  mqttcli rr -V 5 -t services/time -m now -W 5s";
+  mqttcli rr -V 5 -t services/time -m now -W 5s
+  mqttcli bench pub -c 10 -t 'bench/%i' -n 1000 -q 1";
 
 /// What this build can do, for `--version` (`-V` is the protocol version).
 const LONG_VERSION: &str = concat!(
@@ -79,7 +82,11 @@ impl Cli {
         use clap::{CommandFactory, FromArgMatches};
         let matches = Cli::command().try_get_matches_from(args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
-        if let (Some((_, sub)), Some(conn)) = (matches.subcommand(), cli.command.conn_mut()) {
+        // `bench pub` and the like: their flags are one level further down.
+        let sub = matches
+            .subcommand()
+            .map(|(_, sub)| sub.subcommand().map_or(sub, |(_, inner)| inner));
+        if let (Some(sub), Some(conn)) = (sub, cli.command.conn_mut()) {
             conn.property = sub
                 .get_occurrences::<String>("property_values")
                 .map(|o| o.map(|values| values.cloned().collect()).collect())
@@ -98,6 +105,7 @@ impl Command {
             Command::Unsub(a) => Some(&a.conn),
             Command::Check(a) => Some(&a.conn),
             Command::Rr(a) => Some(&a.conn),
+            Command::Bench(a) => a.command.conn(),
             Command::Completions(_) | Command::Man(_) => None,
         }
     }
@@ -109,6 +117,7 @@ impl Command {
             Command::Unsub(a) => Some(&mut a.conn),
             Command::Check(a) => Some(&mut a.conn),
             Command::Rr(a) => Some(&mut a.conn),
+            Command::Bench(a) => a.command.conn_mut(),
             Command::Completions(_) | Command::Man(_) => None,
         }
     }
@@ -131,6 +140,9 @@ pub enum Command {
     /// Request/response (MQTT 5): publish a request, print the matching response
     #[command(after_help = format!("{}\n\n{}", RR_EXAMPLES, exit::TABLE))]
     Rr(RrArgs),
+    /// Load a broker: many connections, publishers or subscribers; latency percentiles
+    #[command(after_help = format!("{}\n\n{}", bench::BENCH_EXAMPLES, exit::TABLE))]
+    Bench(BenchArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),

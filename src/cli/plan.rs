@@ -11,7 +11,7 @@ use super::Environment;
 use super::{
     CheckArgs, Command, MessagePropertyArgs, OutputArgs, PubArgs, RrArgs, SubArgs, UnsubArgs,
 };
-use crate::commands::{check, publish, rr, subscribe, unsubscribe};
+use crate::commands::{bench, check, publish, rr, subscribe, unsubscribe};
 use crate::connection::{Properties, Protocol, Qos, RetainHandling, Settings, Subscription};
 use crate::exit::usage;
 use crate::output::{template, Format, Mode};
@@ -25,6 +25,7 @@ pub enum Plan {
     Unsubscribe(unsubscribe::Options, Settings),
     Check(check::Options, Settings),
     Request(rr::Options, Settings),
+    Bench(bench::Options, Settings),
 }
 
 impl Plan {
@@ -43,6 +44,7 @@ pub fn plan(command: Command, env: &Environment) -> Result<Option<Plan>> {
         Command::Unsub(a) => unsubscribe_plan(a, env)?,
         Command::Check(a) => check_plan(a, env)?,
         Command::Rr(a) => request_plan(a, env)?,
+        Command::Bench(a) => return super::bench::plan(a.command, env),
         Command::Completions(_) | Command::Man(_) => return Ok(None),
     }))
 }
@@ -351,7 +353,7 @@ fn request_plan(a: RrArgs, env: &Environment) -> Result<Plan> {
 }
 
 /// `-D` names only CONNECT, WILL and the packets this subcommand sends.
-fn sends_only(packets: &PacketProperties, command: &str, own: &[Packet]) -> Result<()> {
+pub(super) fn sends_only(packets: &PacketProperties, command: &str, own: &[Packet]) -> Result<()> {
     let stray = packets
         .named
         .iter()

@@ -9,7 +9,7 @@ use crate::common::programs::program;
 use crate::common::{mqttcli, run, run_with_timeout, Out, DEADLINE};
 
 /// The subcommands every completion script and the main man page must name.
-const SUBCOMMANDS: [&str; 6] = ["pub", "sub", "unsub", "check", "rr", "completions"];
+const SUBCOMMANDS: [&str; 7] = ["pub", "sub", "unsub", "check", "rr", "bench", "completions"];
 
 #[track_caller]
 fn generated(args: &[&str]) -> String {
@@ -270,7 +270,7 @@ fn man_pages_are_well_formed_roff() {
     let page = generated(&["man", "check"]);
     assert_roff_structure(&page, "mqttcli-check", &CHECK_SECTIONS);
     assert!(!page.contains(".SH SUBCOMMANDS"));
-    for sub in ["pub", "sub", "unsub", "rr", "completions"] {
+    for sub in ["pub", "sub", "unsub", "rr", "bench", "completions"] {
         let page = generated(&["man", sub]);
         assert_roff_structure(&page, &format!("mqttcli-{sub}"), &["NAME", "SYNOPSIS"]);
     }
@@ -355,7 +355,7 @@ fn man_page_of_check_renders() {
 #[test]
 #[cfg_attr(all(no_groff, no_man), ignore = "needs groff or man")]
 fn man_page_of_every_subcommand_renders() {
-    for sub in ["pub", "sub", "unsub", "rr", "completions"] {
+    for sub in ["pub", "sub", "unsub", "rr", "bench", "completions"] {
         let text = render(&generated(&["man", sub]));
         assert!(
             squeezed(&text).contains(&format!("mqttcli-{sub} - ")),
@@ -371,7 +371,7 @@ fn man_of_a_bad_name_is_refused() {
     out.assert_stdout(b"");
     assert!(
         out.stderr
-            .starts_with("mqttcli: error: no subcommand 'nope': choose one of pub, sub, unsub, check, rr, completions"),
+            .starts_with("mqttcli: error: no subcommand 'nope': choose one of pub, sub, unsub, check, rr, bench, completions"),
         "{}",
         out.stderr
     );

@@ -1,4 +1,5 @@
 mod auth;
+mod bench;
 mod check;
 mod completions;
 mod consume;

@@ -50,6 +50,9 @@ pub enum Purpose {
     Check { qos: Qos },
     /// `rr`: MQTT 5 unless -V or the profile says otherwise; one request, one answer.
     Request,
+    /// `bench`: publishes or subscribes at `qos`; a lost connection is counted, not ridden
+    /// out, and messages are acknowledged on arrival.
+    Bench { qos: Qos },
 }
 
 /// Settings, the topic from `-L`'s path (used when `-t` is absent), and the `-D` properties
@@ -321,10 +324,12 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
     let rides_out_loss = match purpose {
         Purpose::Publish { streaming, .. } => streaming,
         Purpose::Subscribe { .. } => true,
-        Purpose::Unsubscribe | Purpose::Check { .. } | Purpose::Request => false,
+        Purpose::Unsubscribe | Purpose::Check { .. } | Purpose::Request | Purpose::Bench { .. } => {
+            false
+        }
     };
     let publish_qos = match purpose {
-        Purpose::Publish { qos, .. } | Purpose::Check { qos } => Some(qos),
+        Purpose::Publish { qos, .. } | Purpose::Check { qos } | Purpose::Bench { qos } => Some(qos),
         _ => None,
     };
     // MQTT 3.1.1 has no Receive Maximum, and a 3.1.1 PUBREC no reason code: Mosquitto takes
@@ -384,7 +389,8 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
             Purpose::Subscribe { .. } | Purpose::Request | Purpose::Unsubscribe
         ),
         inflight,
-        paced_reads: true,
+        // bench measures how long a message waits, in the socket too: no pauses between reads.
+        paced_reads: !matches!(purpose, Purpose::Bench { .. }),
     };
     Ok(Resolved {
         settings,

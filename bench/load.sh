@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# bench/load.sh: `mqttcli bench` against a private Mosquitto, with the CPU time of the generator
+# beside the broker's (from /proc/PID/stat) and the generator's peak RSS (GNU time). Prints
+# a Markdown table for BENCHMARKS.md. Settings: BIN (the mqttcli to measure, default
+# target/release/mqttcli), N (messages per publisher, 50000), CONNS (idle connections, 10000).
+set -euo pipefail
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/mqttcli}
+N=${N:-50000}
+CONNS=${CONNS:-10000}
+dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$dir/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+max_queued_messages 0
+max_inflight_messages 0
+set_tcp_nodelay true
+persistence false
+CONF
+ulimit -n "$(ulimit -Hn)"
+mosquitto -c "$dir/mosquitto.conf" > "$dir/broker.log" 2>&1 &
+broker=$!
+trap 'kill $broker 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+tick=$(getconf CLK_TCK)
+cpu() { awk -v t="$tick" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
+
+# Prints one row: label, broker CPU before and after, then the run's GNU time and JSON files.
+report() {
+  read -r user sys rss < "$dir/time"
+  python3 - "$1" "$2" "$3" "$user" "$sys" "$rss" "$dir/out.json" <<'PY'
+import json, sys
+label, b0, b1, user, sys_, rss, path = sys.argv[1:]
+s = json.load(open(path))
+broker = float(b1) - float(b0)
+gen = float(user) + float(sys_)
+count = s["acked"] or s["received"] or s["connected"]
+lat = s["latency_ms"].get("publish") or s["latency_ms"].get("end_to_end") or s["latency_ms"]["connect"]
+rate = s["rates"]["acked_per_s"] or s["rates"]["received_per_s"] or s["rates"]["connects_per_s"]
+print(f"| {label} | {count} | {rate:.0f}/s | {gen:.2f} s | {broker:.2f} s | {gen / broker if broker else 0:.2f} | {int(rss) / 1024:.1f} MiB | {lat['p50']:.3f} / {lat['p99']:.3f} / {lat['max']:.3f} |")
+PY
+}
+
+# One row: the label, then the bench command's arguments after `bench`.
+row() {
+  local label=$1; shift
+  local before
+  before=$(cpu $broker)
+  /usr/bin/time -f '%U %S %M' -o "$dir/time" "$BIN" "$@" -p "$port" --json --quiet > "$dir/out.json" || true
+  report "$label" "$before" "$(cpu $broker)"
+}
+
+# A subscriber's row: it subscribes, then 2 publishers send N each at QoS $1.
+sub_row() {
+  local q=$1 before
+  before=$(cpu $broker)
+  /usr/bin/time -f '%U %S %M' -o "$dir/time" "$BIN" bench sub -c 1 -q "$q" -t 'sub/#' -n $((2 * N)) \
+    --duration 300s -p "$port" --json --quiet > "$dir/out.json" 2> "$dir/sub.err" &
+  local sub=$!
+  until grep -qs "clients subscribed" "$dir/sub.err"; do sleep 0.05; done
+  "$BIN" bench pub -c 2 -q "$q" -n "$N" -t 'sub/%i' -p "$port" --quiet --json > "$dir/pub.json" || true
+  wait $sub || true
+  python3 - "$dir/pub.json" <<'PY' >&2
+import json, sys
+s = json.load(open(sys.argv[1]))
+print("(its publishers: %d of %d acknowledged)" % (s["acked"], s["sent"]))
+PY
+  report "sub -c 1 -q $q, $((2 * N)) from 2 publishers" "$before" "$(cpu $broker)"
+}
+
+echo "| run | count | rate | generator CPU | broker CPU | ratio | generator peak RSS | latency p50 / p99 / max (ms) |"
+echo "|---|---|---|---|---|---|---|---|"
+row "pub -c 4 -q 0 -n $N" bench pub -c 4 -q 0 -n "$N" -t 'load/%i'
+row "pub -c 4 -q 1 -n $N" bench pub -c 4 -q 1 -n "$N" -t 'load/%i'
+row "pub -c 4 -q 1 --rate 1000 -n 5000 (paced)" bench pub -c 4 -q 1 --rate 1000 -n 5000 -t 'load/%i'
+sub_row 0
+sub_row 1
+row "conn -c $CONNS --connect-rate 2000, held 5 s" bench conn -c "$CONNS" --connect-rate 2000 --duration $((CONNS / 2000 + 5))s

@@ -1,0 +1,330 @@
+//! One bench client each: connect, do the kind's work until done or told to stop, and return
+//! what it counted. A client never fails the run: what goes wrong is counted by reason.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+use super::header::{unix_us, Header};
+use super::histogram::Schedule;
+use super::streams::{Arrival, Streams};
+use super::summary::{Totals, CONNECT, END_TO_END, PUBLISH};
+use super::{Client, PubOptions, SubOptions};
+use crate::connection::{self, sleep_until, Event, Qos, Session, Subscription, Wait};
+use crate::exit::{exit_for, Exit};
+
+impl Client {
+    /// Connects, counting the connection or the reason it failed.
+    async fn open(&mut self, t: &mut Totals) -> Option<Session> {
+        let t0 = Instant::now();
+        // Boxed: connecting is the largest state of a client's future, and a task keeps its
+        // future's full size for as long as it holds the connection.
+        let opening = Box::pin(Session::open(&self.settings, &mut self.interrupt, self.end));
+        match opening.await {
+            Ok(Wait::Ready(s)) => {
+                t.connected = 1;
+                t.last_connect = Some(Instant::now());
+                t.record(CONNECT, t0.elapsed());
+                self.counters.connected.fetch_add(1, Relaxed);
+                Some(s)
+            }
+            Ok(Wait::Timeout) => {
+                // Asked for, never made: a broker too slow to accept counts against it.
+                t.connect_failed = 1;
+                self.counters.failed.fetch_add(1, Relaxed);
+                self.problem(
+                    t,
+                    "not connected before --duration ended".into(),
+                    Exit::Unreachable,
+                );
+                None
+            }
+            Ok(Wait::Interrupted) => None,
+            Err(e) => {
+                t.connect_failed = 1;
+                self.counters.failed.fetch_add(1, Relaxed);
+                self.failed(t, &e);
+                None
+            }
+        }
+    }
+
+    fn failed(&self, t: &mut Totals, e: &anyhow::Error) {
+        self.counters.errors.fetch_add(1, Relaxed);
+        t.error(e.to_string());
+        t.exit = t.exit.or(Some(exit_for(e)));
+    }
+
+    fn problem(&self, t: &mut Totals, reason: String, exit: Exit) {
+        self.counters.errors.fetch_add(1, Relaxed);
+        t.error(reason);
+        t.exit = t.exit.or(Some(exit));
+    }
+
+    fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+/// What the connection's end means to a client: counted, then the client ends.
+fn lost(c: &Client, t: &mut Totals, ev: anyhow::Result<Event>) {
+    match ev {
+        Err(e) => c.failed(t, &e),
+        Ok(_) => c.problem(t, "the connection was lost".into(), Exit::Unreachable),
+    }
+}
+
+/// `bench conn`: connect and hold the connection until the run ends.
+pub async fn hold(mut c: Client) -> Totals {
+    let mut t = Totals::for_client(c.sink.clone());
+    let Some(mut session) = c.open(&mut t).await else {
+        return t;
+    };
+    let mut stop = c.stop.clone();
+    loop {
+        tokio::select! {
+            ev = session.recv() => match ev {
+                Ok(Event::ConnectionLost | Event::DisconnectSent) | Err(_) => {
+                    lost(&c, &mut t, ev);
+                    return t;
+                }
+                Ok(_) => {}
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    let _ = session.close().await;
+    t
+}
+
+/// `bench pub`: publish, paced or as fast as the in-flight window allows, each payload
+/// starting with a header; latency from when each was due to its acknowledgement (QoS 1/2) or
+/// its write to the socket (QoS 0).
+pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
+    let mut t = Totals::for_client(c.sink.clone());
+    let Some(mut session) = c.open(&mut t).await else {
+        return t;
+    };
+    let mut stop = c.stop.clone();
+    let topic = o.topic.expand(c.index);
+    let publisher = c.index as u32;
+    // rumqttc's request queue must never fill (a publish would then wait, and nothing would
+    // read events meanwhile); at QoS 1/2 its in-flight window is the limit (`Session::window`).
+    let queue = connection::REQUEST_QUEUE - 24;
+    let window = if o.qos == Qos::AtMostOnce {
+        queue
+    } else {
+        queue.min(session.window)
+    };
+    let mono0 = Instant::now();
+    let wall0 = SystemTime::now();
+    let schedule = Schedule::new(mono0.into_std(), o.rate);
+    let mut unwritten: VecDeque<Instant> = VecDeque::new();
+    let mut inflight: HashMap<u16, Instant> = HashMap::new();
+    let mut seq = 0u64;
+    let mut stopping = false;
+    let mut drain_until: Option<Instant> = None;
+    let mut broken = false;
+
+    'run: loop {
+        while let Some(ev) = session.try_recv() {
+            if !on_event(&c, &mut t, o.qos, ev, &mut unwritten, &mut inflight) {
+                broken = true;
+                break 'run;
+            }
+        }
+        stopping = stopping || c.stopped();
+        let more = !stopping && o.count.is_none_or(|n| seq < n);
+        let outstanding = unwritten.len() + inflight.len();
+        if !more && outstanding == 0 {
+            break;
+        }
+        if !more && drain_until.is_none() {
+            drain_until = Some(Instant::now() + o.ack_timeout);
+        }
+        let can_send = more && outstanding < window;
+        let due = schedule.due(seq).map(Instant::from_std);
+        if can_send && due.is_none_or(|d| d <= Instant::now()) {
+            let sent = Instant::now();
+            let origin = Instant::from_std(schedule.origin(seq, sent.into_std()));
+            let header = Header {
+                sent_us: unix_us(wall0 + origin.duration_since(mono0)),
+                publisher,
+                seq,
+            };
+            let payload = header.encode(o.size);
+            if let Err(e) = session
+                .publish(&topic, o.qos, o.retain, payload.into())
+                .await
+            {
+                c.failed(&mut t, &e);
+                broken = true;
+                break;
+            }
+            unwritten.push_back(origin);
+            t.first_message.get_or_insert(sent);
+            seq += 1;
+            t.sent += 1;
+            c.counters.sent.fetch_add(1, Relaxed);
+            continue;
+        }
+        tokio::select! {
+            biased;
+            ev = session.recv() => if !on_event(&c, &mut t, o.qos, ev, &mut unwritten, &mut inflight) {
+                broken = true;
+                break;
+            },
+            _ = stop.wait_for(|s| *s), if !stopping => stopping = true,
+            _ = sleep_until(due), if can_send => {}
+            _ = sleep_until(drain_until), if drain_until.is_some() => break,
+        }
+    }
+    t.unacknowledged = (unwritten.len() + inflight.len()) as u64;
+    if t.unacknowledged > 0 && !broken {
+        c.problem(
+            &mut t,
+            "messages not acknowledged within --ack-timeout".into(),
+            Exit::Rejected,
+        );
+    }
+    if !broken {
+        let _ = session.close().await;
+    }
+    t
+}
+
+/// Counts one event of a publishing client; false once the connection is gone.
+fn on_event(
+    c: &Client,
+    t: &mut Totals,
+    qos: Qos,
+    ev: anyhow::Result<Event>,
+    unwritten: &mut VecDeque<Instant>,
+    inflight: &mut HashMap<u16, Instant>,
+) -> bool {
+    let done = |t: &mut Totals, origin: Instant| {
+        let now = Instant::now();
+        t.acked += 1;
+        t.last_message = Some(now);
+        c.counters.acked.fetch_add(1, Relaxed);
+        t.record(PUBLISH, now - origin);
+    };
+    match ev {
+        // rumqttc writes requests in the order they were queued: the k-th PUBLISH written is
+        // the k-th queued.
+        Ok(Event::Written { pkid }) => {
+            if let Some(origin) = unwritten.pop_front() {
+                if qos == Qos::AtMostOnce {
+                    done(t, origin);
+                } else {
+                    inflight.insert(pkid, origin);
+                }
+            }
+        }
+        Ok(Event::Acked { pkid }) => {
+            if let Some(origin) = inflight.remove(&pkid) {
+                done(t, origin);
+            }
+        }
+        Ok(Event::PublishRefused { pkid, reason }) => {
+            inflight.remove(&pkid);
+            c.problem(t, format!("publish refused: {reason}"), Exit::Rejected);
+        }
+        Ok(Event::ConnectionLost | Event::DisconnectSent) | Err(_) => {
+            lost(c, t, ev);
+            return false;
+        }
+        Ok(_) => {}
+    }
+    true
+}
+
+/// `bench sub`: subscribe, then read each message's header: end-to-end latency from its send
+/// time, and its place in its publisher's stream.
+pub async fn subscribe(mut c: Client, o: &SubOptions) -> Totals {
+    let mut t = Totals::for_client(c.sink.clone());
+    let Some(mut session) = c.open(&mut t).await else {
+        return t;
+    };
+    let mut stop = c.stop.clone();
+    let mut streams = Streams::default();
+    let sub = Subscription::new(o.topic.expand(c.index), o.qos);
+    let mut early = Vec::new();
+    let codes = session
+        .subscribe_and_wait(&[sub], c.end, &mut c.interrupt, |ev| early.push(ev))
+        .await;
+    match codes {
+        Ok(Wait::Ready(codes)) => {
+            if let Some(Err(reason)) = codes.into_iter().next() {
+                c.problem(
+                    &mut t,
+                    format!("subscription refused: {reason}"),
+                    Exit::Rejected,
+                );
+                let _ = session.close().await;
+                return t;
+            }
+        }
+        Ok(Wait::Timeout | Wait::Interrupted) => {
+            let _ = session.close().await;
+            return t;
+        }
+        Err(e) => {
+            c.failed(&mut t, &e);
+            return t;
+        }
+    }
+    c.counters.subscribed.fetch_add(1, Relaxed);
+    c.counters.ready.notify_one();
+    let mut broken = false;
+    for ev in early {
+        received(&c, &mut t, &mut streams, ev);
+    }
+    while o.count.is_none_or(|n| t.received < n) {
+        tokio::select! {
+            biased;
+            ev = session.recv() => match ev {
+                Ok(Event::ConnectionLost | Event::DisconnectSent) | Err(_) => {
+                    lost(&c, &mut t, ev);
+                    broken = true;
+                    break;
+                }
+                Ok(ev) => received(&c, &mut t, &mut streams, ev),
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    t.lost = streams.lost();
+    t.duplicates = streams.duplicates;
+    t.reordered = streams.reordered;
+    if t.lost > 0 {
+        t.exit = t.exit.or(Some(Exit::Rejected));
+    }
+    if !broken {
+        let _ = session.close().await;
+    }
+    t
+}
+
+fn received(c: &Client, t: &mut Totals, streams: &mut Streams, ev: Event) {
+    let Event::Message(m) = ev else {
+        return;
+    };
+    let now = unix_us(SystemTime::now());
+    let at = Instant::now();
+    t.first_message.get_or_insert(at);
+    t.last_message = Some(at);
+    t.received += 1;
+    c.counters.received.fetch_add(1, Relaxed);
+    match Header::decode(&m.payload) {
+        Some(h) => {
+            if streams.arrived(h.publisher, h.seq) != Arrival::Duplicate {
+                // A clock behind the publisher's reads as no time at all, not a negative one.
+                t.record_us(END_TO_END, now.saturating_sub(h.sent_us));
+            }
+        }
+        None => t.without_header += 1,
+    }
+}
