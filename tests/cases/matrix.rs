@@ -4,12 +4,15 @@
 //! the reason (the README's "Broker notes" say more); where a broker's installation is missing,
 //! its cases are ignored saying so, unless CI's `MQTTCLI_REQUIRE_BROKERS=1` asks for it (build.rs).
 
+use std::process::Command;
+
 use serde_json::Value;
 
 use super::rr::{assert_request, Answer, Responder};
 use crate::common::brokers::{Kind, MatrixBroker};
 use crate::common::{
-    mqttcli, run, run_with_timeout, subscriber, unique_id, unique_topic, Proto, DEADLINE,
+    mqttcli, programs, run, run_with_timeout, subscriber, unique_id, unique_topic, Live, Proto,
+    DEADLINE,
 };
 use Proto::{V311, V5};
 
@@ -192,6 +195,59 @@ fn check(kind: Kind, proto: Proto) {
     );
 }
 
+/// mosquitto_pub and mosquitto_sub, the reference clients, with mqttcli on the same broker:
+/// each receives exactly what the other sent.
+fn reference_peers(kind: Kind, proto: Proto) {
+    let broker = MatrixBroker::start(kind);
+    let mosquitto_pub = programs::program("mosquitto_pub");
+    // Installed with it (mosquitto-clients).
+    let mosquitto_sub = mosquitto_pub.with_file_name("mosquitto_sub");
+    let reference = |mut cmd: Command, topic: &str| {
+        cmd.args(["-h", "127.0.0.1", "-p", &broker.port(proto).to_string()])
+            .args(["-V", if proto == V5 { "mqttv5" } else { "mqttv311" }])
+            .args(["-t", topic, "-q", "1"])
+            .args(broker.login());
+        cmd
+    };
+    let topic = unique_topic() + "reference";
+
+    // -d prints "received SUBACK" on stdout, among the messages. Line-buffered,
+    // or the SUBACK line would wait in mosquitto_sub's buffer until it exits.
+    let mut stdbuf = Command::new("stdbuf");
+    stdbuf.arg("-oL").arg(&mosquitto_sub);
+    let mut sub = Live::spawn(reference(stdbuf, &topic).args(["-C", "1", "-d"]), false);
+    sub.wait_for("mosquitto_sub's SUBACK", DEADLINE, |s| {
+        s.lines().iter().any(|l| l.contains("received SUBACK"))
+    });
+    run(broker
+        .cmd("pub", proto)
+        .args(["-t", &topic, "-q", "1", "-m", "from mqttcli ✓"]))
+    .assert_ok(b"");
+    let out = sub.finish();
+    out.assert_code(0);
+    let messages: Vec<String> = out
+        .stdout_str()
+        .lines()
+        .filter(|l| !l.starts_with("Client ") && !l.starts_with("Subscribed (mid"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        messages,
+        ["from mqttcli ✓"],
+        "mosquitto_sub's output (less its -d lines)\n{}",
+        out.dump()
+    );
+
+    let sub = subscriber(
+        broker
+            .cmd("sub", proto)
+            .args(["-t", &topic, "-q", "1", "-C", "1", "-W", "30"]),
+    );
+    run(reference(Command::new(&mosquitto_pub), &topic).args(["-m", "from mosquitto_pub ✓"]))
+        .assert_ok(b"");
+    sub.finish().assert_ok("from mosquitto_pub ✓\n".as_bytes());
+}
+
 /// `mqttcli rr` (MQTT 5): a responder on the broker answers; rr prints the reply to its own
 /// request and skips the decoys without its correlation data.
 fn rr(kind: Kind, proto: Proto) {
@@ -245,26 +301,33 @@ fn unspoken_version(kind: Kind, proto: Proto) {
     out.assert_error(code, keywords);
 }
 
-/// `matrix!(MODULE, KIND, PROTO, INSTALLED, "why ignored if not", [CASE, CASE = "why ignored"])`:
-/// a module of tests, one per case, each calling `CASE(KIND, PROTO)`. INSTALLED is a cfg that
-/// holds when the broker's installation is missing (build.rs), `any()` for one always there.
+/// `matrix!(MODULE, KIND, PROTO, MISSING, "why ignored if so", [CASE, …])`: a module of tests,
+/// one per case, each calling `CASE(KIND, PROTO)`. MISSING is a cfg that holds when the
+/// broker's installation is missing (build.rs), `any()` for one that is always there. A case
+/// is `NAME`, `NAME + CFG` (also ignored where CFG holds: a reference client is missing) or
+/// `NAME = "why this broker cannot pass it"`.
 macro_rules! matrix {
     ($module:ident, $kind:expr, $proto:expr, $missing:meta, $why_missing:literal,
-     [$($case:ident $(= $skip:literal)?),* $(,)?]) => {
+     [$($case:ident $(+ $also:meta)? $(= $skip:literal)?),* $(,)?]) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
-            $( matrix!(@case $case, $kind, $proto, $missing, $why_missing $(, $skip)?); )*
+            $( matrix!(@case $case, $kind, $proto, $missing, $why_missing,
+                       [$($also)?] $(, $skip)?); )*
         }
     };
-    (@case $case:ident, $kind:expr, $proto:expr, $missing:meta, $why_missing:literal) => {
+    (@case $case:ident, $kind:expr, $proto:expr, $missing:meta, $why_missing:literal,
+     [$($also:meta)?]) => {
         #[test]
         #[cfg_attr($missing, ignore = $why_missing)]
+        $(#[cfg_attr(all(not($missing), $also),
+                     ignore = "needs mosquitto_pub and mosquitto_sub (apt install mosquitto-clients)")])?
         fn $case() {
             super::$case($kind, $proto);
         }
     };
-    (@case $case:ident, $kind:expr, $proto:expr, $missing:meta, $why_missing:literal, $skip:literal) => {
+    (@case $case:ident, $kind:expr, $proto:expr, $missing:meta, $why_missing:literal,
+     [$($also:meta)?], $skip:literal) => {
         #[test]
         #[ignore = $skip]
         fn $case() {
@@ -287,6 +350,7 @@ matrix!(
         delivered_qos,
         persistent_session_unsub,
         check,
+        reference_peers + no_mosquitto_pub,
         unspoken_version = "Mosquitto speaks MQTT 3.1, 3.1.1 and 5: there is no version to refuse",
     ]
 );
@@ -305,6 +369,7 @@ matrix!(
         delivered_qos,
         persistent_session_unsub,
         check,
+        reference_peers + no_mosquitto_pub,
         rr,
     ]
 );
@@ -323,6 +388,7 @@ matrix!(
         delivered_qos,
         persistent_session_unsub,
         check,
+        reference_peers + no_mosquitto_pub,
         unspoken_version,
     ]
 );
@@ -341,6 +407,7 @@ matrix!(
         delivered_qos,
         persistent_session_unsub,
         check,
+        reference_peers + no_mosquitto_pub,
         unspoken_version,
     ]
 );
@@ -359,6 +426,7 @@ matrix!(
         delivered_qos,
         persistent_session_unsub = "rumqttd 0.20 sends no UNSUBACK for a subscription restored from a persistent session: unsub waits for ever (README, Broker notes)",
         check,
+        reference_peers + no_mosquitto_pub,
         unspoken_version,
     ]
 );
@@ -377,6 +445,7 @@ matrix!(
         delivered_qos,
         persistent_session_unsub = "rumqttd 0.20 sends no UNSUBACK for a subscription restored from a persistent session: unsub waits for ever (README, Broker notes)",
         check,
+        reference_peers + no_mosquitto_pub,
         rr,
     ]
 );

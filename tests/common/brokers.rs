@@ -4,8 +4,8 @@
 //! - Mosquitto: `Broker::anonymous_mosquitto` (tests/common/broker.rs).
 //! - Aedes 1.2.0: `node tests/brokers/aedes.mjs`, from `.brokers/aedes` (`cfg(no_aedes)`).
 //! - amqtt 0.12.1: its `amqtt` script, from `.brokers/amqtt` (`cfg(no_amqtt)`).
-//! - rumqttd 0.20: examples/rumqttd.rs, the dev-dependency in a process of its own, built by
-//!   `cargo build --example rumqttd` on first use.
+//! - rumqttd 0.20: examples/rumqttd.rs, the dev-dependency in a process of its own (`cargo
+//!   test` builds it; see `rumqttd_binary`).
 //!
 //! `.ci/run` installs Aedes and amqtt; build.rs says which are there (see its comment).
 
@@ -14,7 +14,6 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -261,7 +260,7 @@ fn start_rumqttd() -> (Process, u16, u16) {
         if v311 == v5 {
             continue;
         }
-        let mut cmd = Command::new(bin);
+        let mut cmd = Command::new(&bin);
         cmd.args([v311.to_string(), v5.to_string()]);
         let mut process = Process::spawn("rumqttd", cmd, tempdir());
         match process.wait_ready(|log| log.lines().any(|l| l == "ready").then_some(())) {
@@ -274,30 +273,25 @@ fn start_rumqttd() -> (Process, u16, u16) {
     panic!("rumqttd could not bind free ports in 5 attempts");
 }
 
-/// `cargo build --example rumqttd`, once per test binary: `cargo test` builds examples, but not
-/// `cargo test --test cli`, and a binary left from an older build could be stale. With nothing
-/// to do it takes a moment.
-fn rumqttd_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let out = Command::new(cargo)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--example", "rumqttd", "--message-format=json"])
-            .output()
-            .expect("run cargo build --example rumqttd");
-        assert!(
-            out.status.success(),
-            "cargo build --example rumqttd failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "rumqttd")
-            .filter(|m| m["target"]["kind"][0] == "example")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo build --example rumqttd named no executable")
-    })
+/// examples/rumqttd.rs as built beside this test binary. `cargo test` builds the examples;
+/// `cargo test --test cli` does not: then `cargo build --example rumqttd` first. (Building it
+/// from here would run a cargo inside `cargo test`, whose environment makes some build scripts
+/// rerun, and the two builds would keep undoing each other.)
+#[track_caller]
+fn rumqttd_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/debug/deps/cli-HASH → target/debug/examples/rumqttd
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in target/PROFILE/deps")
+        .join("examples")
+        .join(format!("rumqttd{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: `cargo test` builds it, `cargo test --test cli` does not \
+         (run `cargo build --example rumqttd` first)",
+        bin.display()
+    );
+    bin
 }
