@@ -67,8 +67,9 @@ fn round_trip(kind: Kind, proto: Proto, qos: &str) {
 /// of the two QoS; an empty retained message clears it.
 ///
 /// amqtt differs: it sends a connecting client, subscribed or not, the retained messages that
-/// match any filter any client subscribed to, at QoS 0 (amqtt/broker.py, `client_connected`),
-/// so the second subscriber gets the message twice (README, Broker notes).
+/// match any filter of the subscriptions it still holds, at QoS 0 (amqtt/broker.py,
+/// `client_connected`). Whether it still holds the first subscriber's when the second
+/// connects depends on timing, so the second may get the message twice (README, Broker notes).
 fn retained(kind: Kind, proto: Proto) {
     let broker = MatrixBroker::start(kind);
     let topic = unique_topic() + "retained";
@@ -90,7 +91,11 @@ fn retained(kind: Kind, proto: Proto) {
                 .args(["-F", "{retain} {qos} {payload}"]),
         );
         publish(&["-m", "live"]);
-        sub.finish().assert_ok(expected.as_bytes());
+        let mut out = sub.finish();
+        if kind == Kind::Amqtt && out.stdout.starts_with("1 0 kept ✓\n".as_bytes()) {
+            out.stdout.drain(.."1 0 kept ✓\n".len());
+        }
+        out.assert_ok(expected.as_bytes());
     };
     publish(&["-r", "-m", "kept ✓"]);
     // rumqttd sends retained messages at the subscriber's QoS too; amqtt at the lower one.
@@ -99,10 +104,7 @@ fn retained(kind: Kind, proto: Proto) {
         _ => "1 1 kept ✓\n",
     };
     retained_then_live(once);
-    retained_then_live(match kind {
-        Kind::Amqtt => "1 0 kept ✓\n1 1 kept ✓\n",
-        _ => once,
-    });
+    retained_then_live(once);
     publish(&["-r", "-n"]);
     retained_then_live("");
 }
@@ -274,6 +276,15 @@ fn unspoken(kind: Kind) -> (&'static str, i32, &'static [&'static str]) {
     }
 }
 
+/// `--connect-timeout`: amqtt's answer is the timeout; the others close at once, and it only
+/// bounds a loaded machine's delay.
+fn unspoken_timeout(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Amqtt => "3s",
+        _ => "30s",
+    }
+}
+
 /// Connecting with a version the broker does not speak is one line that says to try another.
 fn unspoken_version(kind: Kind, proto: Proto) {
     let broker = MatrixBroker::start(kind);
@@ -291,7 +302,7 @@ fn unspoken_version(kind: Kind, proto: Proto) {
             "-V",
             version,
             "--connect-timeout",
-            "5s",
+            unspoken_timeout(kind),
             "-t",
             &topic,
             "-m",
