@@ -65,22 +65,34 @@ pub fn not_mqtt(peer: &Peer) -> anyhow::Error {
 }
 
 pub fn closed_before_connack(peer: &Peer) -> anyhow::Error {
-    // A 3.1.1-only broker (Aedes, amqtt) hangs up on an MQTT 5 CONNECT without a word.
-    let hint = match (peer.mqtt5, peer.tls || peer.unix) {
-        (true, true) => "if the broker speaks only MQTT 3.1.1, use -V 311; else see its log",
-        (true, false) => {
-            "if the broker speaks only MQTT 3.1.1, use -V 311; if it is a TLS port, add --tls or --cafile FILE"
-        }
-        (false, true) => "see the broker's log for the reason",
-        (false, false) => "if it is a TLS port, add --tls or --cafile FILE",
-    };
     fail(
         Exit::Unreachable,
         format!(
-            "{} closed the connection before CONNACK: {hint}",
-            peer.endpoint
+            "{} closed the connection before CONNACK: {}",
+            peer.endpoint,
+            closed_before_connack_hint(peer)
         ),
     )
+}
+
+fn closed_before_connack_hint(peer: &Peer) -> String {
+    // A 3.1.1-only broker (Aedes, amqtt) hangs up on an MQTT 5 CONNECT without a word; amqtt
+    // and rumqttd do the same to an MQTT 3.1 one.
+    let version = if peer.mqtt5 {
+        Some("if the broker speaks only MQTT 3.1.1, use -V 311")
+    } else if peer.mqtt31 {
+        Some("if the broker does not speak MQTT 3.1, use -V 311")
+    } else {
+        None
+    };
+    let tls =
+        (!peer.tls && !peer.unix).then_some("if it is a TLS port, add --tls or --cafile FILE");
+    match (version, tls) {
+        (Some(v), Some(t)) => format!("{v}; {t}"),
+        (Some(v), None) => format!("{v}; else see its log"),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => "see the broker's log for the reason".to_string(),
+    }
 }
 
 pub fn io_before_connack(peer: &Peer, e: &io::Error) -> anyhow::Error {
@@ -382,6 +394,48 @@ mod tests {
         assert_eq!(plain_name("DnsName(\"broker.test\")"), "broker.test");
         assert_eq!(plain_name("IpAddress(127.0.0.1)"), "127.0.0.1");
         assert_eq!(plain_name("DirectoryName"), "DirectoryName");
+    }
+
+    fn peer(mqtt5: bool, mqtt31: bool, tls: bool) -> Peer {
+        Peer {
+            endpoint: "broker:1883".into(),
+            port: 1883,
+            tls,
+            mqtt5,
+            mqtt31,
+            unix: false,
+            client_cert: false,
+            proxy: None,
+            relay: None,
+        }
+    }
+
+    #[test]
+    fn a_hang_up_before_connack_suggests_the_version_we_did_not_speak_as() {
+        let hint = |p: Peer| closed_before_connack(&p).to_string();
+        assert_eq!(
+            hint(peer(false, false, false)),
+            "broker:1883 closed the connection before CONNACK: if it is a TLS port, add --tls or --cafile FILE"
+        );
+        assert_eq!(
+            hint(peer(true, false, false)),
+            "broker:1883 closed the connection before CONNACK: if the broker speaks only MQTT 3.1.1, \
+             use -V 311; if it is a TLS port, add --tls or --cafile FILE"
+        );
+        assert_eq!(
+            hint(peer(false, true, false)),
+            "broker:1883 closed the connection before CONNACK: if the broker does not speak MQTT 3.1, \
+             use -V 311; if it is a TLS port, add --tls or --cafile FILE"
+        );
+        assert_eq!(
+            hint(peer(true, false, true)),
+            "broker:1883 closed the connection before CONNACK: if the broker speaks only MQTT 3.1.1, \
+             use -V 311; else see its log"
+        );
+        assert_eq!(
+            hint(peer(false, false, true)),
+            "broker:1883 closed the connection before CONNACK: see the broker's log for the reason"
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct Peer {
     pub tls: bool,
     /// We spoke MQTT 5: a broker that hangs up at once may only speak 3.1.1.
     pub mqtt5: bool,
+    /// We spoke MQTT 3.1: a broker that hangs up at once may not speak it (amqtt, rumqttd).
+    pub mqtt31: bool,
     /// A Unix-domain socket (`--unix`): no port to get wrong, no TLS to forget.
     pub unix: bool,
     pub client_cert: bool,
@@ -47,6 +49,7 @@ pub fn wire(s: &Settings) -> Result<Wire> {
         port: s.port,
         tls: s.tls.is_some(),
         mqtt5: s.protocol == super::Protocol::V5,
+        mqtt31: s.mqtt31,
         unix: s.unix.is_some(),
         client_cert: s.tls.as_ref().is_some_and(|t| t.identity.is_some()),
         proxy: s.proxy.as_ref().map(ToString::to_string),

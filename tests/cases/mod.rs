@@ -6,6 +6,7 @@ mod consume;
 mod delivery;
 mod errors;
 mod help;
+mod matrix;
 mod mqtt31;
 mod mqtt5;
 mod output;

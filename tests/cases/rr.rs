@@ -22,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// How the responder answers each request.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Answer {
+pub(crate) enum Answer {
     /// `reply to PAYLOAD` with the request's correlation data.
     Reply,
     /// Two decoys on the response topic (no correlation data; another request's), then the
@@ -34,14 +34,14 @@ enum Answer {
 
 /// What the responder saw of one request.
 #[derive(Debug)]
-struct Request {
+pub(crate) struct Request {
     payload: Bytes,
     response_topic: Option<String>,
     correlation: Option<Bytes>,
 }
 
 /// An MQTT 5 client on its own thread that answers requests on `topic`. Disconnects on drop.
-struct Responder {
+pub(crate) struct Responder {
     client: Client,
     requests: Receiver<Request>,
     thread: Option<JoinHandle<()>>,
@@ -50,7 +50,7 @@ struct Responder {
 impl Responder {
     /// Connects, subscribes to `topic` and returns once the broker acknowledged that; then
     /// answers each request as `answer` says.
-    fn start(port: u16, topic: &str, answer: Answer) -> Responder {
+    pub(crate) fn start(port: u16, topic: &str, answer: Answer) -> Responder {
         let mut options = MqttOptions::new(unique_id(), "127.0.0.1", port);
         options.set_keep_alive(Duration::from_secs(30));
         let (client, mut connection) = Client::new(options, 16);
@@ -128,7 +128,7 @@ impl Responder {
 
     /// The next request the responder saw.
     #[track_caller]
-    fn request(&self) -> Request {
+    pub(crate) fn request(&self) -> Request {
         self.requests
             .recv_timeout(WAIT)
             .expect("a request reached the responder within 30 s")
@@ -152,7 +152,7 @@ fn rr_at(port: u16) -> std::process::Command {
 }
 
 #[track_caller]
-fn assert_request(req: &Request, payload: &[u8]) -> (String, Bytes) {
+pub(crate) fn assert_request(req: &Request, payload: &[u8]) -> (String, Bytes) {
     assert_eq!(req.payload, payload, "{req:?}");
     let topic = req.response_topic.clone().expect("a response topic");
     let correlation = req.correlation.clone().expect("correlation data");

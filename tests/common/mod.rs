@@ -2,6 +2,7 @@
 //! subscribed, unique topics and assertions that show what went wrong.
 
 pub mod broker;
+pub mod brokers;
 pub mod certs;
 pub mod cutproxy;
 pub mod fake;
