@@ -271,30 +271,44 @@ fn sigkill_loses_nothing_and_repeats_only_the_unacknowledged_tail() {
     );
 }
 
+/// The scripted broker's side up to the messages: CONNACK, then a SUBACK granting `granted`.
+fn connect_and_subscribe(
+    conn: &mut crate::common::fake::Conn,
+    proto: Proto,
+    granted: u8,
+) -> Result<(), String> {
+    conn.expect_connect(proto)?;
+    conn.connack(proto, false)?;
+    let subscribe = conn.read()?;
+    let b = subscribe.body();
+    let mut suback = vec![b[0], b[1]];
+    if proto == V5 {
+        suback.push(0);
+    }
+    suback.push(granted);
+    conn.write(&packet(0x90, &suback))
+}
+
+/// A PUBLISH (`first`: its type and flags byte) of `m{pkid}` to topic `t`.
+fn publish_m(proto: Proto, first: u8, pkid: u16) -> Vec<u8> {
+    let mut p = vec![0, 1, b't'];
+    p.extend_from_slice(&pkid.to_be_bytes());
+    if proto == V5 {
+        p.push(0);
+    }
+    p.extend_from_slice(format!("m{pkid}").as_bytes());
+    packet(first, &p)
+}
+
 /// On the wire: the PUBACKs follow the PUBLISHes' order, and with `-C 3` of five messages
 /// only the three printed are acknowledged before DISCONNECT.
 #[test]
 fn acknowledgements_follow_the_output_in_order() {
     for proto in [V311, V5] {
         let played = FakeBroker::bind().serve_one(move |conn| {
-            conn.expect_connect(proto)?;
-            conn.connack(proto, false)?;
-            let subscribe = conn.read()?;
-            let b = subscribe.body();
-            let mut suback = vec![b[0], b[1]];
-            if proto == V5 {
-                suback.push(0);
-            }
-            suback.push(1);
-            conn.write(&packet(0x90, &suback))?;
+            connect_and_subscribe(conn, proto, 1)?;
             for pkid in 1..=5u16 {
-                let mut p = vec![0, 1, b't'];
-                p.extend_from_slice(&pkid.to_be_bytes());
-                if proto == V5 {
-                    p.push(0);
-                }
-                p.extend_from_slice(format!("m{pkid}").as_bytes());
-                conn.write(&packet(0x32, &p))?;
+                conn.write(&publish_m(proto, 0x32, pkid))?;
             }
             let mut acked = Vec::new();
             loop {
@@ -322,26 +336,15 @@ fn a_burst_of_acknowledgements_keeps_the_arrival_order() {
     const N: u16 = 300;
     for proto in [V311, V5] {
         let played = FakeBroker::bind().serve_one(move |conn| {
-            conn.expect_connect(proto)?;
-            conn.connack(proto, false)?;
-            let subscribe = conn.read()?;
-            let b = subscribe.body();
-            let mut suback = vec![b[0], b[1]];
-            if proto == V5 {
-                suback.push(0);
-            }
-            suback.push(2);
-            conn.write(&packet(0x90, &suback))?;
+            connect_and_subscribe(conn, proto, 2)?;
             let mut burst = Vec::new();
             for pkid in 1..=N {
-                let mut p = vec![0, 1, b't'];
-                p.extend_from_slice(&pkid.to_be_bytes());
-                if proto == V5 {
-                    p.push(0);
-                }
-                p.extend_from_slice(format!("m{pkid}").as_bytes());
                 // Odd ids at QoS 1, even ones at QoS 2.
-                burst.extend(packet(if pkid % 2 == 1 { 0x32 } else { 0x34 }, &p));
+                burst.extend(publish_m(
+                    proto,
+                    if pkid % 2 == 1 { 0x32 } else { 0x34 },
+                    pkid,
+                ));
             }
             conn.write(&burst)?;
             let (mut acked, mut completed) = (Vec::new(), 0);
