@@ -527,16 +527,22 @@ def one_sub_common(tool: str, n: int, devnull: bool) -> SubRun:
                   code, ru.ru_nvcsw + ru.ru_nivcsw)
 
 
-def bench_sub_common(n: int, devnull: bool) -> dict[str, list[SubRun]]:
+def alternate_subs(label: str, run) -> dict[str, list[SubRun]]:
+    """REPEATS runs of `run(tool)` per tool, the tools alternating so drift hits both alike."""
     out: dict[str, list[SubRun]] = {t: [] for t in TOOLS}
     for i in range(REPEATS):
         for t in (TOOLS if i % 2 == 0 else TOOLS[::-1]):
-            r = one_sub_common(t, n, devnull)
-            log(f"  sub -t T -C {n} > {'/dev/null' if devnull else 'pipe'} {t:9s}: {r.received} received, "
-                f"{r.seconds:.2f} s, {r.rate:.0f} msg/s, client CPU {r.client_cpu:.2f} s, "
-                f"{r.switches} context switches, broker CPU {r.broker_cpu:.2f} s, exit {r.exit_code}")
+            r = run(t)
+            log(f"  {label} {t:9s}: {r.received} received ({r.distinct} distinct), {r.seconds:.2f} s, "
+                f"{r.rate:.0f} msg/s, client CPU {r.client_cpu:.2f} s, {r.switches} context switches, "
+                f"broker CPU {r.broker_cpu:.2f} s, exit {r.exit_code}")
             out[t].append(r)
     return out
+
+
+def bench_sub_common(n: int, devnull: bool) -> dict[str, list[SubRun]]:
+    return alternate_subs(f"sub -t T -C {n} > {'/dev/null' if devnull else 'pipe'}",
+                          lambda t: one_sub_common(t, n, devnull))
 
 
 # The fixed publisher for the `sub` runs: mosquitto_pub -l at QoS 0 (its QoS 1 -l mode loses
@@ -547,15 +553,7 @@ SUB_QOS = 1
 
 
 def bench_sub(n: int, pub_qos: int = SUB_PUB_QOS) -> dict[str, list[SubRun]]:
-    out: dict[str, list[SubRun]] = {t: [] for t in TOOLS}
-    for i in range(REPEATS):
-        for t in (TOOLS if i % 2 == 0 else TOOLS[::-1]):
-            r = one_sub(t, n, pub_qos)
-            log(f"  sub n={n} q{pub_qos} {t:9s}: {r.received} received ({r.distinct} distinct), {r.seconds:.2f} s, "
-                f"{r.rate:.0f} msg/s, client CPU {r.client_cpu:.2f} s, {r.switches} context switches, "
-                f"broker CPU {r.broker_cpu:.2f} s, exit {r.exit_code}")
-            out[t].append(r)
-    return out
+    return alternate_subs(f"sub n={n} q{pub_qos}", lambda t: one_sub(t, n, pub_qos))
 
 
 def one_drain(tool: str, n: int) -> SubRun:
@@ -590,14 +588,7 @@ def one_drain(tool: str, n: int) -> SubRun:
 
 
 def bench_drain(n: int) -> dict[str, list[SubRun]]:
-    out: dict[str, list[SubRun]] = {t: [] for t in TOOLS}
-    for i in range(REPEATS):
-        for t in (TOOLS if i % 2 == 0 else TOOLS[::-1]):
-            r = one_drain(t, n)
-            log(f"  drain n={n} {t:9s}: {r.received} received ({r.distinct} distinct), {r.seconds:.2f} s, "
-                f"{r.rate:.0f} msg/s, client CPU {r.client_cpu:.2f} s, broker CPU {r.broker_cpu:.2f} s, exit {r.exit_code}")
-            out[t].append(r)
-    return out
+    return alternate_subs(f"drain n={n}", lambda t: one_drain(t, n))
 
 
 # ----------------------------------------------------------------------------- 4. latency
