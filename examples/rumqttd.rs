@@ -9,7 +9,8 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+#[path = "../tests/common/rumqttd_config.rs"]
+mod rumqttd_config;
 
 fn main() {
     let ports: Vec<u16> = std::env::args()
@@ -28,36 +29,7 @@ fn main() {
             std::process::exit(98);
         }
     }
-    let server = |name: &str, port: u16| ServerSettings {
-        name: name.into(),
-        listen: ([127, 0, 0, 1], port).into(),
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections: ConnectionSettings {
-            connection_timeout_ms: 60_000,
-            max_payload_size: 4 << 20,
-            max_inflight_count: 100,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        },
-    };
-    let config = Config {
-        id: 0,
-        // RouterConfig::default() is all zeros, which routes nothing.
-        router: RouterConfig {
-            max_connections: 10_000,
-            max_outgoing_packet_count: 200,
-            max_segment_size: 100 << 20,
-            max_segment_count: 10,
-            custom_segment: None,
-            initialized_filters: None,
-            shared_subscriptions_strategy: Default::default(),
-        },
-        v4: Some([("v4".to_string(), server("v4", v4))].into()),
-        v5: Some([("v5".to_string(), server("v5", v5))].into()),
-        ..Default::default()
-    };
+    let config = rumqttd_config::config(v4, v5);
     let mut broker = rumqttd::Broker::new(config);
     // start() blocks for ever: the process ends when it is killed.
     let serving = std::thread::spawn(move || {

@@ -447,40 +447,8 @@ impl Drop for Mosquitto {
 static RUMQTTD: OnceLock<(u16, u16)> = OnceLock::new();
 
 fn start_rumqttd() -> (u16, u16) {
-    use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
-
-    let server = |name: &str, port: u16| ServerSettings {
-        name: name.into(),
-        listen: ([127, 0, 0, 1], port).into(),
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections: ConnectionSettings {
-            connection_timeout_ms: 60_000,
-            // Room for the 1 MiB payload tests plus topic and header.
-            max_payload_size: 4 << 20,
-            max_inflight_count: 100,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        },
-    };
     let (port_v311, port_v5) = (free_port(), free_port());
-    let config = Config {
-        id: 0,
-        // RouterConfig::default() is all zeros, which does not work.
-        router: RouterConfig {
-            max_connections: 10_000,
-            max_outgoing_packet_count: 200,
-            max_segment_size: 100 << 20,
-            max_segment_count: 10,
-            custom_segment: None,
-            initialized_filters: None,
-            shared_subscriptions_strategy: Default::default(),
-        },
-        v4: Some([("v4".to_string(), server("v4", port_v311))].into()),
-        v5: Some([("v5".to_string(), server("v5", port_v5))].into()),
-        ..Default::default()
-    };
+    let config = super::rumqttd_config::config(port_v311, port_v5);
     let mut broker = rumqttd::Broker::new(config);
     // start() blocks for ever (there is no shutdown) and only logs a failed bind.
     std::thread::spawn(move || {

@@ -10,6 +10,7 @@ pub mod live;
 pub mod lost;
 pub mod programs;
 pub mod proxy;
+pub mod rumqttd_config;
 pub mod server;
 pub mod socks;
 pub mod transports;
