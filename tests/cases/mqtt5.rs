@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::fake::{packet, varint, Conn, FakeBroker, Packet};
+use crate::common::fake::{packet, Conn, FakeBroker, Packet};
+use crate::common::wire5::{decode_publish, p, Props, Reader, V};
 use crate::common::{
     at, mqttcli, programs, publish, run, signal, subscriber, unique_id, unique_topic, Broker, Live,
     Out, Proto, Setup,
@@ -20,14 +21,14 @@ use crate::common::{
 use Proto::{V311, V5};
 
 /// For a subscriber to subscribe, a message to arrive, a process to end.
-const WAIT: Duration = Duration::from_secs(30);
+pub(super) const WAIT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------------
 // Mosquitto and its clients
 
 /// An anonymous Mosquitto that logs every packet (for `Broker::wait_log`), with `extra`
 /// configuration lines.
-fn mosquitto(extra: &[&str]) -> Broker {
+pub(super) fn mosquitto(extra: &[&str]) -> Broker {
     let mut lines = vec!["log_type all"];
     lines.extend_from_slice(extra);
     Broker::mosquitto(&Setup {
@@ -69,7 +70,7 @@ fn mosquitto_pub(broker: &Broker, topic: &str, args: &[&str]) {
 /// `mosquitto_sub -V 5 -t TOPIC -F FORMAT -C COUNT -W 30`, returned once the broker has sent
 /// it its SUBACK: whatever is published from then on reaches it.
 #[track_caller]
-fn mosquitto_sub(broker: &mut Broker, topic: &str, format: &str, count: usize) -> Live {
+pub(super) fn mosquitto_sub(broker: &mut Broker, topic: &str, format: &str, count: usize) -> Live {
     let id = unique_id();
     let mut cmd = reference(mosquitto_sub_program(), broker);
     cmd.args(["-i", &id, "-t", topic, "-F", format])
@@ -556,93 +557,6 @@ fn no_local_still_delivers_other_clients_messages() {
 // ---------------------------------------------------------------------------------------------
 // 7. A scripted broker reads what no broker shows
 
-/// One MQTT 5 property value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum V {
-    N(u32),
-    S(String),
-    B(Vec<u8>),
-    /// A user property.
-    P(String, String),
-}
-
-/// A property list as sent: (identifier, value), in order.
-type Props = Vec<(u8, V)>;
-
-fn p(key: &str, value: &str) -> V {
-    V::P(key.into(), value.into())
-}
-
-/// Reads MQTT 5 fields from a packet's bytes.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Reader<'a> {
-        Reader { bytes, at: 0 }
-    }
-
-    fn take(&mut self, n: usize) -> &'a [u8] {
-        let out = &self.bytes[self.at..self.at + n];
-        self.at += n;
-        out
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.take(1)[0]
-    }
-
-    fn two(&mut self) -> u16 {
-        u16::from_be_bytes(self.take(2).try_into().unwrap())
-    }
-
-    fn four(&mut self) -> u32 {
-        u32::from_be_bytes(self.take(4).try_into().unwrap())
-    }
-
-    fn varint(&mut self) -> usize {
-        let (value, size) = varint(&self.bytes[self.at..]);
-        self.at += size;
-        value
-    }
-
-    fn binary(&mut self) -> Vec<u8> {
-        let n = self.two() as usize;
-        self.take(n).to_vec()
-    }
-
-    fn string(&mut self) -> String {
-        String::from_utf8(self.binary()).expect("UTF-8 string")
-    }
-
-    /// A property list (its length first): (identifier, value) in the order sent.
-    fn properties(&mut self) -> Props {
-        let end = self.varint() + self.at;
-        let mut props = Vec::new();
-        while self.at < end {
-            let id = self.byte();
-            let value = match id {
-                0x01 | 0x17 | 0x19 | 0x24 | 0x25 | 0x28 | 0x29 | 0x2A => V::N(self.byte().into()),
-                0x13 | 0x21 | 0x22 | 0x23 => V::N(self.two().into()),
-                0x02 | 0x11 | 0x18 | 0x27 => V::N(self.four()),
-                0x0B => V::N(self.varint() as u32),
-                0x03 | 0x08 | 0x12 | 0x15 | 0x1A | 0x1C | 0x1F => V::S(self.string()),
-                0x09 | 0x16 => V::B(self.binary()),
-                0x26 => V::P(self.string(), self.string()),
-                other => panic!("unknown property 0x{other:02x} in {:02x?}", self.bytes),
-            };
-            props.push((id, value));
-        }
-        props
-    }
-
-    fn done(&self) -> bool {
-        self.at >= self.bytes.len()
-    }
-}
-
 /// What a CONNECT carried.
 #[derive(Debug)]
 struct Connect {
@@ -689,19 +603,15 @@ fn decode_subscribe(packet: &Packet) -> Subscribe {
     }
 }
 
-/// A v5 CONNACK that accepts, with these properties (already encoded).
-fn connack_with(conn: &mut Conn, properties: &[u8]) -> Result<(), String> {
-    let mut rest = vec![0, 0, properties.len() as u8];
-    rest.extend_from_slice(properties);
-    conn.write(&packet(0x20, &rest))
-}
-
 /// Plays CONNACK (with `connack_properties`), then answers a SUBSCRIBE or UNSUBSCRIBE (all
-/// granted) and returns the CONNECT and the packets the client sent after it, up to its
+/// granted) or a QoS 1 PUBLISH and returns the CONNECT and the packets the client sent after it, up to its
 /// DISCONNECT or close.
-fn record(conn: &mut Conn, connack_properties: &[u8]) -> Result<(Packet, Vec<Packet>), String> {
+pub(super) fn record(
+    conn: &mut Conn,
+    connack_properties: &[u8],
+) -> Result<(Packet, Vec<Packet>), String> {
     let connect = conn.expect_connect(V5)?;
-    connack_with(conn, connack_properties)?;
+    conn.connack_v5(false, connack_properties)?;
     let mut seen = Vec::new();
     while let Ok(p) = conn.read() {
         let mut r = Reader::new(p.body());
@@ -718,6 +628,10 @@ fn record(conn: &mut Conn, connack_properties: &[u8]) -> Result<(Packet, Vec<Pac
                 let mut ack = pkid.to_be_bytes().to_vec();
                 ack.extend_from_slice(&[0, 0]);
                 conn.write(&packet(0xb0, &ack))?;
+            }
+            0x30 if p.0[0] & 0x06 == 0x02 => {
+                let pkid = decode_publish(&p).pkid;
+                conn.write(&packet(0x40, &pkid.to_be_bytes()))?;
             }
             0xc0 => conn.write(&[0xd0, 0])?,
             _ => {}

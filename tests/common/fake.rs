@@ -7,6 +7,7 @@
 //!   from its backlog and the CONNECT goes unanswered.
 //! - `serve_one(script)` plays `script` on the first connection; `Played::result` is what it
 //!   returned (or saw go wrong), once the client is done.
+//! - `serve_in_turn(script)` lets `script` take connections one after another.
 //! - `serve_all(script)` plays it on every connection until dropped, and counts them.
 
 use std::io::{ErrorKind, Read, Write};
@@ -43,14 +44,21 @@ impl FakeBroker {
         self,
         script: impl FnOnce(&mut Conn) -> Result<T, String> + Send + 'static,
     ) -> Played<T> {
+        self.serve_in_turn(move |accept| script(&mut accept.next()?))
+    }
+
+    /// Play `script` on a thread of its own, taking connections in turn (`Accept::next`): for
+    /// what a client does across a reconnect.
+    pub fn serve_in_turn<T: Send + 'static>(
+        self,
+        script: impl FnOnce(&mut Accept) -> Result<T, String> + Send + 'static,
+    ) -> Played<T> {
         let (tx, rx) = mpsc::channel();
-        let listener = self.listener;
+        let mut accept = Accept {
+            listener: self.listener,
+        };
         std::thread::spawn(move || {
-            let result = listener
-                .accept()
-                .map_err(|e| format!("accept: {e}"))
-                .and_then(|(stream, _)| script(&mut Conn::new(stream)?));
-            let _ = tx.send(result);
+            let _ = tx.send(script(&mut accept));
         });
         Played {
             port: self.port,
@@ -89,6 +97,19 @@ impl FakeBroker {
             connections,
             stop,
         }
+    }
+}
+
+/// The listener, as a script that takes several connections sees it.
+pub struct Accept {
+    listener: TcpListener,
+}
+
+impl Accept {
+    /// The next connection.
+    pub fn next(&mut self) -> Result<Conn, String> {
+        let (stream, _) = self.listener.accept().map_err(|e| format!("accept: {e}"))?;
+        Conn::new(stream)
     }
 }
 
@@ -178,10 +199,16 @@ impl Conn {
 
     /// A CONNACK that accepts, with `session_present`; v5 adds an empty property list.
     pub fn connack(&mut self, proto: Proto, session_present: bool) -> Result<(), String> {
-        let mut rest = vec![u8::from(session_present), 0];
-        if proto == Proto::V5 {
-            rest.push(0);
+        match proto {
+            Proto::V5 => self.connack_v5(session_present, &[]),
+            _ => self.write(&packet(0x20, &[u8::from(session_present), 0])),
         }
+    }
+
+    /// An MQTT 5 CONNACK that accepts, with `session_present` and these properties (encoded).
+    pub fn connack_v5(&mut self, session_present: bool, properties: &[u8]) -> Result<(), String> {
+        let mut rest = vec![u8::from(session_present), 0, properties.len() as u8];
+        rest.extend_from_slice(properties);
         self.write(&packet(0x20, &rest))
     }
 

@@ -14,6 +14,7 @@ pub mod rumqttd_config;
 pub mod server;
 pub mod socks;
 pub mod transports;
+pub mod wire5;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
