@@ -261,6 +261,11 @@ pub struct PubArgs {
     #[arg(long, value_name = "TOPIC", value_parser = topic::parse_topic, help_heading = "MQTT 5")]
     pub response_topic: Option<String>,
 
+    /// Send every topic whole: no topic aliases on a stream (by default a stream sends a
+    /// topic once, then its alias, when the broker takes aliases)
+    #[arg(long, help_heading = "MQTT 5")]
+    pub no_topic_alias: bool,
+
     /// MQTT 5 correlation data, the bytes of TEXT (binary: --correlation-data-base64)
     #[arg(long, value_name = "TEXT", help_heading = "MQTT 5")]
     pub correlation_data: Option<String>,

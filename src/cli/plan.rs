@@ -63,10 +63,13 @@ fn publish_plan(a: PubArgs, env: &Environment) -> Result<Plan> {
             "--speed paces a replay by its recorded times: add --jsonl (--interval paces -m)",
         ));
     }
+    // One message gains nothing from an alias: it would only add the alias to the packet.
+    let several = streaming || a.repeat.is_some_and(|n| n > 1);
     let purpose = Purpose::Publish {
         qos: a.qos,
         streaming,
         max_inflight: a.max_inflight,
+        topic_aliases: several && !a.no_topic_alias,
     };
     let Resolved {
         settings,
@@ -104,9 +107,15 @@ fn publish_plan(a: PubArgs, env: &Environment) -> Result<Plan> {
                 "--correlation-data-base64",
                 a.correlation_data_base64.is_some(),
             ),
+            ("--no-topic-alias", a.no_topic_alias),
         ],
     )?;
     let mut properties = message_properties(&settings, packets.publish, &a.message_properties)?;
+    if a.no_topic_alias && properties.topic_alias.is_some() {
+        return Err(usage(
+            "--no-topic-alias and -D PUBLISH topic-alias contradict each other: drop one",
+        ));
+    }
     merge(
         &mut properties.response_topic,
         a.response_topic,

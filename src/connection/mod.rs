@@ -5,6 +5,7 @@
 //! Ownership: the `Events` half owns rumqttc's event loop and must be polled by one task; the
 //! `Client` half only queues requests and may be cloned into producer tasks.
 
+mod aliases;
 mod errors;
 mod limits;
 mod mqtt;
@@ -23,6 +24,7 @@ mod v5;
 use std::time::Duration;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -63,6 +65,8 @@ struct Events {
     pacing: Option<pacing::Pacing>,
     /// MQTT 3.1.1 only: see `Bursts`.
     bursts: Option<Bursts>,
+    /// MQTT 5 streams: the topic aliases announced on this connection.
+    aliases: Option<Arc<aliases::Aliases>>,
 }
 
 /// A burst of acknowledgements: the first goes through rumqttc's request queue (which wakes
@@ -113,6 +117,8 @@ struct Connected {
     pub window: usize,
     /// Where `Session::ack_all` sends the tail of a burst (MQTT 3.1.1 only).
     pub bursts: Option<mpsc::UnboundedSender<Burst>>,
+    /// See `Events::aliases`.
+    pub aliases: Option<Arc<aliases::Aliases>>,
 }
 
 /// Requests queued ahead of the event loop. A full queue makes `Client::publish` wait, which is
@@ -156,6 +162,8 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         last_written: 0,
         pacing: settings.paced_reads.then(pacing::Pacing::default),
         bursts,
+        aliases: (settings.topic_aliases && settings.protocol == Protocol::V5)
+            .then(|| Arc::new(aliases::Aliases::default())),
     };
     let timeout = settings.connect_timeout;
     let (session_present, limits) = tokio::time::timeout(timeout, async {
@@ -187,8 +195,12 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         }
     }
     let window = events.window(limits.as_ref());
+    if let Some(a) = &events.aliases {
+        a.connected(limits.as_ref().and_then(|l| l.topic_alias_maximum));
+    }
     Ok(Connected {
         client,
+        aliases: events.aliases.clone(),
         events,
         session_present,
         limits,
@@ -249,9 +261,13 @@ impl Events {
             };
             let err = match polled {
                 Ok(Event::ConnAck {
-                    session_present, ..
+                    session_present,
+                    limits,
                 }) if self.lost.is_some() => {
                     self.lost = None;
+                    if let Some(a) = &self.aliases {
+                        a.connected(limits.as_ref().and_then(|l| l.topic_alias_maximum));
+                    }
                     if session_present {
                         self.prepare_replays();
                     } else {
@@ -288,6 +304,10 @@ impl Events {
                 }
                 Err(e) => e,
             };
+            // Before anything is awaited: see aliases.rs.
+            if let (Some(a), EventLoop::V5(el)) = (&self.aliases, &mut self.inner) {
+                a.lost(&mut el.pending);
+            }
             // Only "cannot reach" failures are worth retrying: a refused CONNACK or a
             // certificate problem will not go away by itself.
             if !self.reconnect.enabled || crate::exit::exit_for(&err) != Exit::Unreachable {
@@ -502,6 +522,68 @@ impl Client {
                     .await
                     .map_err(|_| queue_closed()),
             },
+        }
+    }
+
+    /// A PUBLISH whose topic may go out as its alias (aliases.rs); MQTT 5 only. Queued
+    /// without waiting, so that no other PUBLISH can be decided in between: when the request
+    /// queue is full it waits like any other, with its whole topic and no alias.
+    async fn publish_aliased(
+        &self,
+        aliases: &aliases::Aliases,
+        topic: &str,
+        qos: Qos,
+        retain: bool,
+        payload: Bytes,
+        properties: Option<Properties>,
+    ) -> Result<()> {
+        use aliases::TopicAs;
+        use rumqttc::v5::{ClientError, Request};
+        let Client::V5(c) = self else {
+            return self.publish(topic, qos, retain, payload, properties).await;
+        };
+        let given = properties.as_ref().and_then(|p| p.topic_alias);
+        let mut properties = properties.map(v5::publish_properties);
+        let queued = aliases.send(topic, given, |how| {
+            let (name, alias) = match *how {
+                TopicAs::Whole => (topic, None),
+                TopicAs::Announce(a) => (topic, Some(a)),
+                TopicAs::Alias(a) => ("", Some(a)),
+            };
+            let properties = match (properties.take(), alias) {
+                (Some(mut p), _) => {
+                    p.topic_alias = alias;
+                    Some(p)
+                }
+                (None, Some(a)) => Some(rumqttc::v5::mqttbytes::v5::PublishProperties {
+                    topic_alias: Some(a),
+                    ..Default::default()
+                }),
+                (None, None) => None,
+            };
+            match properties {
+                Some(p) => c.try_publish_with_properties(name, to_qos5(qos), retain, payload, p),
+                None => c.try_publish(name, to_qos5(qos), retain, payload),
+            }
+            .map_err(Box::new)
+        });
+        match queued.map_err(|e| *e) {
+            Ok(()) => Ok(()),
+            Err(ClientError::TryRequest(Request::Publish(p))) => {
+                let properties = p.properties.map(|mut props| {
+                    props.topic_alias = None;
+                    props
+                });
+                match properties {
+                    Some(props) => {
+                        c.publish_bytes_with_properties(topic, p.qos, p.retain, p.payload, props)
+                            .await
+                    }
+                    None => c.publish_bytes(topic, p.qos, p.retain, p.payload).await,
+                }
+                .map_err(|_| queue_closed())
+            }
+            Err(_) => Err(queue_closed()),
         }
     }
 

@@ -3,6 +3,7 @@
 //! or a signal without cancelling rumqttc half-way through a poll (rumqttc's `poll` is not
 //! documented as cancel-safe; see shared notes). Requests go out through the client half.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -11,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::aliases::Aliases;
 use super::{
     connect, Ack, BrokerLimits, Client, Event, Events, Properties, Qos, Reason, Settings,
     SubscribeProperties, Subscription,
@@ -37,6 +39,8 @@ pub struct Session {
     manual_acks: bool,
     /// See `connection::Bursts`.
     bursts: Option<mpsc::UnboundedSender<(Ack, Vec<Ack>)>>,
+    /// MQTT 5 streams: see aliases.rs.
+    aliases: Option<Arc<Aliases>>,
     /// The broker resumed a session it kept for this client id.
     pub session_present: bool,
     /// The first CONNACK's MQTT 5 limits (None under 3.1.1).
@@ -71,6 +75,7 @@ impl Session {
             driver,
             manual_acks: settings.manual_acks,
             bursts: connected.bursts,
+            aliases: connected.aliases,
             session_present: connected.session_present,
             limits: connected.limits,
             window: connected.window,
@@ -108,7 +113,14 @@ impl Session {
     /// Queues a PUBLISH; it is on the wire once `Event::Written` (QoS 0) or acknowledged once
     /// `Event::Acked` (QoS 1/2) comes. Back-pressure: waits while the request queue is full.
     pub async fn publish(&self, topic: &str, qos: Qos, retain: bool, payload: Bytes) -> Result<()> {
-        self.client.publish(topic, qos, retain, payload, None).await
+        match &self.aliases {
+            Some(a) => {
+                self.client
+                    .publish_aliased(a, topic, qos, retain, payload, None)
+                    .await
+            }
+            None => self.client.publish(topic, qos, retain, payload, None).await,
+        }
     }
 
     /// A PUBLISH with MQTT 5 properties; refused as a usage error under 3.1.1.
@@ -120,9 +132,18 @@ impl Session {
         payload: Bytes,
         properties: Properties,
     ) -> Result<()> {
-        self.client
-            .publish(topic, qos, retain, payload, Some(properties))
-            .await
+        match &self.aliases {
+            Some(a) => {
+                self.client
+                    .publish_aliased(a, topic, qos, retain, payload, Some(properties))
+                    .await
+            }
+            None => {
+                self.client
+                    .publish(topic, qos, retain, payload, Some(properties))
+                    .await
+            }
+        }
     }
 
     /// Acknowledges a received message (PUBACK or PUBREC), in the order they arrived: MQTT

@@ -116,4 +116,6 @@ pub struct Settings {
     /// Read a busy QoS 0 stream in bursts (pacing.rs). Off where the time a message waits in
     /// the socket is what is being measured.
     pub paced_reads: bool,
+    /// MQTT 5 streams: a topic the broker already knows goes out as its alias (aliases.rs).
+    pub topic_aliases: bool,
 }

@@ -1,3 +1,4 @@
+mod aliases;
 mod auth;
 mod bench;
 mod check;

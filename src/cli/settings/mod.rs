@@ -37,10 +37,12 @@ pub enum Purpose {
     /// `pub`: a single publish fails fast; a stream (-l, --interval) rides out a lost
     /// connection.
     /// `max_inflight`: -M, the in-flight window for QoS 1/2.
+    /// `topic_aliases`: more than one message, and no --no-topic-alias (MQTT 5 only).
     Publish {
         qos: Qos,
         streaming: bool,
         max_inflight: Option<u16>,
+        topic_aliases: bool,
     },
     /// `sub`: rides out a lost connection; takes `count` messages at most off the session.
     Subscribe { count: Option<u64> },
@@ -391,6 +393,14 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         inflight,
         // bench measures how long a message waits, in the socket too: no pauses between reads.
         paced_reads: !matches!(purpose, Purpose::Bench { .. }),
+        topic_aliases: protocol == Protocol::V5
+            && matches!(
+                purpose,
+                Purpose::Publish {
+                    topic_aliases: true,
+                    ..
+                }
+            ),
     };
     Ok(Resolved {
         settings,

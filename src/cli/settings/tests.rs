@@ -31,6 +31,7 @@ fn the_purpose_settles_reconnects_sessions_and_the_window() {
         qos: Qos::ExactlyOnce,
         streaming,
         max_inflight: None,
+        topic_aliases: false,
     };
     assert!(
         !resolve_for(&[], None, publish(false))
@@ -47,6 +48,7 @@ fn the_purpose_settles_reconnects_sessions_and_the_window() {
             qos: Qos::ExactlyOnce,
             streaming: true,
             max_inflight: Some(7),
+            topic_aliases: false,
         };
         let s = resolve_for(&["-V", v], None, windowed).unwrap();
         assert_eq!(s.inflight, Some(7), "-V {v}");
