@@ -60,7 +60,9 @@ WINDOW_LINES = env_int("WINDOW_LINES", 20_000)  # lines per pub -l run in the wi
 # mosquitto_pub 2.0.x loses QoS 1 messages in -l mode past 65535 lines (see BENCHMARKS.md), so
 # the QoS 1 `pub -l` comparison that counts against the target is also run below that limit.
 SMALL_LINES = min(env_int("SMALL_LINES", 60_000), LINES)
-ALL_PARTS = ("single", "pub", "sub", "latency", "rss", "scale")
+ALIAS_LINES = env_int("ALIAS_LINES", 10_000)  # messages per run of the topic-alias part
+ALIAS_TOPIC = os.environ.get("ALIAS_TOPIC", "factory/line-3/press-12/sensors/temperature")
+ALL_PARTS = ("single", "pub", "sub", "latency", "rss", "scale", "aliases")
 PARTS = set(os.environ.get("PARTS", ",".join(ALL_PARTS)).replace(" ", "").split(","))
 if not PARTS <= set(ALL_PARTS):
     sys.exit(f"bench: PARTS={os.environ.get('PARTS')!r}: a comma-separated subset of {','.join(ALL_PARTS)}")
@@ -1120,6 +1122,96 @@ def part_rss(rep: Report) -> None:
                 fmt="{:.0f}", note=f"median of {RSS_RUNS}, read 1 s after subscribing")).ratio_target("≤", 1.5)
 
 
+class WireCounter:
+    """A relay between one client and the broker that frames what the client sends into MQTT
+    packets: the PUBLISH packets' bytes exactly as they crossed the socket. Bytes, not time: the
+    same command gives the same count on any machine."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        self.publishes = 0
+        self.publish_bytes = 0
+        self.done = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        client, _ = self.listener.accept()
+        broker = socket.create_connection((HOST, int(PORT)))
+        back = threading.Thread(target=self._copy, args=(broker, client), daemon=True)
+        back.start()
+        pending = b""
+        while True:
+            data = client.recv(65536)
+            if not data:
+                break
+            broker.sendall(data)
+            pending = self._frame(pending + data)
+        broker.shutdown(socket.SHUT_WR)
+        back.join(WAIT)
+        for s in (client, broker, self.listener):
+            s.close()
+        self.done.set()
+
+    @staticmethod
+    def _copy(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _frame(self, buf: bytes) -> bytes:
+        """Counts the whole packets at the start of `buf`; returns the unfinished rest."""
+        while len(buf) >= 2:
+            length, shift, i = 0, 0, 1
+            while True:
+                if i >= len(buf):
+                    return buf
+                length |= (buf[i] & 0x7F) << shift
+                shift += 7
+                i += 1
+                if buf[i - 1] & 0x80 == 0:
+                    break
+            size = i + length
+            if len(buf) < size:
+                return buf
+            if buf[0] >> 4 == 3:
+                self.publishes += 1
+                self.publish_bytes += size
+            buf = buf[size:]
+        return buf
+
+
+def wire_bytes(tool: str, extra: list[str]) -> float:
+    """Bytes per PUBLISH of a `pub -l -V 5` stream of ALIAS_LINES small messages to ALIAS_TOPIC."""
+    relay = WireCounter()
+    exe = [MQTTCLI, "pub"] if tool == "mqttcli" else [MOSQ_PUB]
+    argv = exe + ["-h", HOST, "-p", str(relay.port), "-V", "5", "-t", ALIAS_TOPIC, "-l"] + extra
+    path = os.path.join(WORKDIR, "alias-lines.txt")
+    with open(path, "w") as f:
+        f.writelines(f'{{"n":{i:06d},"t":21.5}}\n' for i in range(ALIAS_LINES))
+    with open(path, "rb") as stdin:
+        run_checked(argv, stdin=stdin)
+    if not relay.done.wait(WAIT):
+        raise Failure(f"the relay did not see the connection end: {' '.join(argv)}")
+    if relay.publishes != ALIAS_LINES:
+        raise Failure(f"{relay.publishes} PUBLISH packets of {ALIAS_LINES} crossed the relay: {' '.join(argv)}")
+    return relay.publish_bytes / relay.publishes
+
+
+def part_aliases(rep: Report) -> None:
+    log(f"[aliases] bytes per PUBLISH of pub -l -V 5, {ALIAS_LINES} messages to a {len(ALIAS_TOPIC)}-character topic")
+    mosq = wire_bytes("mosquitto", [])
+    what = f"pub -l -V 5 QoS 0, {len(ALIAS_TOPIC)}-char topic, 21-byte payload: bytes per PUBLISH"
+    rep.row(Row(what, "bytes", wire_bytes("mqttcli", []), mosq, fmt="{:.1f}",
+                note="mqttcli with topic aliases (the default on a stream; Mosquitto offers 10), "
+                     "mosquitto_pub sends the topic every time"))
+    rep.row(Row(what + " (mqttcli --no-topic-alias)", "bytes", wire_bytes("mqttcli", ["--no-topic-alias"]), mosq,
+                fmt="{:.1f}", note="both send the topic every time"))
+
+
 def part_size(rep: Report) -> None:
     libmosq = lib_path(MOSQ_SUB, "libmosquitto.so")
     lib_size = os.path.getsize(libmosq) if libmosq else 0
@@ -1158,7 +1250,7 @@ def main() -> int:
         f"REPEATS={REPEATS} SMALL_LINES={SMALL_LINES} RSS_RUNS={RSS_RUNS} WAIT={WAIT} PARTS={','.join(sorted(PARTS))}")
     rep = Report()
     for name, part in (("single", part_single), ("pub", part_pub), ("sub", part_sub), ("latency", part_latency),
-                       ("rss", part_rss), ("scale", part_scale)):
+                       ("rss", part_rss), ("scale", part_scale), ("aliases", part_aliases)):
         if name in PARTS:
             part(rep)
     part_size(rep)

@@ -22,10 +22,12 @@
 #   TOPICS=10000    distinct topics through one `sub`
 #   WINDOWS=1,10,100,1000  in-flight windows (-M) of the `pub -l` QoS 1/2 scaling table
 #   WINDOW_LINES=20000     lines per run of that table
+#   ALIAS_LINES=10000  messages per run of the topic-alias part (bytes on the wire per PUBLISH)
+#   ALIAS_TOPIC=factory/line-3/press-12/sensors/temperature  the topic of those runs
 #   WAIT=60         upper bound in seconds for any single wait
 #   BUILD=1         run `cargo build --release` first (0: use target/release/mqttcli as it is)
 #   RECORD=1        append the run to BENCHMARKS.md (0: don't)
-#   PARTS=single,pub,sub,latency,rss,scale  which parts to run (the binary size is always
+#   PARTS=single,pub,sub,latency,rss,scale,aliases  which parts to run (the binary size is always
 #                   reported); `scale` (10 million messages, a 256 MB payload) takes minutes
 #   NOTE=...        free text added to the recorded run
 #
@@ -41,7 +43,7 @@ export PATH="$PATH:/usr/sbin:/usr/local/sbin"
 
 # The command as typed, with the settings that were given explicitly.
 command_line="bench/run.sh"
-for v in NOTE RECORD BUILD WAIT PARTS WINDOW_LINES WINDOWS TOPICS BIG_MB SCALE_MSGS LAT_GAP_MS LAT_MSGS RSS_RUNS SMALL_LINES REPEATS PAYLOAD LINES RUNS; do
+for v in ALIAS_TOPIC ALIAS_LINES NOTE RECORD BUILD WAIT PARTS WINDOW_LINES WINDOWS TOPICS BIG_MB SCALE_MSGS LAT_GAP_MS LAT_MSGS RSS_RUNS SMALL_LINES REPEATS PAYLOAD LINES RUNS; do
   if [ -n "${!v+x}" ]; then
     command_line="$v=${!v@Q} $command_line"
   fi
