@@ -30,6 +30,7 @@ pub struct BenchArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum BenchCommand {
     /// Open -c connections at --connect-rate and hold them: connect latency, failures by reason
     #[command(after_help = format!("Example:\n  mqttcli bench conn -c 1000 --connect-rate 200 --duration 60s\n\n{}", exit::TABLE))]
@@ -45,7 +46,7 @@ pub enum BenchCommand {
     Merge(BenchMergeArgs),
 }
 
-/// What every bench kind that connects shares.
+// What every bench kind that connects shares.
 #[derive(Args, Debug)]
 #[command(next_help_heading = "Load")]
 pub struct LoadArgs {

@@ -166,8 +166,8 @@ fn parse_protocol_version(s: &str) -> Result<Version, String> {
     }
 }
 
-/// sub and streaming pub (-l, --interval) reconnect after a lost connection; a single pub fails
-/// fast. A refused CONNACK is never retried.
+// sub and streaming pub (-l, --interval) reconnect after a lost connection; a single pub fails
+// fast. A refused CONNACK is never retried.
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Reconnecting (sub, pub -l, pub --interval)")]
 pub struct ReconnectArgs {

@@ -123,7 +123,12 @@ impl Command {
     }
 }
 
+// Deferred: clap builds the arguments of the subcommand given, not of all of them (each
+// repeats the connection flags), so a run starts without building, and paging in, the rest.
+// A deferred subcommand's flattened structs are added after its own attributes: their doc
+// comments would replace its about text, so those structs carry plain comments.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Publish messages to a topic
     #[command(after_help = format!("Examples:\n  mqttcli pub -t sensors/1 -m 21.5\n  mqttcli pub -t python/mqtt -m 'messages: {{counter}}' --interval 1s --repeat 10\n  tail -f app.log | mqttcli pub -t logs/app -q 1 -l\n  mqttcli pub -l --topic-sep '\\t' -q 1 < readings.tsv\n  mqttcli pub -h test.example -V 5 --jsonl --speed 10 < capture.jsonl\n\n{}", exit::TABLE))]
@@ -278,7 +283,7 @@ pub struct PubArgs {
     pub conn: ConnArgs,
 }
 
-/// MQTT 5 properties of a published message, spelled as flags (`pub`, and `rr`'s request).
+// MQTT 5 properties of a published message, spelled as flags (`pub`, and `rr`'s request).
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "MQTT 5")]
 pub struct MessagePropertyArgs {
@@ -325,7 +330,7 @@ fn parse_retain_handling(s: &str) -> Result<RetainHandling, String> {
     }
 }
 
-/// Where a message comes from, as `pub` and `rr` both spell it; `pub -l` joins the group.
+// Where a message comes from, as `pub` and `rr` both spell it; `pub -l` joins the group.
 #[derive(Args, Debug)]
 #[group(id = "payload", required = true, multiple = false)]
 pub struct PayloadArgs {
@@ -347,7 +352,7 @@ pub struct PayloadArgs {
     pub null_message: bool,
 }
 
-/// How received messages are printed: every one by `sub`, the response by `rr`.
+// How received messages are printed: every one by `sub`, the response by `rr`.
 #[derive(Args, Debug, Clone)]
 pub struct OutputArgs {
     /// Print the topic before the payload
