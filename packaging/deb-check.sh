@@ -50,6 +50,7 @@ step "install"
 $SUDO dpkg -i "$deb"
 bin=/usr/bin/mqttcli
 [ -x "$bin" ] || fail "$bin is missing after dpkg -i"
+[ -x /usr/bin/mqttcli-bench ] || fail "/usr/bin/mqttcli-bench (which mqttcli bench runs) is missing after dpkg -i"
 
 step "the installed binary, man pages and completions"
 "$bin" --version
@@ -113,10 +114,14 @@ expected="$(printf '%s hello from the .deb 0\n%s hello from the .deb 1' "$topic"
 [ "$(cat "$work/sub.out")" = "$expected" ] || { cat "$work/sub.out" >&2; fail "sub printed something else"; }
 cat "$work/sub.out"
 "$bin" check -h 127.0.0.1 -p "$port" -C 3 -W 10s
+# mqttcli bench runs the installed mqttcli-bench.
+"$bin" bench conn -h 127.0.0.1 -p "$port" -c 2 --duration 1s --json > "$work/bench.json"
+grep -q '"connected": *2' "$work/bench.json" || { cat "$work/bench.json" >&2; fail "bench conn did not connect 2 clients"; }
 
 step "remove"
 $SUDO dpkg -r mqttcli
 [ ! -e "$bin" ] || fail "$bin is still there after dpkg -r"
+[ ! -e /usr/bin/mqttcli-bench ] || fail "/usr/bin/mqttcli-bench is still there after dpkg -r"
 man -w mqttcli >/dev/null 2>&1 && fail "man -w mqttcli still finds a page after dpkg -r"
 [ ! -e /usr/share/bash-completion/completions/mqttcli ] || fail "the bash completion is still there"
 echo "deb: $(basename "$deb") built, installed, exercised and removed"

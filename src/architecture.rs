@@ -30,13 +30,14 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level module a file under src/ belongs to; None for the crate root and the
-/// test-only modules, which sit above everything.
+/// The top-level module a file under src/ belongs to; None for the crate root, the binaries'
+/// entry points and the test-only modules, which sit above everything.
 fn module_of(src: &Path, file: &Path) -> Option<String> {
     let rel = file.strip_prefix(src).ok()?;
     let first = rel.components().next()?.as_os_str().to_str()?;
     let name = first.trim_end_matches(".rs");
-    (!matches!(name, "lib" | "main" | "proptests" | "architecture")).then(|| name.to_string())
+    (!matches!(name, "lib" | "main" | "bin" | "proptests" | "architecture"))
+        .then(|| name.to_string())
 }
 
 /// The code of a file without its comments and its `#[cfg(test)]` module (tests may reach

@@ -1,5 +1,6 @@
-//! mqttcli as a library: the binary (`src/main.rs`) calls [`main`]; the fuzz targets in
-//! `fuzz/` reach the parsers mqttcli owns through the public modules.
+//! mqttcli as a library: the binary (`src/main.rs`) calls [`main`], and `mqttcli bench` runs
+//! the second binary (`src/bin/mqttcli-bench.rs`), which calls [`bench_main`]; the fuzz
+//! targets in `fuzz/` reach the parsers mqttcli owns through the public modules.
 //!
 //! Data flows one way, and each module imports only those below it (the README's Design;
 //! `tests` in this file checks it):
@@ -32,13 +33,26 @@ use exit::Exit;
 
 /// Parses argv, runs the subcommand and exits the process with the documented code.
 pub fn main() -> ! {
+    finish(run(parse()))
+}
+
+/// `mqttcli-bench`, which `mqttcli bench` runs with its own arguments (`bench_exec`).
+pub fn bench_main() -> ! {
+    finish(run_bench(parse()))
+}
+
+fn parse() -> Cli {
     let cli = match Cli::parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => usage_error(e),
     };
     let (debug, quiet) = Plan::logging(&cli.command);
     logging::init(debug, quiet);
-    let code = match run(cli) {
+    cli
+}
+
+fn finish(result: anyhow::Result<Exit>) -> ! {
+    let code = match result {
         Ok(exit) => exit,
         Err(err) if exit::is_broken_pipe(&err) => Exit::Success,
         Err(err) => {
@@ -99,9 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             cli::complete::man(args, &mut std::io::stdout().lock())?;
             return Ok(Exit::Success);
         }
-        Command::Bench(cli::BenchArgs {
-            command: cli::BenchCommand::Merge(m),
-        }) => return commands::bench::merge(&m.files, m.json),
+        Command::Bench(_) => return bench_exec(),
         _ => {}
     }
     let env = Environment::from_process();
@@ -109,14 +121,9 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     };
     // One thread: a CLI client gains nothing from a thread pool and starts faster without one.
-    // Except bench, whose thousands of connections are the load.
-    let runtime = if matches!(plan, Plan::Bench(..)) {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    }
-    .enable_all()
-    .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let result = runtime.block_on(async {
         let interrupt = signals::Interrupt::install()?;
         match plan {
@@ -131,12 +138,89 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             }
             Plan::Check(opts, settings) => commands::check::run(opts, settings, interrupt).await,
             Plan::Request(opts, settings) => commands::rr::run(opts, settings, interrupt).await,
-            Plan::Bench(opts, settings) => commands::bench::run(opts, settings, interrupt).await,
+            Plan::Bench(..) => Err(bench_elsewhere()),
         }
     });
     // tokio reads stdin with a blocking read on a thread of its own that cannot be cancelled;
     // dropping the runtime would wait for that read, so `tail -f log | mqttcli pub -l` would
     // hang after Ctrl-C until the next line came. Nothing else is left running by now.
+    runtime.shutdown_background();
+    result
+}
+
+/// `bench` runs in a binary of its own, `mqttcli-bench`, installed beside `mqttcli`: its
+/// thread pool, histograms and their encoding (and the libm they call) would otherwise be
+/// loaded and paged in by every `pub` and `sub`, a fifth of an idle `sub`'s memory. clap has
+/// checked the arguments here already (they are part of `mqttcli --help` and its completions).
+fn bench_exec() -> anyhow::Result<Exit> {
+    let name = format!("mqttcli-bench{}", std::env::consts::EXE_SUFFIX);
+    let exe = std::env::current_exe()?.with_file_name(name);
+    if !exe.is_file() {
+        return Err(exit::fail(
+            Exit::Other,
+            format!(
+                "mqttcli bench runs {}, which is missing: install mqttcli-bench beside mqttcli \
+                 (cargo install, the .deb and the release archives carry both)",
+                exe.display()
+            ),
+        ));
+    }
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args(std::env::args_os().skip(1));
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let e = cmd.arg0("mqttcli").exec();
+        Err(exit::fail(
+            Exit::Other,
+            format!("cannot run {}: {e}", exe.display()),
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = cmd.status()?;
+        let _ = std::io::stdout().flush();
+        std::process::exit(status.code().unwrap_or(1));
+    }
+}
+
+fn bench_elsewhere() -> anyhow::Error {
+    exit::fail(
+        Exit::Other,
+        "bench runs in mqttcli-bench: run it as mqttcli bench",
+    )
+}
+
+/// `mqttcli bench`, in `mqttcli-bench`: a thread pool, whose thousands of connections are the
+/// load.
+fn run_bench(cli: Cli) -> anyhow::Result<Exit> {
+    let args = match cli.command {
+        Command::Bench(args) => args,
+        _ => {
+            return Err(exit::usage(
+                "mqttcli-bench runs only bench: run mqttcli for the rest",
+            ))
+        }
+    };
+    if let cli::BenchCommand::Merge(m) = &args.command {
+        return commands::bench::merge(&m.files, m.json);
+    }
+    let env = Environment::from_process();
+    let Some(plan) = cli::plan(Command::Bench(args), &env)? else {
+        return Ok(Exit::Success);
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let interrupt = signals::Interrupt::install()?;
+        match plan {
+            Plan::Bench(opts, settings) => commands::bench::run(opts, settings, interrupt).await,
+            _ => Err(exit::usage(
+                "mqttcli-bench runs only bench: run mqttcli for the rest",
+            )),
+        }
+    });
     runtime.shutdown_background();
     result
 }

@@ -221,3 +221,25 @@ fn oversized_publish_under_mqtt5_exits_5() {
         out.assert_exact_error(5, &line);
     }
 }
+
+/// `mqttcli bench` runs `mqttcli-bench` from beside the `mqttcli` binary: a copy of `mqttcli`
+/// alone says what is missing, and the other subcommands do not need it.
+#[test]
+fn bench_without_mqttcli_bench_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let alone = dir.path().join("mqttcli");
+    std::fs::copy(env!("CARGO_BIN_EXE_mqttcli"), &alone).unwrap();
+    let mut cmd = std::process::Command::new(&alone);
+    cmd.args(["bench", "conn", "-h", "127.0.0.1", "-p", "1", "-c", "1"]);
+    let out = run(&mut cmd);
+    let missing = dir.path().join("mqttcli-bench");
+    out.assert_exact_error(
+        1,
+        &format!(
+            "mqttcli: error: mqttcli bench runs {}, which is missing: install mqttcli-bench beside mqttcli \
+             (cargo install, the .deb and the release archives carry both)",
+            missing.display()
+        ),
+    );
+    run(std::process::Command::new(&alone).arg("--version")).assert_code(0);
+}
