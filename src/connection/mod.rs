@@ -10,6 +10,7 @@ mod limits;
 mod mqtt;
 mod pacing;
 pub mod proxy;
+mod publish_bursts;
 mod relay;
 mod replays;
 mod session;
@@ -50,6 +51,8 @@ enum Client {
 
 struct Events {
     inner: EventLoop,
+    /// MQTT 3.1.1 only: see publish_bursts.rs.
+    publish_bursts: Option<publish_bursts::PublishBursts>,
     peer: Peer,
     reconnect: settings::Reconnect,
     /// Failed reconnect attempts in a row; Some while the connection is down.
@@ -113,6 +116,8 @@ struct Connected {
     pub window: usize,
     /// Where `Session::ack_all` sends the tail of a burst (MQTT 3.1.1 only).
     pub bursts: Option<mpsc::UnboundedSender<Burst>>,
+    /// Where `Session::publish_burst` sends the rest of a burst (MQTT 3.1.1 only).
+    pub publish_bursts: Option<mpsc::UnboundedSender<publish_bursts::Rest>>,
 }
 
 /// Requests queued ahead of the event loop. A full queue makes `Client::publish` wait, which is
@@ -147,8 +152,17 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         // rumqttc's v5 event loop keeps its socket to itself: one write per acknowledgement.
         Protocol::V5 => (None, None),
     };
+    let (publish_bursts_tx, publish_bursts) = match settings.protocol {
+        Protocol::V311 => {
+            let (tx, bursts) = publish_bursts::channel();
+            (Some(tx), Some(bursts))
+        }
+        // rumqttc's v5 event loop keeps its socket to itself: one write per PUBLISH.
+        Protocol::V5 => (None, None),
+    };
     let mut events = Events {
         inner,
+        publish_bursts,
         peer: wire.peer,
         reconnect: settings.reconnect.clone(),
         lost: None,
@@ -194,6 +208,7 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         limits,
         window,
         bursts: bursts_tx,
+        publish_bursts: publish_bursts_tx,
     })
 }
 
@@ -374,9 +389,25 @@ impl Events {
                             Err(_) => tracing::debug!("writing acknowledgements: timed out"),
                         }
                     }
+                    let rest = self.publish_bursts.as_mut().and_then(|b| b.after(&ev));
+                    if let (Some(rest), Some(b)) = (rest, self.publish_bursts.as_mut()) {
+                        // Bounded as rumqttc bounds its own flushes; an error shows at the
+                        // next poll, as the connection's.
+                        let limit = Duration::from_secs(10);
+                        match tokio::time::timeout(limit, b.write(el, rest)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::debug!("writing a burst of PUBLISHes: {e}"),
+                            Err(_) => tracing::debug!("writing a burst of PUBLISHes: timed out"),
+                        }
+                    }
                     v4::event(ev)
                 }
-                Err(e) => return Err(v4::error(e, connected, &self.peer)),
+                Err(e) => {
+                    if let Some(b) = &mut self.publish_bursts {
+                        b.clear();
+                    }
+                    return Err(v4::error(e, connected, &self.peer));
+                }
             },
             EventLoop::V5(el) => match el.poll().await {
                 Ok(ev) => {
