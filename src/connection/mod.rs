@@ -117,7 +117,7 @@ struct Connected {
     /// Where `Session::ack_all` sends the tail of a burst (MQTT 3.1.1 only).
     pub bursts: Option<mpsc::UnboundedSender<Burst>>,
     /// Where `Session::publish_burst` sends the rest of a burst (MQTT 3.1.1 only).
-    pub publish_bursts: Option<mpsc::UnboundedSender<publish_bursts::Rest>>,
+    pub publish_bursts: Option<publish_bursts::Queue>,
 }
 
 /// Requests queued ahead of the event loop. A full queue makes `Client::publish` wait, which is
@@ -154,8 +154,8 @@ async fn connect(settings: &Settings) -> Result<Connected> {
     };
     let (publish_bursts_tx, publish_bursts) = match settings.protocol {
         Protocol::V311 => {
-            let (tx, bursts) = publish_bursts::channel();
-            (Some(tx), Some(bursts))
+            let (queue, bursts) = publish_bursts::queue();
+            (Some(queue), Some(bursts))
         }
         // rumqttc's v5 event loop keeps its socket to itself: one write per PUBLISH.
         Protocol::V5 => (None, None),

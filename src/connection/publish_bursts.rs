@@ -9,24 +9,45 @@
 //! A session that publishes bursts publishes nothing else: the first PUBLISH written that is
 //! not one of a burst's own is taken for the next burst's first.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 use rumqttc::{EventLoop, Outgoing, Publish, Request, StateError};
-use tokio::sync::mpsc;
 
 use super::{to_qos4, Qos};
 
 /// The PUBLISHes of a burst that follow its first.
 pub type Rest = Vec<Publish>;
 
+/// Where the session puts each burst's rest before it queues the burst's first. A queue that
+/// allocates nothing until used, not a channel: a channel's first block is allocated when it
+/// is made, and `bench conn` holds thousands of sessions that never publish.
+pub type Queue = Arc<Mutex<VecDeque<Rest>>>;
+
 pub struct PublishBursts {
-    rx: mpsc::UnboundedReceiver<Rest>,
+    queue: Queue,
     /// PUBLISHes written from bursts whose `Outgoing::Publish` rumqttc has yet to hand out.
     echoes: usize,
 }
 
-pub fn channel() -> (mpsc::UnboundedSender<Rest>, PublishBursts) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    (tx, PublishBursts { rx, echoes: 0 })
+pub fn queue() -> (Queue, PublishBursts) {
+    let queue = Queue::default();
+    let bursts = PublishBursts {
+        queue: queue.clone(),
+        echoes: 0,
+    };
+    (queue, bursts)
+}
+
+/// Puts the rest of a burst in line, before its first is queued.
+pub fn push(queue: &Queue, rest: Rest) {
+    lock(queue).push_back(rest);
+}
+
+fn lock(queue: &Queue) -> std::sync::MutexGuard<'_, VecDeque<Rest>> {
+    // Poisoned only by a panic while pushing or popping, which leaves the queue whole.
+    queue.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub fn publish(topic: &str, qos: Qos, retain: bool, payload: Bytes) -> Publish {
@@ -45,7 +66,7 @@ impl PublishBursts {
             self.echoes -= 1;
             return None;
         }
-        self.rx.try_recv().ok()
+        lock(&self.queue).pop_front()
     }
 
     /// Writes `rest` behind the PUBLISH rumqttc has just written, with one flush.
@@ -66,7 +87,7 @@ impl PublishBursts {
 
     /// The connection is gone, and with it what was queued for it.
     pub fn clear(&mut self) {
-        while self.rx.try_recv().is_ok() {}
+        lock(&self.queue).clear();
         self.echoes = 0;
     }
 }

@@ -34,7 +34,7 @@ pub struct Session {
     rx: mpsc::UnboundedReceiver<Result<Event>>,
     driver: JoinHandle<()>,
     /// See `Session::publish_burst`.
-    publish_bursts: Option<mpsc::UnboundedSender<super::publish_bursts::Rest>>,
+    publish_bursts: Option<super::publish_bursts::Queue>,
     /// Received QoS 1/2 messages wait for `ack` (else rumqttc acknowledges them on arrival).
     manual_acks: bool,
     /// See `connection::Bursts`.
@@ -126,7 +126,7 @@ impl Session {
         payloads: Vec<Bytes>,
     ) -> Result<()> {
         let mut payloads = payloads.into_iter();
-        let Some(tx) = &self.publish_bursts else {
+        let Some(queue) = &self.publish_bursts else {
             for payload in payloads {
                 self.client
                     .publish(topic, qos, retain, payload, None)
@@ -141,7 +141,7 @@ impl Session {
             .map(|p| super::publish_bursts::publish(topic, qos, retain, p))
             .collect();
         // The rest first: the driver looks for it once rumqttc has written the first.
-        let _ = tx.send(rest);
+        super::publish_bursts::push(queue, rest);
         self.client.publish(topic, qos, retain, first, None).await
     }
 
