@@ -185,6 +185,7 @@ async fn connect(settings: &Settings) -> Result<Connected> {
     })
     .await
     .map_err(|_| errors::connect_timeout(&events.peer, Some(timeout)))??;
+    events.release_spare_capacity();
     tracing::debug!(
         session_present,
         ?limits,
@@ -344,6 +345,15 @@ impl Events {
             }
         };
         usize::from(n)
+    }
+
+    /// rumqttc makes room for 100 events per connection up front (about 14 KB), most of what an
+    /// idle connection holds; `bench conn` holds thousands. The queue grows again as needed.
+    fn release_spare_capacity(&mut self) {
+        match &mut self.inner {
+            EventLoop::V4(el) => el.state.events.shrink_to_fit(),
+            EventLoop::V5(el) => el.state.events.shrink_to_fit(),
+        }
     }
 
     /// A resumed session's unacknowledged PUBLISHes (and PUBRELs) wait in rumqttc's pending
