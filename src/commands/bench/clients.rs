@@ -123,6 +123,7 @@ pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
     } else {
         queue.min(session.window)
     };
+    let refill = (window / 4).clamp(1, BURST) as u64;
     let mono0 = Instant::now();
     let wall0 = SystemTime::now();
     let schedule = Schedule::new(mono0.into_std(), o.rate);
@@ -149,7 +150,12 @@ pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
         if !more && drain_until.is_none() {
             drain_until = Some(Instant::now() + o.ack_timeout);
         }
-        let can_send = more && outstanding < window;
+        // Unpaced, the window is topped up once a quarter of it is free, not at each
+        // acknowledgement: a burst of one is a system call per message again.
+        let left = o.count.map_or(u64::MAX, |n| n - seq.min(n));
+        let low = if o.rate.is_none() { refill } else { 1 };
+        let can_send =
+            more && outstanding < window && (window - outstanding) as u64 >= left.min(low);
         let due = schedule.due(seq).map(Instant::from_std);
         let now = Instant::now();
         if can_send && due.is_none_or(|d| d <= now) {
