@@ -91,3 +91,44 @@ impl PublishBursts {
         self.echoes = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(pkid: u16) -> rumqttc::Event {
+        rumqttc::Event::Outgoing(Outgoing::Publish(pkid))
+    }
+
+    fn rest(topic: &str, n: usize) -> Rest {
+        (0..n)
+            .map(|_| publish(topic, Qos::AtMostOnce, false, Bytes::new()))
+            .collect()
+    }
+
+    /// Each burst's rest follows its own first PUBLISH, in order, and the PUBLISHes written
+    /// from a rest are not taken for the next burst's first.
+    #[test]
+    fn a_rest_follows_its_first_and_echoes_are_skipped() {
+        let (queue, mut bursts) = queue();
+        push(&queue, rest("a", 2));
+        push(&queue, rest("b", 1));
+        let other = rumqttc::Event::Outgoing(Outgoing::PingReq);
+        assert!(bursts.after(&other).is_none());
+        let first = bursts.after(&written(0)).expect("the first burst's rest");
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|p| p.topic == "a"));
+        // As `write` counts what it wrote: rumqttc hands out an event for each.
+        bursts.echoes = first.len();
+        assert!(bursts.after(&written(0)).is_none());
+        assert!(bursts.after(&written(0)).is_none());
+        let second = bursts.after(&written(0)).expect("the second burst's rest");
+        assert_eq!(second[0].topic, "b");
+        assert!(bursts.after(&written(0)).is_none());
+        push(&queue, rest("c", 1));
+        bursts.echoes = 3;
+        bursts.clear();
+        assert_eq!(bursts.echoes, 0);
+        assert!(bursts.after(&written(0)).is_none());
+    }
+}
