@@ -218,9 +218,16 @@ pub fn plan(command: BenchCommand, env: &Environment) -> Result<Option<Plan>> {
         BenchCommand::Merge(_) => return Ok(None),
     };
     let Resolved {
-        settings, packets, ..
+        mut settings,
+        packets,
+        ..
     } = resolve(&conn, env, Purpose::Bench { qos })?;
     sends_only(&packets, "bench", &[])?;
+    if !matches!(kind, Kind::Pub(_)) {
+        // rumqttc fills a slot per in-flight PUBLISH at connect (100 by default, 6.4 KB):
+        // `conn` and `sub` send none, and `conn` holds thousands of connections.
+        settings.inflight = Some(1);
+    }
     let name = match kind {
         Kind::Conn => "conn",
         Kind::Pub(_) => "pub",

@@ -11,6 +11,7 @@ mod limits;
 mod mqtt;
 mod pacing;
 pub mod proxy;
+mod publish_bursts;
 mod relay;
 mod replays;
 mod session;
@@ -52,6 +53,8 @@ enum Client {
 
 struct Events {
     inner: EventLoop,
+    /// MQTT 3.1.1 only: see publish_bursts.rs.
+    publish_bursts: Option<publish_bursts::PublishBursts>,
     peer: Peer,
     reconnect: settings::Reconnect,
     /// Failed reconnect attempts in a row; Some while the connection is down.
@@ -119,6 +122,8 @@ struct Connected {
     pub bursts: Option<mpsc::UnboundedSender<Burst>>,
     /// See `Events::aliases`.
     pub aliases: Option<Arc<aliases::Aliases>>,
+    /// Where `Session::publish_burst` sends the rest of a burst (MQTT 3.1.1 only).
+    pub publish_bursts: Option<publish_bursts::Queue>,
 }
 
 /// Requests queued ahead of the event loop. A full queue makes `Client::publish` wait, which is
@@ -153,8 +158,17 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         // rumqttc's v5 event loop keeps its socket to itself: one write per acknowledgement.
         Protocol::V5 => (None, None),
     };
+    let (publish_bursts_tx, publish_bursts) = match settings.protocol {
+        Protocol::V311 => {
+            let (queue, bursts) = publish_bursts::queue();
+            (Some(queue), Some(bursts))
+        }
+        // rumqttc's v5 event loop keeps its socket to itself: one write per PUBLISH.
+        Protocol::V5 => (None, None),
+    };
     let mut events = Events {
         inner,
+        publish_bursts,
         peer: wire.peer,
         reconnect: settings.reconnect.clone(),
         lost: None,
@@ -179,6 +193,7 @@ async fn connect(settings: &Settings) -> Result<Connected> {
     })
     .await
     .map_err(|_| errors::connect_timeout(&events.peer, Some(timeout)))??;
+    events.release_spare_capacity();
     tracing::debug!(
         session_present,
         ?limits,
@@ -206,6 +221,7 @@ async fn connect(settings: &Settings) -> Result<Connected> {
         limits,
         window,
         bursts: bursts_tx,
+        publish_bursts: publish_bursts_tx,
     })
 }
 
@@ -351,6 +367,15 @@ impl Events {
         usize::from(n)
     }
 
+    /// rumqttc makes room for 100 events per connection up front (about 14 KB), most of what an
+    /// idle connection holds; `bench conn` holds thousands. The queue grows again as needed.
+    fn release_spare_capacity(&mut self) {
+        match &mut self.inner {
+            EventLoop::V4(el) => el.state.events.shrink_to_fit(),
+            EventLoop::V5(el) => el.state.events.shrink_to_fit(),
+        }
+    }
+
     /// A resumed session's unacknowledged PUBLISHes (and PUBRELs) wait in rumqttc's pending
     /// queue, to go out again before anything new. Two things need mending first:
     /// - rumqttc sends them with DUP cleared, but a re-delivery must carry it [MQTT-3.3.1-1];
@@ -394,9 +419,25 @@ impl Events {
                             Err(_) => tracing::debug!("writing acknowledgements: timed out"),
                         }
                     }
+                    let rest = self.publish_bursts.as_mut().and_then(|b| b.after(&ev));
+                    if let (Some(rest), Some(b)) = (rest, self.publish_bursts.as_mut()) {
+                        // Bounded as rumqttc bounds its own flushes; an error shows at the
+                        // next poll, as the connection's.
+                        let limit = Duration::from_secs(10);
+                        match tokio::time::timeout(limit, b.write(el, rest)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::debug!("writing a burst of PUBLISHes: {e}"),
+                            Err(_) => tracing::debug!("writing a burst of PUBLISHes: timed out"),
+                        }
+                    }
                     v4::event(ev)
                 }
-                Err(e) => return Err(v4::error(e, connected, &self.peer)),
+                Err(e) => {
+                    if let Some(b) = &mut self.publish_bursts {
+                        b.clear();
+                    }
+                    return Err(v4::error(e, connected, &self.peer));
+                }
             },
             EventLoop::V5(el) => match el.poll().await {
                 Ok(ev) => {

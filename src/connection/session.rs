@@ -35,6 +35,8 @@ pub struct Session {
     client: Client,
     rx: mpsc::UnboundedReceiver<Result<Event>>,
     driver: JoinHandle<()>,
+    /// See `Session::publish_burst`.
+    publish_bursts: Option<super::publish_bursts::Queue>,
     /// Received QoS 1/2 messages wait for `ack` (else rumqttc acknowledges them on arrival).
     manual_acks: bool,
     /// See `connection::Bursts`.
@@ -73,6 +75,7 @@ impl Session {
             client: connected.client,
             rx,
             driver,
+            publish_bursts: connected.publish_bursts,
             manual_acks: settings.manual_acks,
             bursts: connected.bursts,
             aliases: connected.aliases,
@@ -121,6 +124,37 @@ impl Session {
             }
             None => self.client.publish(topic, qos, retain, payload, None).await,
         }
+    }
+
+    /// Queues PUBLISHes to one topic, in order: under MQTT 3.1.1 written with one flush after
+    /// the first (publish_bursts.rs), else one by one. Each comes as `Event::Written` and
+    /// `Event::Acked` as with [`Session::publish`]. A session that publishes bursts publishes
+    /// nothing else, and never more at once than its in-flight window allows.
+    pub async fn publish_burst(
+        &self,
+        topic: &str,
+        qos: Qos,
+        retain: bool,
+        payloads: Vec<Bytes>,
+    ) -> Result<()> {
+        let mut payloads = payloads.into_iter();
+        let Some(queue) = &self.publish_bursts else {
+            for payload in payloads {
+                self.client
+                    .publish(topic, qos, retain, payload, None)
+                    .await?;
+            }
+            return Ok(());
+        };
+        let Some(first) = payloads.next() else {
+            return Ok(());
+        };
+        let rest = payloads
+            .map(|p| super::publish_bursts::publish(topic, qos, retain, p))
+            .collect();
+        // The rest first: the driver looks for it once rumqttc has written the first.
+        super::publish_bursts::push(queue, rest);
+        self.client.publish(topic, qos, retain, first, None).await
     }
 
     /// A PUBLISH with MQTT 5 properties; refused as a usage error under 3.1.1.

@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
+use bytes::BytesMut;
 use tokio::time::Instant;
 
 use super::header::{unix_us, Header};
@@ -99,6 +100,10 @@ pub async fn hold(mut c: Client) -> Totals {
     t
 }
 
+/// The most PUBLISHes a client writes at once: enough that a system call carries many, few
+/// enough that one client's burst does not hold up the others on its thread for long.
+const BURST: usize = 64;
+
 /// `bench pub`: publish, paced or as fast as the in-flight window allows, each payload
 /// starting with a header; latency from when each was due to its acknowledgement (QoS 1/2) or
 /// its write to the socket (QoS 0).
@@ -118,6 +123,7 @@ pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
     } else {
         queue.min(session.window)
     };
+    let refill = (window / 4).clamp(1, BURST) as u64;
     let mono0 = Instant::now();
     let wall0 = SystemTime::now();
     let schedule = Schedule::new(mono0.into_std(), o.rate);
@@ -144,30 +150,49 @@ pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
         if !more && drain_until.is_none() {
             drain_until = Some(Instant::now() + o.ack_timeout);
         }
-        let can_send = more && outstanding < window;
+        // Unpaced, the window is topped up once a quarter of it is free, not at each
+        // acknowledgement: a burst of one is a system call per message again.
+        let left = o.count.map_or(u64::MAX, |n| n - seq.min(n));
+        let low = if o.rate.is_none() { refill } else { 1 };
+        let can_send =
+            more && outstanding < window && (window - outstanding) as u64 >= left.min(low);
         let due = schedule.due(seq).map(Instant::from_std);
-        if can_send && due.is_none_or(|d| d <= Instant::now()) {
-            let sent = Instant::now();
-            let origin = Instant::from_std(schedule.origin(seq, sent.into_std()));
-            let header = Header {
-                sent_us: unix_us(wall0 + origin.duration_since(mono0)),
-                publisher,
-                seq,
-            };
-            let payload = header.encode(o.size);
+        let now = Instant::now();
+        if can_send && due.is_none_or(|d| d <= now) {
+            // All that may go now, as one burst: one write to the socket for them all
+            // (`Session::publish_burst`) rather than one each.
+            let room = (window - outstanding).min(BURST) as u64;
+            let room = o.count.map_or(room, |n| room.min(n - seq));
+            let mut slab = BytesMut::with_capacity(o.size * room as usize);
+            let mut payloads = Vec::with_capacity(room as usize);
+            while (payloads.len() as u64) < room {
+                let k = seq + payloads.len() as u64;
+                if schedule.due(k).is_some_and(|d| Instant::from_std(d) > now) {
+                    break;
+                }
+                let origin = Instant::from_std(schedule.origin(k, now.into_std()));
+                let header = Header {
+                    sent_us: unix_us(wall0 + origin.duration_since(mono0)),
+                    publisher,
+                    seq: k,
+                };
+                header.encode_into(&mut slab, o.size);
+                payloads.push(slab.split().freeze());
+                unwritten.push_back(origin);
+            }
+            let n = payloads.len() as u64;
             if let Err(e) = session
-                .publish(&topic, o.qos, o.retain, payload.into())
+                .publish_burst(&topic, o.qos, o.retain, payloads)
                 .await
             {
                 c.failed(&mut t, &e);
                 broken = true;
                 break;
             }
-            unwritten.push_back(origin);
-            t.first_message.get_or_insert(sent);
-            seq += 1;
-            t.sent += 1;
-            c.counters.sent.fetch_add(1, Relaxed);
+            t.first_message.get_or_insert(now);
+            seq += n;
+            t.sent += n;
+            c.counters.sent.fetch_add(n, Relaxed);
             continue;
         }
         tokio::select! {

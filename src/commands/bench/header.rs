@@ -8,6 +8,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::BytesMut;
+
 pub const MAGIC: &[u8; 4] = b"MQB1";
 pub const LEN: usize = 24;
 
@@ -19,15 +21,15 @@ pub struct Header {
 }
 
 impl Header {
-    /// The header, then `size - LEN` bytes of padding (`size` is at least `LEN`).
-    pub fn encode(&self, size: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(size.max(LEN));
+    /// The header, then `size - LEN` bytes of padding (`size` is at least `LEN`), appended to
+    /// `out`: the payloads of a burst share one allocation.
+    pub fn encode_into(&self, out: &mut BytesMut, size: usize) {
+        let start = out.len();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.sent_us.to_be_bytes());
         out.extend_from_slice(&self.publisher.to_be_bytes());
         out.extend_from_slice(&self.seq.to_be_bytes());
-        out.resize(size.max(LEN), b'.');
-        out
+        out.resize(start + size.max(LEN), b'.');
     }
 
     /// None for a payload that does not start with a header (another publisher's message).
@@ -54,6 +56,14 @@ pub fn unix_us(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Header {
+        fn encode(&self, size: usize) -> Vec<u8> {
+            let mut out = BytesMut::new();
+            self.encode_into(&mut out, size);
+            out.to_vec()
+        }
+    }
 
     #[test]
     fn round_trip_with_padding() {
