@@ -191,8 +191,8 @@ fn bench_elsewhere() -> anyhow::Error {
     )
 }
 
-/// `mqttcli bench`, in `mqttcli-bench`: a thread pool, whose thousands of connections are the
-/// load.
+/// `mqttcli bench`, in `mqttcli-bench`. This thread only paces and adds up: the clients run on
+/// threads of their own (commands/bench/workers.rs).
 fn run_bench(cli: Cli) -> anyhow::Result<Exit> {
     let args = match cli.command {
         Command::Bench(args) => args,
@@ -209,7 +209,7 @@ fn run_bench(cli: Cli) -> anyhow::Result<Exit> {
     let Some(plan) = cli::plan(Command::Bench(args), &env)? else {
         return Ok(Exit::Success);
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let result = runtime.block_on(async {

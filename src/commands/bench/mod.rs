@@ -1,5 +1,5 @@
-//! `mqttcli bench`: many clients, each a `Session` on a task of its own, opened at a paced
-//! rate; each returns its counts and histograms when it ends, and they are added up into one
+//! `mqttcli bench`: many clients, each a `Session` on a task of its own (dealt out among one
+//! thread per CPU, `workers.rs`), opened at a paced rate; each returns its counts and histograms when it ends, and they are added up into one
 //! summary (`summary.rs`). A progress line each second comes from shared counters.
 //!
 //! `conn` opens connections and holds them; `pub` publishes payloads that start with a header
@@ -12,6 +12,7 @@ mod header;
 mod histogram;
 mod streams;
 mod summary;
+mod workers;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -138,6 +139,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     let end = opts.duration.map(|d| started + d);
     let pace = opts.connect_rate.map(|r| Duration::from_secs_f64(1.0 / r));
     let sink = Sink::default();
+    let workers = workers::Workers::start()?;
     let mut set: JoinSet<Totals> = JoinSet::new();
     let mut totals = Totals::default();
     let mut next = 0u64;
@@ -161,7 +163,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
                 sink: sink.clone(),
             };
             let kind = kind.clone();
-            set.spawn(async move {
+            workers.spawn(&mut set, next, async move {
                 let mut t = match &*kind {
                     Kind::Conn => clients::hold(client).await,
                     Kind::Pub(o) => clients::publish(client, o).await,
@@ -206,6 +208,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
             }
         }
     }
+    workers.stop();
     if next < opts.clients && !interrupted {
         // Said, not failed: the run was set up to end before its last clients were due.
         let reason =
