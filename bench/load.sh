@@ -3,6 +3,9 @@
 # beside the broker's (from /proc/PID/stat) and the generator's peak RSS (GNU time). Prints
 # a Markdown table for BENCHMARKS.md. Settings: BIN (the mqttcli to measure, default
 # target/release/mqttcli), N (messages per publisher, 50000), CONNS (idle connections, 10000).
+# The `pub` rows are also run with bench/paho_bench.py, a paho-mqtt generator written for the
+# comparison (paho-mqtt 2.1.0, installed into .bench/paho on first use; rows skipped, and said
+# so, if pip cannot install it).
 set -euo pipefail
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/mqttcli}
 N=${N:-50000}
@@ -50,6 +53,22 @@ row() {
   report "$label" "$before" "$(cpu $broker)"
 }
 
+# The same publish load from paho-mqtt (bench/paho_bench.py, same flags).
+paho=$(cd "$(dirname "$0")/.." && pwd)/.bench/paho
+if [ ! -d "$paho/paho" ]; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --target "$paho" "paho-mqtt==2.1.0" >&2 || echo "bench: cannot install paho-mqtt 2.1.0: its rows are skipped" >&2
+fi
+paho_row() {
+  local label=$1; shift
+  [ -d "$paho/paho" ] || { echo "| $label | skipped: paho-mqtt not installed |"; return; }
+  local before
+  before=$(cpu $broker)
+  PYTHONPATH=$paho /usr/bin/time -f '%U %S %M' -o "$dir/time" \
+    python3 "$(dirname "$0")/paho_bench.py" "$@" -p "$port" > "$dir/out.json" || true
+  report "$label" "$before" "$(cpu $broker)"
+}
+
 # A subscriber's row: it subscribes, then 2 publishers send N each at QoS $1.
 sub_row() {
   local q=$1 before
@@ -72,6 +91,8 @@ echo "| run | count | rate | generator CPU | broker CPU | ratio | generator peak
 echo "|---|---|---|---|---|---|---|---|"
 row "pub -c 4 -q 0 -n $N" bench pub -c 4 -q 0 -n "$N" -t 'load/%i'
 row "pub -c 4 -q 1 -n $N" bench pub -c 4 -q 1 -n "$N" -t 'load/%i'
+paho_row "paho-mqtt: pub -c 4 -q 0 -n $N" -c 4 -q 0 -n "$N" -t 'load/%i'
+paho_row "paho-mqtt: pub -c 4 -q 1 -n $N" -c 4 -q 1 -n "$N" -t 'load/%i'
 row "pub -c 4 -q 1 --rate 1000 -n 5000 (paced)" bench pub -c 4 -q 1 --rate 1000 -n 5000 -t 'load/%i'
 sub_row 0
 sub_row 1
