@@ -5,7 +5,9 @@
 # target/release/mqttcli), N (messages per publisher, 50000), CONNS (idle connections, 10000).
 # The `pub` rows are also run with bench/paho_bench.py, a paho-mqtt generator written for the
 # comparison (paho-mqtt 2.1.0, installed into .bench/paho on first use; rows skipped, and said
-# so, if pip cannot install it).
+# so, if pip cannot install it). Last, the latency overhead at a low rate: `bench sub` and
+# `bench pub --rate 100` of one client each, against the one-way p50 of a raw-socket ping-pong
+# through the same broker (bench/pingpong.py).
 set -euo pipefail
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/mqttcli}
 N=${N:-50000}
@@ -96,4 +98,25 @@ paho_row "paho-mqtt: pub -c 4 -q 1 -n $N" -c 4 -q 1 -n "$N" -t 'load/%i'
 row "pub -c 4 -q 1 --rate 1000 -n 5000 (paced)" bench pub -c 4 -q 1 --rate 1000 -n 5000 -t 'load/%i'
 sub_row 0
 sub_row 1
+# Low-rate latency: mqttcli bench's end-to-end p50 against the ping-pong floor.
+low_rate() {
+  "$BIN" bench sub -c 1 -q 0 -t 'lat/%i' -n 1000 --duration 120s -p "$port" --json --quiet \
+    > "$dir/lat-sub.json" 2> "$dir/lat-sub.err" &
+  local sub=$!
+  until grep -qs "clients subscribed" "$dir/lat-sub.err"; do sleep 0.05; done
+  "$BIN" bench pub -c 1 -q 0 -t 'lat/%i' --rate 100 -n 1000 -p "$port" --quiet --json > /dev/null || true
+  wait $sub || true
+  python3 "$(dirname "$0")/pingpong.py" -p "$port" -n 1000 --gap-ms 10 > "$dir/pingpong.json"
+  python3 - "$dir/lat-sub.json" "$dir/pingpong.json" <<'PY'
+import json, sys
+e2e = json.load(open(sys.argv[1]))["latency_ms"]["end_to_end"]
+pp = json.load(open(sys.argv[2]))["one_way_ms"]
+print(f"\nLow rate (1 publisher at 100/s, 1 subscriber, QoS 0, 1000 messages): `mqttcli bench` "
+      f"end-to-end p50 {e2e['p50']:.3f} ms, p99 {e2e['p99']:.3f} ms; raw-socket ping-pong one-way "
+      f"p50 {pp['p50']:.3f} ms, p99 {pp['p99']:.3f} ms; p50 overhead {e2e['p50'] - pp['p50']:.3f} ms "
+      f"(target ≤ 0.2 ms)")
+PY
+}
+
 row "conn -c $CONNS --connect-rate 2000, held 5 s" bench conn -c "$CONNS" --connect-rate 2000 --duration $((CONNS / 2000 + 5))s
+low_rate
