@@ -17,7 +17,7 @@ pub enum Exit {
     ConnectRefused,
     /// A publish, subscribe or unsubscribe was refused, or not every message was acknowledged.
     Rejected,
-    /// `-W` ran out before the run was complete (`sub`, `rr`, `check`).
+    /// `-W` ran out before the run was complete (`sub`, `unsub`, `rr`, `check`).
     Timeout,
     /// The TLS handshake failed: certificate not trusted, expired or for another name, or the
     /// broker wants a client certificate.
@@ -50,7 +50,7 @@ Exit codes:
   3    cannot reach the broker, or the connection was lost (DNS, refused, timeout)
   4    the broker refused the connection (bad credentials, not authorised, ...)
   5    a publish, subscribe or unsubscribe was refused, or not every message was acknowledged
-  6    the -W timeout expired (sub, rr, check)
+  6    the -W timeout expired (sub, unsub, rr, check)
   7    the TLS handshake failed (certificate not trusted, expired, for another name, ...)
   130  interrupted by Ctrl-C or SIGTERM (after a clean disconnect)";
 

@@ -446,6 +446,10 @@ pub struct UnsubArgs {
     #[arg(long = "user-property", value_name = "KEY=VALUE", value_parser = parse_pair, help_heading = "MQTT 5")]
     pub user_property: Vec<(String, String)>,
 
+    /// Give up (exit 6) when an UNSUBACK has not come DURATION after its UNSUBSCRIBE
+    #[arg(short = 'W', long = "timeout", value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    pub timeout: Duration,
+
     #[command(flatten)]
     pub conn: ConnArgs,
 }

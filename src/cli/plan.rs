@@ -301,6 +301,7 @@ fn unsubscribe_plan(a: UnsubArgs, env: &Environment) -> Result<Plan> {
     let options = unsubscribe::Options {
         filters: a.topic,
         user_properties,
+        timeout: a.timeout,
     };
     Ok(Plan::Unsubscribe(options, settings))
 }

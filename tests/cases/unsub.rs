@@ -97,3 +97,28 @@ fn unsub_v5_of_a_filter_never_subscribed_warns_no_subscription_existed() {
         "stderr of unsub with a new client id"
     );
 }
+
+/// A broker that never answers the UNSUBSCRIBE (rumqttd 0.20 for a restored subscription):
+/// `-W` bounds the wait, exit 6 with one line, and the DISCONNECT still goes out.
+#[test]
+fn unsub_gives_up_after_w_without_an_unsuback() {
+    use crate::common::at;
+    use crate::common::fake::FakeBroker;
+    let played = FakeBroker::bind().serve_one(|conn| {
+        conn.expect_connect(V311)?;
+        conn.connack(V311, true)?;
+        let unsubscribe = conn.read()?;
+        if unsubscribe.kind() != 0xa0 {
+            return Err(format!("expected UNSUBSCRIBE, got {:02x?}", unsubscribe.0));
+        }
+        conn.until_disconnect()
+    });
+    let out = run(at("unsub", played.port, V311).args(["-i", "unsub-w", "-t", "a/b", "-W", "1s"]));
+    let disconnected = played.result(&out);
+    out.assert_exact_error(
+        6,
+        "mqttcli: error: no UNSUBACK for 'a/b' within -W 1s: the broker may not hold that \
+         subscription for this session; raise -W if it is only slow",
+    );
+    assert!(disconnected, "unsub left without DISCONNECT");
+}
