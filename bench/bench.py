@@ -24,6 +24,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from mqttwire import mqtt_str, packet
+
 # ----------------------------------------------------------------------------- configuration
 
 
@@ -603,8 +605,8 @@ class RawPublisher:
     def __init__(self, client_id: str):
         self.sock = socket.create_connection((HOST, int(PORT)), timeout=WAIT)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        body = _mqtt_str(b"MQTT") + bytes([4, 2]) + struct.pack(">H", 60) + _mqtt_str(client_id.encode())
-        self.sock.sendall(_packet(0x10, body))
+        body = mqtt_str(b"MQTT") + bytes([4, 2]) + struct.pack(">H", 60) + mqtt_str(client_id.encode())
+        self.sock.sendall(packet(0x10, body))
         connack = self._recv_exact(4)
         if connack[0] != 0x20 or connack[3] != 0:
             raise Failure(f"raw publisher: CONNACK {connack!r}")
@@ -620,7 +622,7 @@ class RawPublisher:
 
     @staticmethod
     def publish_packet(topic: str, payload: bytes) -> bytes:
-        return _packet(0x30, _mqtt_str(topic.encode()) + payload)  # QoS 0
+        return packet(0x30, mqtt_str(topic.encode()) + payload)  # QoS 0
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -630,19 +632,6 @@ class RawPublisher:
             self.sock.sendall(bytes([0xE0, 0]))  # DISCONNECT
         finally:
             self.sock.close()
-
-
-def _mqtt_str(b: bytes) -> bytes:
-    return struct.pack(">H", len(b)) + b
-
-
-def _packet(first: int, body: bytes) -> bytes:
-    n, length = len(body), b""
-    while True:
-        d, n = n % 128, n // 128
-        length += bytes([d | (0x80 if n else 0)])
-        if not n:
-            return bytes([first]) + length + body
 
 
 def one_latency(tool: str) -> list[float]:

@@ -23,18 +23,7 @@ import struct
 import sys
 import time
 
-
-def mqtt_str(b: bytes) -> bytes:
-    return struct.pack(">H", len(b)) + b
-
-
-def packet(first: int, body: bytes) -> bytes:
-    n, length = len(body), b""
-    while True:
-        d, n = n % 128, n // 128
-        length += bytes([d | (0x80 if n else 0)])
-        if not n:
-            return bytes([first]) + length + body
+from mqttwire import mqtt_str, packet
 
 
 class Conn:

@@ -120,12 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     let Some(plan) = cli::plan(cli.command, &env)? else {
         return Ok(Exit::Success);
     };
-    // One thread: a CLI client gains nothing from a thread pool and starts faster without one.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let result = runtime.block_on(async {
-        let interrupt = signals::Interrupt::install()?;
+    on_one_thread(|interrupt| async move {
         match plan {
             Plan::Publish(opts, settings) => {
                 commands::publish::run(opts, settings, interrupt).await
@@ -140,7 +135,20 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             Plan::Request(opts, settings) => commands::rr::run(opts, settings, interrupt).await,
             Plan::Bench(..) => Err(bench_elsewhere()),
         }
-    });
+    })
+}
+
+/// Runs `work` on this thread (a CLI client gains nothing from a thread pool and starts faster
+/// without one), with Ctrl-C and SIGTERM as its `Interrupt`.
+fn on_one_thread<F, W>(work: W) -> anyhow::Result<Exit>
+where
+    W: FnOnce(signals::Interrupt) -> F,
+    F: std::future::Future<Output = anyhow::Result<Exit>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async { work(signals::Interrupt::install()?).await });
     // tokio reads stdin with a blocking read on a thread of its own that cannot be cancelled;
     // dropping the runtime would wait for that read, so `tail -f log | mqttcli pub -l` would
     // hang after Ctrl-C until the next line came. Nothing else is left running by now.
@@ -149,8 +157,8 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
 }
 
 /// `bench` runs in a binary of its own, `mqttcli-bench`, installed beside `mqttcli`: its
-/// thread pool, histograms and their encoding (and the libm they call) would otherwise be
-/// loaded and paged in by every `pub` and `sub`, a fifth of an idle `sub`'s memory. clap has
+/// threads, histograms and their encoding would otherwise be loaded and paged in by every
+/// `pub` and `sub`. clap has
 /// checked the arguments here already (they are part of `mqttcli --help` and its completions).
 fn bench_exec() -> anyhow::Result<Exit> {
     let name = format!("mqttcli-bench{}", std::env::consts::EXE_SUFFIX);
@@ -209,18 +217,12 @@ fn run_bench(cli: Cli) -> anyhow::Result<Exit> {
     let Some(plan) = cli::plan(Command::Bench(args), &env)? else {
         return Ok(Exit::Success);
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let result = runtime.block_on(async {
-        let interrupt = signals::Interrupt::install()?;
+    on_one_thread(|interrupt| async move {
         match plan {
             Plan::Bench(opts, settings) => commands::bench::run(opts, settings, interrupt).await,
             _ => Err(exit::usage(
                 "mqttcli-bench runs only bench: run mqttcli for the rest",
             )),
         }
-    });
-    runtime.shutdown_background();
-    result
+    })
 }
