@@ -120,7 +120,7 @@ impl Table {
                 while self.by_alias.contains_key(&self.next) {
                     self.next = self.next.saturating_add(1);
                 }
-                if self.next == 0 || self.next > self.max || self.by_topic.contains_key(topic) {
+                if self.next == 0 || self.next > self.max {
                     return TopicAs::Whole;
                 }
                 self.next

@@ -116,13 +116,29 @@ impl Session {
     /// Queues a PUBLISH; it is on the wire once `Event::Written` (QoS 0) or acknowledged once
     /// `Event::Acked` (QoS 1/2) comes. Back-pressure: waits while the request queue is full.
     pub async fn publish(&self, topic: &str, qos: Qos, retain: bool, payload: Bytes) -> Result<()> {
+        self.queue(topic, qos, retain, payload, None).await
+    }
+
+    /// A stream's PUBLISH may name its topic by alias (aliases.rs).
+    async fn queue(
+        &self,
+        topic: &str,
+        qos: Qos,
+        retain: bool,
+        payload: Bytes,
+        properties: Option<Properties>,
+    ) -> Result<()> {
         match &self.aliases {
             Some(a) => {
                 self.client
-                    .publish_aliased(a, topic, qos, retain, payload, None)
+                    .publish_aliased(a, topic, qos, retain, payload, properties)
                     .await
             }
-            None => self.client.publish(topic, qos, retain, payload, None).await,
+            None => {
+                self.client
+                    .publish(topic, qos, retain, payload, properties)
+                    .await
+            }
         }
     }
 
@@ -166,18 +182,8 @@ impl Session {
         payload: Bytes,
         properties: Properties,
     ) -> Result<()> {
-        match &self.aliases {
-            Some(a) => {
-                self.client
-                    .publish_aliased(a, topic, qos, retain, payload, Some(properties))
-                    .await
-            }
-            None => {
-                self.client
-                    .publish(topic, qos, retain, payload, Some(properties))
-                    .await
-            }
-        }
+        self.queue(topic, qos, retain, payload, Some(properties))
+            .await
     }
 
     /// Acknowledges a received message (PUBACK or PUBREC), in the order they arrived: MQTT
