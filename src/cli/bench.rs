@@ -2,6 +2,7 @@
 //! options. Kept apart from `mod.rs`: bench has its own short flags (`-c` is the client count
 //! here, `--no-clean` keeps only its long form).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -70,6 +71,11 @@ pub struct LoadArgs {
     /// Print the summary as one JSON object, with the histograms `bench merge` adds up
     #[arg(long)]
     pub json: bool,
+
+    /// Connect from these local addresses, dealt out to the clients in turn: past the ~28 000
+    /// connections one address can open to one broker
+    #[arg(long, value_name = "ADDR,...", value_delimiter = ',', value_parser = parse_ifaddr)]
+    pub ifaddr: Vec<IpAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -169,6 +175,12 @@ impl BenchCommand {
     }
 }
 
+fn parse_ifaddr(s: &str) -> Result<IpAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!("'{s}' is not an IP address: give this machine's addresses, e.g. 10.0.0.2,10.0.0.3")
+    })
+}
+
 /// A positive rate, fractions allowed (0.5: one every two seconds).
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -254,6 +266,11 @@ pub fn plan(command: BenchCommand, env: &Environment) -> Result<Option<Plan>> {
             u32::MAX
         )));
     }
+    if !load.ifaddr.is_empty() && settings.unix.is_some() {
+        return Err(usage(
+            "--ifaddr chooses the address TCP connections leave from, and --unix makes none: drop one of them",
+        ));
+    }
     let options = bench::Options {
         kind,
         clients: load.clients,
@@ -263,6 +280,7 @@ pub fn plan(command: BenchCommand, env: &Environment) -> Result<Option<Plan>> {
         duration: load.duration,
         json: load.json,
         progress: !conn.quiet,
+        sources: load.ifaddr,
     };
     Ok(Some(Plan::Bench(options, settings)))
 }

@@ -7,6 +7,7 @@
 
 mod aliases;
 mod errors;
+mod held;
 mod limits;
 mod mqtt;
 mod pacing;
@@ -31,6 +32,7 @@ use anyhow::Result;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+pub use held::{Held, Steps};
 pub use mqtt::{
     Ack, BrokerLimits, ConnectProperties, Event, Message, Properties, Protocol, Qos, Reason,
     RetainHandling, SubscribeProperties, Subscription,

@@ -13,11 +13,12 @@
 //! reconnect of the process.
 
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use super::proxy::ProxySettings;
 
@@ -43,6 +44,8 @@ pub struct Upstream {
     pub route: Route,
     /// Rewrite the first packet, rumqttc's 3.1.1 CONNECT, into a 3.1 one.
     pub mqtt31: bool,
+    /// `bench --ifaddr`: the address the connection leaves from (to the broker, or to the proxy).
+    pub source: Option<IpAddr>,
 }
 
 /// What the relay saw go wrong on its way to the broker, for the error message: rumqttc only
@@ -89,7 +92,7 @@ pub fn start(upstream: Upstream) -> io::Result<Arc<Relay>> {
     Ok(relay)
 }
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// One tunnel: read rumqttc's CONNECT request, reach the broker, answer, relay bytes.
@@ -132,20 +135,21 @@ async fn read_head(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(head))
 }
 
-async fn dial(up: &Upstream) -> io::Result<Box<dyn Stream>> {
+/// A stream to the broker by `up.route`, TCP_NODELAY set: the relay's way, and held.rs's.
+pub async fn dial(up: &Upstream) -> io::Result<Box<dyn Stream>> {
     match &up.route {
         Route::Direct => {
-            let s = TcpStream::connect((up.host.as_str(), up.port)).await?;
+            let s = tcp(&up.host, up.port, up.source).await?;
             s.set_nodelay(true)?;
             Ok(Box::new(s))
         }
         Route::Http(proxy) => {
-            let s = http::connect(proxy, &up.host, up.port).await?;
+            let s = http::connect(proxy, &up.host, up.port, up.source).await?;
             s.set_nodelay(true)?;
             Ok(Box::new(s))
         }
         Route::Socks5(proxy) => {
-            let s = socks::connect(proxy, &up.host, up.port).await?;
+            let s = socks::connect(proxy, &up.host, up.port, up.source).await?;
             s.set_nodelay(true)?;
             Ok(Box::new(s))
         }
@@ -157,4 +161,63 @@ async fn dial(up: &Upstream) -> io::Result<Box<dyn Stream>> {
             "Unix-domain sockets are not supported on this system",
         )),
     }
+}
+
+/// A TCP connection to `host:port`, trying each address the name resolves to in turn (as
+/// rumqttc does), from `source` if given: then only addresses of its family are tried.
+pub async fn tcp(host: &str, port: u16, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect((host, port)).await;
+    };
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        if addr.is_ipv4() != source.is_ipv4() {
+            continue;
+        }
+        match connect_from(source, addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::other(format!(
+            "{host} has no {} address to reach from --ifaddr {source}",
+            if source.is_ipv4() { "IPv4" } else { "IPv6" }
+        ))
+    }))
+}
+
+async fn connect_from(source: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // bind() with port 0 would pick the port before the destination is known, so each source
+    // address would give out its ephemeral ports once across all destinations; deferred to
+    // connect(), a port is only unique per destination, as without --ifaddr.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt reads an int we own, on a descriptor this socket owns.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    socket.bind(SocketAddr::new(source, 0)).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot connect from --ifaddr {source}: {e}: is it an address of this machine?"
+            ),
+        )
+    })?;
+    socket.connect(addr).await
 }

@@ -118,4 +118,7 @@ pub struct Settings {
     pub paced_reads: bool,
     /// MQTT 5 streams: a topic the broker already knows goes out as its alias (aliases.rs).
     pub topic_aliases: bool,
+    /// `bench --ifaddr`: the local address to connect from; None: the system's choice. Never
+    /// with `unix`.
+    pub source: Option<std::net::IpAddr>,
 }

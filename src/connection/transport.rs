@@ -39,9 +39,9 @@ pub struct Wire {
     pub peer: Peer,
 }
 
-/// Must be called on the runtime: a connection that needs the relay (relay.rs) starts it here.
-pub fn wire(s: &Settings) -> Result<Wire> {
-    let peer = Peer {
+/// Who `s` talks to, for error messages (held.rs opens its connections without a `Wire`).
+pub fn peer(s: &Settings) -> Peer {
+    Peer {
         endpoint: match &s.unix {
             Some(path) => path.display().to_string(),
             None => format!("{}:{}", s.host, s.port),
@@ -54,7 +54,12 @@ pub fn wire(s: &Settings) -> Result<Wire> {
         client_cert: s.tls.as_ref().is_some_and(|t| t.identity.is_some()),
         proxy: s.proxy.as_ref().map(ToString::to_string),
         relay: None,
-    };
+    }
+}
+
+/// Must be called on the runtime: a connection that needs the relay (relay.rs) starts it here.
+pub fn wire(s: &Settings) -> Result<Wire> {
+    let peer = peer(s);
     let (http_proxy, socks) = match &s.proxy {
         Some(p) if p.kind == ProxyKind::Http => (Some(p), None),
         Some(p) => (None, Some(p)),
@@ -78,7 +83,8 @@ pub fn wire(s: &Settings) -> Result<Wire> {
         .as_ref()
         .and_then(|t| t.server_name.clone())
         .filter(|name| *name != s.host);
-    let relayed = server_name.is_some() || s.mqtt31;
+    // rumqttc cannot choose the address it connects from: the relay does (bench --ifaddr).
+    let relayed = server_name.is_some() || s.mqtt31 || s.source.is_some();
     let route = match (&s.unix, socks, http_proxy) {
         (Some(path), _, _) => Some(Route::Unix(path.clone())),
         (None, Some(p), _) => Some(Route::Socks5(p.clone())),
@@ -93,6 +99,7 @@ pub fn wire(s: &Settings) -> Result<Wire> {
                 port: s.port,
                 route,
                 mqtt31: s.mqtt31,
+                source: s.source,
             })
             .map_err(|e| anyhow::anyhow!("cannot start mqttcli's local relay: {e}"))?,
         ),

@@ -5,11 +5,13 @@ use rumqttc::{
     NetworkOptions, Outgoing, Packet, StateError, SubscribeReasonCode,
 };
 
+use bytes::BytesMut;
+
 use super::transport::{header_modifier, Peer, Wire};
 use super::{errors, to_qos4, Ack, Event, Message, Qos, Reason, Settings, MAX_PACKET};
 
 pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
-    let mut opts = MqttOptions::new(s.client_id.clone(), wire.broker.clone(), s.port);
+    let mut opts = options(s, wire.broker.clone());
     opts.set_transport(wire.transport.clone());
     if let Some(proxy) = &wire.proxy {
         opts.set_proxy(proxy.clone());
@@ -17,6 +19,17 @@ pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
     if !wire.headers.is_empty() {
         opts.set_request_modifier(header_modifier(wire.headers.clone()));
     }
+    let (client, mut eventloop) = AsyncClient::new(opts, cap);
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    net.set_connection_timeout(s.connect_timeout.as_secs_f64().ceil() as u64);
+    eventloop.set_network_options(net);
+    (client, eventloop)
+}
+
+/// What rumqttc's CONNECT is made of, and its state's limits.
+fn options(s: &Settings, broker: String) -> MqttOptions {
+    let mut opts = MqttOptions::new(s.client_id.clone(), broker, s.port);
     opts.set_keep_alive(s.keepalive)
         .set_clean_session(s.clean_session)
         .set_max_packet_size(MAX_PACKET, MAX_PACKET);
@@ -36,12 +49,49 @@ pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
             w.retain,
         ));
     }
-    let (client, mut eventloop) = AsyncClient::new(opts, cap);
-    let mut net = NetworkOptions::new();
-    net.set_tcp_nodelay(true);
-    net.set_connection_timeout(s.connect_timeout.as_secs_f64().ceil() as u64);
-    eventloop.set_network_options(net);
-    (client, eventloop)
+    opts
+}
+
+/// The CONNECT a Session would send for `s`, made as rumqttc's event loop makes it
+/// (`mqtt_connect`), for a held connection (held.rs).
+pub fn connect_packet(s: &Settings, buf: &mut BytesMut) -> anyhow::Result<()> {
+    let o = options(s, s.host.clone());
+    let mut connect = rumqttc::Connect::new(o.client_id());
+    connect.keep_alive = o.keep_alive().as_secs() as u16;
+    connect.clean_session = o.clean_session();
+    connect.last_will = o.last_will();
+    connect.login = o.credentials();
+    connect
+        .write(buf)
+        .map_err(|e| anyhow::anyhow!("cannot encode the CONNECT: {e}"))?;
+    Ok(())
+}
+
+/// The next whole packet in `buf` on a held connection, as an event; None until one is all
+/// in. The failures are a Session's, in its words.
+pub fn held_event(
+    buf: &mut BytesMut,
+    connected: bool,
+    peer: &Peer,
+) -> anyhow::Result<Option<Event>> {
+    use rumqttc::mqttbytes::Error as Wire;
+    match Packet::read(buf, MAX_PACKET) {
+        Err(Wire::InsufficientBytes(_)) => Ok(None),
+        Err(e) => Err(error(
+            ConnectionError::MqttState(StateError::Deserialization(e)),
+            connected,
+            peer,
+        )),
+        Ok(Packet::ConnAck(ack)) if ack.code != ConnectReturnCode::Success => Err(error(
+            ConnectionError::ConnectionRefused(ack.code),
+            false,
+            peer,
+        )),
+        Ok(p) if !connected && !matches!(p, Packet::ConnAck(_)) => {
+            Err(error(ConnectionError::NotConnAck(p), false, peer))
+        }
+        Ok(p) => Ok(Some(event(rumqttc::Event::Incoming(p)))),
+    }
 }
 
 /// Marks every packet id as a QoS 2 message awaiting PUBREL (see `Events::poll`), through the

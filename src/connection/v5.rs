@@ -1,9 +1,10 @@
 //! MQTT 5.0 through rumqttc's v5 API.
 
+use bytes::BytesMut;
 use rumqttc::v5::mqttbytes::v5::{
-    ConnAckProperties, ConnectProperties, ConnectReturnCode, Filter, LastWill, LastWillProperties,
-    Packet, PubAckReason, PubCompReason, PubRecReason, PublishProperties, RetainForwardRule,
-    SubscribeProperties, SubscribeReasonCode, UnsubAckReason,
+    ConnAckProperties, Connect, ConnectProperties, ConnectReturnCode, Filter, LastWill,
+    LastWillProperties, Packet, PubAckReason, PubCompReason, PubRecReason, PublishProperties,
+    RetainForwardRule, SubscribeProperties, SubscribeReasonCode, UnsubAckReason,
 };
 use rumqttc::v5::mqttbytes::Error as WireError;
 use rumqttc::v5::{AsyncClient, ConnectionError, EventLoop, MqttOptions, StateError};
@@ -20,7 +21,7 @@ use super::{
 pub const MAX_PACKET_SIZE_PROPERTY: u32 = 268_435_455;
 
 pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
-    let mut opts = MqttOptions::new(s.client_id.clone(), wire.broker.clone(), s.port);
+    let mut opts = options(s, wire.broker.clone());
     opts.set_transport(wire.transport.clone());
     if let Some(proxy) = &wire.proxy {
         opts.set_proxy(proxy.clone());
@@ -28,6 +29,15 @@ pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
     if !wire.headers.is_empty() {
         opts.set_request_modifier(header_modifier(wire.headers.clone()));
     }
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    opts.set_network_options(net);
+    AsyncClient::new(opts, cap)
+}
+
+/// What rumqttc's CONNECT is made of, and its state's limits.
+fn options(s: &Settings, broker: String) -> MqttOptions {
+    let mut opts = MqttOptions::new(s.client_id.clone(), broker, s.port);
     let c = &s.connect_properties;
     opts.set_keep_alive(s.keepalive)
         .set_clean_start(s.clean_session)
@@ -75,10 +85,57 @@ pub fn new(s: &Settings, wire: &Wire, cap: usize) -> (AsyncClient, EventLoop) {
             properties,
         ));
     }
-    let mut net = NetworkOptions::new();
-    net.set_tcp_nodelay(true);
-    opts.set_network_options(net);
-    AsyncClient::new(opts, cap)
+    opts
+}
+
+/// The CONNECT a Session would send for `s`, made as rumqttc's event loop makes it
+/// (`mqtt_connect`), for a held connection (held.rs).
+pub fn connect_packet(s: &Settings, buf: &mut BytesMut) -> anyhow::Result<()> {
+    let o = options(s, s.host.clone());
+    let connect = Connect {
+        client_id: o.client_id(),
+        keep_alive: o.keep_alive().as_secs() as u16,
+        clean_start: o.clean_start(),
+        properties: o.connect_properties(),
+    };
+    connect
+        .write(&o.last_will(), &o.credentials(), buf)
+        .map_err(|e| anyhow::anyhow!("cannot encode the CONNECT: {e}"))?;
+    Ok(())
+}
+
+/// The next whole packet in `buf` on a held connection, as an event; None until one is all
+/// in. The failures, and a DISCONNECT from the broker, are a Session's, in its words.
+pub fn held_event(
+    buf: &mut BytesMut,
+    connected: bool,
+    peer: &Peer,
+) -> anyhow::Result<Option<Event>> {
+    match Packet::read(buf, Some(MAX_PACKET_SIZE_PROPERTY)) {
+        Err(WireError::InsufficientBytes(_)) => Ok(None),
+        Err(e) => Err(error(
+            ConnectionError::MqttState(StateError::Deserialization(e)),
+            connected,
+            peer,
+        )),
+        Ok(Packet::ConnAck(ack)) if ack.code != ConnectReturnCode::Success => Err(error(
+            ConnectionError::ConnectionRefused(ack.code),
+            false,
+            peer,
+        )),
+        Ok(p) if !connected && !matches!(p, Packet::ConnAck(_)) => {
+            Err(error(ConnectionError::NotConnAck(Box::new(p)), false, peer))
+        }
+        Ok(Packet::Disconnect(d)) => Err(error(
+            ConnectionError::MqttState(StateError::ServerDisconnect {
+                reason_code: d.reason_code,
+                reason_string: d.properties.and_then(|p| p.reason_string),
+            }),
+            true,
+            peer,
+        )),
+        Ok(p) => Ok(Some(event(rumqttc::v5::Event::Incoming(p)))),
+    }
 }
 
 fn properties(p: Option<PublishProperties>) -> Properties {

@@ -401,6 +401,8 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
                     ..
                 }
             ),
+        // bench gives each client its own (--ifaddr).
+        source: None,
     };
     Ok(Resolved {
         settings,

@@ -11,19 +11,27 @@ use tokio::time::Instant;
 use super::header::{unix_us, Header};
 use super::histogram::Schedule;
 use super::streams::{Arrival, Streams};
-use super::summary::{Totals, CONNECT, END_TO_END, PUBLISH};
+use super::summary::{Totals, CONNACK, CONNECT, END_TO_END, PUBLISH, TCP, TLS};
 use super::{Client, PubOptions, SubOptions};
-use crate::connection::{self, sleep_until, Event, Qos, Session, Subscription, Wait};
+use crate::connection::{self, sleep_until, Event, Held, Qos, Session, Subscription, Wait};
 use crate::exit::{exit_for, Exit};
 
 impl Client {
     /// Connects, counting the connection or the reason it failed.
     async fn open(&mut self, t: &mut Totals) -> Option<Session> {
         let t0 = Instant::now();
+        let settings = self.connecting.settings(self.index);
+        let (interrupt, end) = (&mut self.interrupt, self.end);
         // Boxed: connecting is the largest state of a client's future, and a task keeps its
         // future's full size for as long as it holds the connection.
-        let opening = Box::pin(Session::open(&self.settings, &mut self.interrupt, self.end));
-        match opening.await {
+        let opening = Box::pin(async move { Session::open(&settings, interrupt, end).await });
+        let opened = opening.await;
+        self.opened(t, t0, opened)
+    }
+
+    /// Counts how an attempt to connect that began at `t0` ended.
+    fn opened<T>(&self, t: &mut Totals, t0: Instant, opened: anyhow::Result<Wait<T>>) -> Option<T> {
+        match opened {
             Ok(Wait::Ready(s)) => {
                 t.connected = 1;
                 t.last_connect = Some(Instant::now());
@@ -77,8 +85,9 @@ fn lost(c: &Client, t: &mut Totals, ev: anyhow::Result<Event>) {
     }
 }
 
-/// `bench conn`: connect and hold the connection until the run ends.
-pub async fn hold(mut c: Client) -> Totals {
+/// `bench conn` where the settings need a Session (`Held::fits`): connect and hold the
+/// connection until the run ends.
+pub async fn hold_session(mut c: Client) -> Totals {
     let mut t = Totals::for_client(c.sink.clone());
     let Some(mut session) = c.open(&mut t).await else {
         return t;
@@ -97,6 +106,38 @@ pub async fn hold(mut c: Client) -> Totals {
         }
     }
     let _ = session.close().await;
+    t
+}
+
+/// `bench conn`: connect and hold the connection until the run ends, as a held connection
+/// (`connection::Held`: a few KB where a Session takes 38, and each step of connecting timed).
+pub async fn hold(mut c: Client) -> Totals {
+    let mut t = Totals::for_client(c.sink.clone());
+    let t0 = Instant::now();
+    // Boxed, as a Session's opening is: the task keeps its future's largest state for as long
+    // as it holds the connection, and a TLS handshake's is large.
+    let settings = c.connecting.settings(c.index);
+    let opening = Box::pin(async move { Held::open(&settings).await });
+    let opened = tokio::select! {
+        held = opening => held.map(Wait::Ready),
+        _ = c.interrupt.wait() => Ok(Wait::Interrupted),
+        _ = sleep_until(c.end) => Ok(Wait::Timeout),
+    };
+    let Some((held, steps)) = c.opened(&mut t, t0, opened) else {
+        return t;
+    };
+    t.record(TCP, steps.tcp);
+    if let Some(tls) = steps.tls {
+        t.record(TLS, tls);
+    }
+    t.record(CONNACK, steps.connack);
+    let mut stop = c.stop.clone();
+    let stopped = std::pin::pin!(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    if let Err(e) = held.hold(stopped).await {
+        c.failed(&mut t, &e);
+    }
     t
 }
 

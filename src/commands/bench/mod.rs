@@ -58,6 +58,8 @@ pub struct Options {
     pub json: bool,
     /// The progress line each second on stderr.
     pub progress: bool,
+    /// `--ifaddr`: the local addresses the clients connect from, dealt out in turn.
+    pub sources: Vec<std::net::IpAddr>,
 }
 
 pub enum Kind {
@@ -114,7 +116,8 @@ struct Counters {
 /// What a client task gets: everything it needs, owned.
 struct Client {
     index: u64,
-    settings: Settings,
+    /// Shared: a client's own settings are made when it connects, and let go of once it has.
+    connecting: Arc<Connecting>,
     counters: Arc<Counters>,
     stop: watch::Receiver<bool>,
     interrupt: Interrupt,
@@ -123,22 +126,59 @@ struct Client {
     sink: Sink,
 }
 
+/// What every client connects with.
+struct Connecting {
+    settings: Settings,
+    client_id: Template,
+    sources: Vec<std::net::IpAddr>,
+}
+
+impl Connecting {
+    /// Client `index`'s settings: its id, and its source address (`--ifaddr`, dealt in turn).
+    fn settings(&self, index: u64) -> Settings {
+        let mut s = self.settings.clone();
+        s.client_id = self.client_id.expand(index);
+        if !self.sources.is_empty() {
+            s.source = Some(self.sources[(index % self.sources.len() as u64) as usize]);
+        }
+        s
+    }
+}
+
 pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) -> Result<Exit> {
-    // A local relay (SOCKS5, --tls-server-name, MQTT 3.1) holds a second socket per client.
+    // A local relay (SOCKS5, --tls-server-name, MQTT 3.1, --ifaddr) holds two more sockets
+    // per client; a held connection (`bench conn`) needs none.
     let relayed = settings.proxy.is_some()
         || settings.mqtt31
+        || !opts.sources.is_empty()
         || settings
             .tls
             .as_ref()
             .is_some_and(|t| t.server_name.is_some());
-    files::make_room(opts.clients, if relayed { 3 } else { 1 })?;
+    let held = matches!(opts.kind, Kind::Conn) && crate::connection::Held::fits(&settings);
+    files::make_room(opts.clients, if relayed && !held { 3 } else { 1 })?;
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let kind = Arc::new(opts.kind);
+    let name = opts.kind.name();
+    let subscribing = matches!(opts.kind, Kind::Sub(_));
+    // Each kind's task is spawned as its own future type: a task is allocated at the size of
+    // its future's largest state, and a `match` over the kinds inside one future would give
+    // every held connection the size of a publisher's state (7 KB).
+    let job = match opts.kind {
+        Kind::Conn if held => Job::Hold,
+        Kind::Conn => Job::HoldSession,
+        Kind::Pub(o) => Job::Pub(Arc::new(o)),
+        Kind::Sub(o) => Job::Sub(Arc::new(o)),
+    };
     let started = Instant::now();
     let end = opts.duration.map(|d| started + d);
     let pace = opts.connect_rate.map(|r| Duration::from_secs_f64(1.0 / r));
     let sink = Sink::default();
+    let connecting = Arc::new(Connecting {
+        settings,
+        client_id: opts.client_id,
+        sources: opts.sources,
+    });
     let workers = workers::Workers::start()?;
     let mut set: JoinSet<Totals> = JoinSet::new();
     let mut totals = Totals::default();
@@ -147,31 +187,48 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     let mut stopping = false;
     let mut interrupted = false;
     let mut announced = false;
-    let mut progress = Progress::new(opts.progress, kind.name());
+    let mut progress = Progress::new(opts.progress, name);
     loop {
         while next < opts.clients && !stopping && Instant::now() >= next_at {
-            let index = opts.client_offset + next;
-            let mut s = settings.clone();
-            s.client_id = opts.client_id.expand(index);
             let client = Client {
-                index,
-                settings: s,
+                index: opts.client_offset + next,
+                connecting: connecting.clone(),
                 counters: counters.clone(),
                 stop: stop_rx.clone(),
                 interrupt: interrupt.clone(),
                 end,
                 sink: sink.clone(),
             };
-            let kind = kind.clone();
-            workers.spawn(&mut set, next, async move {
-                let mut t = match &*kind {
-                    Kind::Conn => clients::hold(client).await,
-                    Kind::Pub(o) => clients::publish(client, o).await,
-                    Kind::Sub(o) => clients::subscribe(client, o).await,
-                };
-                t.flush();
-                t
-            });
+            // Each client hands the samples it still holds to the run's histograms as it ends.
+            // Written out for each: a future passed to an `async fn` is stored twice.
+            match &job {
+                Job::Hold => workers.spawn(&mut set, next, async move {
+                    let mut t = clients::hold(client).await;
+                    t.flush();
+                    t
+                }),
+                Job::HoldSession => workers.spawn(&mut set, next, async move {
+                    let mut t = clients::hold_session(client).await;
+                    t.flush();
+                    t
+                }),
+                Job::Pub(o) => {
+                    let o = o.clone();
+                    workers.spawn(&mut set, next, async move {
+                        let mut t = clients::publish(client, &o).await;
+                        t.flush();
+                        t
+                    })
+                }
+                Job::Sub(o) => {
+                    let o = o.clone();
+                    workers.spawn(&mut set, next, async move {
+                        let mut t = clients::subscribe(client, &o).await;
+                        t.flush();
+                        t
+                    })
+                }
+            };
             next += 1;
             if let Some(p) = pace {
                 next_at += p;
@@ -190,7 +247,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
             _ = tokio::time::sleep_until(next_at), if spawning => {}
             _ = counters.ready.notified(), if !announced => {
                 let n = counters.subscribed.load(Relaxed);
-                if matches!(*kind, Kind::Sub(_)) && n == opts.clients {
+                if subscribing && n == opts.clients {
                     announced = true;
                     // Scripts (and the tests) start their publishers on this line.
                     eprintln!("mqttcli: bench sub: all {n} clients subscribed");
@@ -218,13 +275,23 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     let elapsed = started.elapsed().as_secs_f64();
     totals.latency = std::mem::take(&mut *sink.lock().unwrap_or_else(|e| e.into_inner()));
     let exit = totals.exit;
-    let summary = Summary::new(kind.name(), opts.clients, started, elapsed, totals);
+    let summary = Summary::new(name, opts.clients, started, elapsed, totals);
     print(&summary, opts.json)?;
     Ok(if interrupted {
         Exit::Interrupted
     } else {
         exit.unwrap_or(Exit::Success)
     })
+}
+
+/// What each client of a run does.
+enum Job {
+    /// `conn`, as a held connection (`connection::Held`).
+    Hold,
+    /// `conn` where the settings need a Session.
+    HoldSession,
+    Pub(Arc<PubOptions>),
+    Sub(Arc<SubOptions>),
 }
 
 /// `bench merge FILE...`: the summaries of runs side by side, as one.

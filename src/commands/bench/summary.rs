@@ -18,6 +18,10 @@ pub const SCHEMA: u32 = 1;
 
 /// The names of the histograms, as they appear in the table and in `--json`.
 pub const CONNECT: &str = "connect";
+/// `bench conn`'s steps of connecting, where they can be told apart (`connection::Held`).
+pub const TCP: &str = "tcp";
+pub const TLS: &str = "tls";
+pub const CONNACK: &str = "connack";
 pub const PUBLISH: &str = "publish";
 pub const END_TO_END: &str = "end_to_end";
 

@@ -3,6 +3,7 @@
 //! only tunnels to the host it dials, which for those is not the broker's address.
 
 use std::io;
+use std::net::IpAddr;
 
 use base64::Engine;
 use tokio::io::AsyncWriteExt;
@@ -12,8 +13,13 @@ use crate::connection::proxy::ProxySettings;
 
 /// A TCP stream to `host:port` through the HTTP proxy `proxy`. Failures are in the words
 /// rumqttc's proxy errors get (errors.rs), never with the credentials.
-pub async fn connect(proxy: &ProxySettings, host: &str, port: u16) -> io::Result<TcpStream> {
-    let mut stream = TcpStream::connect((proxy.host.as_str(), proxy.port))
+pub async fn connect(
+    proxy: &ProxySettings,
+    host: &str,
+    port: u16,
+    source: Option<IpAddr>,
+) -> io::Result<TcpStream> {
+    let mut stream = super::tcp(&proxy.host, proxy.port, source)
         .await
         .map_err(|e| {
             io::Error::other(format!(

@@ -14,7 +14,12 @@ use crate::connection::proxy::{ProxyKind, ProxySettings};
 /// A TCP stream to `host:port` through `proxy`. With `socks5h://` the proxy gets the name; with
 /// `socks5://` it gets each address the name resolves to here, in turn, until one connects (as
 /// a direct dial would try them).
-pub async fn connect(proxy: &ProxySettings, host: &str, port: u16) -> io::Result<TcpStream> {
+pub async fn connect(
+    proxy: &ProxySettings,
+    host: &str,
+    port: u16,
+    source: Option<IpAddr>,
+) -> io::Result<TcpStream> {
     let remote_dns = matches!(proxy.kind, ProxyKind::Socks5 { remote_dns: true });
     let targets: Vec<TargetAddr<'_>> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![TargetAddr::Ip(SocketAddr::new(ip, port))],
@@ -31,7 +36,7 @@ pub async fn connect(proxy: &ProxySettings, host: &str, port: u16) -> io::Result
     }
     let mut last = None;
     for target in targets {
-        let socket = TcpStream::connect((proxy.host.as_str(), proxy.port))
+        let socket = super::tcp(&proxy.host, proxy.port, source)
             .await
             .map_err(|e| {
                 io::Error::other(format!(

@@ -1,0 +1,225 @@
+//! Connections that are opened and then only kept alive: `bench conn`'s. A Session's rumqttc
+//! event loop holds about 38 KB per connection whatever it does (an 8 KB QoS 2 bit set, 8 KB
+//! read and write buffers, the in-flight slots), so 10 000 idle connections took 375 MB. A held
+//! connection is its socket, a timer and a few bytes of buffer. Opening it step by step also
+//! times each step (TCP, TLS, CONNACK), which rumqttc does in one call, and it can leave from a
+//! chosen address (`--ifaddr`), which rumqttc cannot.
+//!
+//! What the broker sees is a Session's: the CONNECT is rumqttc's own encoding of the same
+//! options (`v4::connect_packet`, `v5::connect_packet`), the connection is dialled as the relay
+//! dials (proxies, Unix sockets), and every failure is put in a Session's words.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::BytesMut;
+use rumqttc::tokio_rustls::TlsConnector;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::proxy::ProxyKind;
+use super::relay::{self, Route, Stream, Upstream};
+use super::settings::TlsSettings;
+use super::transport::{self, Peer};
+use super::{errors, sleep_until, tls, v4, v5, Event, Protocol, Settings};
+
+/// A ping, in 3.1.1 and 5 alike.
+const PINGREQ: [u8; 2] = [0xC0, 0x00];
+/// A DISCONNECT without a reason code: "normal disconnection", in 3.1.1 and 5 alike.
+const DISCONNECT: [u8; 2] = [0xE0, 0x00];
+
+pub struct Held {
+    io: Box<dyn Stream>,
+    /// What has been read of a packet not yet whole.
+    buf: BytesMut,
+    /// Zero: no pings.
+    keepalive: Duration,
+    protocol: Protocol,
+    peer: Peer,
+}
+
+/// How long each step of opening took.
+#[derive(Debug, Clone, Copy)]
+pub struct Steps {
+    /// To an established TCP connection (through the proxy, if any).
+    pub tcp: Duration,
+    pub tls: Option<Duration>,
+    /// From writing CONNECT to reading CONNACK.
+    pub connack: Duration,
+}
+
+impl Held {
+    /// Whether `s` can be held this way. Not: WebSocket (its framing is rumqttc's), MQTT 3.1
+    /// (the relay rewrites the CONNECT), a session kept across connections (its queued messages
+    /// would have to be acknowledged), MQTT 5 enhanced authentication (an AUTH exchange).
+    pub fn fits(s: &Settings) -> bool {
+        s.websocket.is_none()
+            && !s.mqtt31
+            && s.clean_session
+            && s.connect_properties.authentication_method.is_none()
+    }
+
+    /// Connects, within --connect-timeout.
+    pub async fn open(s: &Settings) -> Result<(Held, Steps)> {
+        let peer = transport::peer(s);
+        match tokio::time::timeout(s.connect_timeout, open(s, peer.clone())).await {
+            Ok(opened) => opened,
+            Err(_) => Err(errors::connect_timeout(&peer, Some(s.connect_timeout))),
+        }
+    }
+
+    /// Keeps the connection alive until `stop` resolves, then disconnects. As rumqttc does, a
+    /// PINGREQ goes out each keepalive, and the connection counts as lost when the next one is
+    /// due before anything came back. An error: the connection was lost first.
+    /// Pinned by the caller, so that the held state does not store it twice.
+    pub async fn hold(mut self, mut stop: Pin<&mut impl Future<Output = ()>>) -> Result<()> {
+        let mut awaiting = false;
+        let mut ping_at = (!self.keepalive.is_zero()).then(|| Instant::now() + self.keepalive);
+        loop {
+            tokio::select! {
+                ev = self.next(true) => {
+                    ev?;
+                    awaiting = false;
+                }
+                _ = sleep_until(ping_at) => {
+                    if awaiting {
+                        return Err(errors::lost(&self.peer, "the broker stopped answering pings"));
+                    }
+                    self.write(&PINGREQ, true).await?;
+                    awaiting = true;
+                    ping_at = Some(Instant::now() + self.keepalive);
+                }
+                _ = stop.as_mut() => break,
+            }
+        }
+        // Leaving: a broker that is gone by now changes nothing.
+        let _ = self.write(&DISCONNECT, true).await;
+        let _ = self.io.shutdown().await;
+        Ok(())
+    }
+
+    /// The next packet from the broker, as an event. Cancel-safe: what was read stays in `buf`.
+    async fn next(&mut self, connected: bool) -> Result<Event> {
+        loop {
+            let parsed = match self.protocol {
+                Protocol::V311 => v4::held_event(&mut self.buf, connected, &self.peer)?,
+                Protocol::V5 => v5::held_event(&mut self.buf, connected, &self.peer)?,
+            };
+            if let Some(ev) = parsed {
+                return Ok(ev);
+            }
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) if connected => return Err(errors::lost(&self.peer, "the broker closed it")),
+                Ok(0) => return Err(errors::closed_before_connack(&self.peer)),
+                Ok(_) => {}
+                Err(e) if connected => return Err(errors::lost(&self.peer, e)),
+                Err(e) => return Err(errors::io_before_connack(&self.peer, &e)),
+            }
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8], connected: bool) -> Result<()> {
+        let written = async {
+            self.io.write_all(bytes).await?;
+            self.io.flush().await
+        };
+        written.await.map_err(|e| match connected {
+            true => errors::lost(&self.peer, e),
+            false => errors::io_before_connack(&self.peer, &e),
+        })
+    }
+}
+
+async fn open(s: &Settings, peer: Peer) -> Result<(Held, Steps)> {
+    // As a Session does: a name that does not resolve is said as such. Through a proxy, the
+    // proxy resolves it.
+    if s.proxy.is_none() {
+        super::resolve(s).await?;
+    }
+    let route = match (&s.unix, &s.proxy) {
+        (Some(path), _) => Route::Unix(path.clone()),
+        (None, Some(p)) if p.kind == ProxyKind::Http => Route::Http(p.clone()),
+        (None, Some(p)) => Route::Socks5(p.clone()),
+        (None, None) => Route::Direct,
+    };
+    let upstream = Upstream {
+        host: s.host.clone(),
+        port: s.port,
+        route,
+        mqtt31: false,
+        source: s.source,
+    };
+    let t0 = Instant::now();
+    let io = relay::dial(&upstream)
+        .await
+        .map_err(|e| errors::io_before_connack(&peer, &e))?;
+    let tcp = t0.elapsed();
+    let (io, tls) = match &s.tls {
+        None => (io, None),
+        Some(t) => {
+            let t1 = Instant::now();
+            let io = handshake(s, t, io, &peer).await?;
+            (io, Some(t1.elapsed()))
+        }
+    };
+    let mut connect = BytesMut::new();
+    match s.protocol {
+        Protocol::V311 => v4::connect_packet(s, &mut connect)?,
+        Protocol::V5 => v5::connect_packet(s, &mut connect)?,
+    }
+    let mut held = Held {
+        io,
+        buf: BytesMut::new(),
+        keepalive: s.keepalive,
+        protocol: s.protocol,
+        peer,
+    };
+    let t2 = Instant::now();
+    held.write(&connect, false).await?;
+    // Anything but a successful CONNACK first is an error (held_event).
+    if let Event::ConnAck {
+        limits: Some(limits),
+        ..
+    } = held.next(false).await?
+    {
+        // MQTT 5: the broker's Server Keep Alive replaces ours, as rumqttc adopts it.
+        if let Some(secs) = limits.server_keep_alive {
+            held.keepalive = Duration::from_secs(secs.into());
+        }
+    }
+    let connack = t2.elapsed();
+    // The CONNACK's bytes are consumed: an idle connection needs no buffer until it reads.
+    held.buf = BytesMut::new();
+    Ok((held, Steps { tcp, tls, connack }))
+}
+
+/// TLS over `io` as rumqttc's transport does it: SNI and verification for the host dialled,
+/// or for --tls-server-name.
+async fn handshake(
+    s: &Settings,
+    t: &TlsSettings,
+    io: Box<dyn Stream>,
+    peer: &Peer,
+) -> Result<Box<dyn Stream>> {
+    let name = t.server_name.clone().unwrap_or_else(|| s.host.clone());
+    // The name is the one to verify: the ordinary verifier does it (as in transport.rs).
+    let config = tls::client_config(&TlsSettings {
+        server_name: None,
+        ..t.clone()
+    })?;
+    let server_name = ServerName::try_from(name.clone()).map_err(|_| {
+        errors::io_before_connack(
+            peer,
+            &std::io::Error::other(format!(
+                "'{name}' is not a DNS name or IP address a TLS certificate can name"
+            )),
+        )
+    })?;
+    match TlsConnector::from(config).connect(server_name, io).await {
+        Ok(stream) => Ok(Box::new(stream)),
+        Err(e) => Err(errors::transport(peer, &e).unwrap_or_else(|| errors::tls_io(peer))),
+    }
+}
