@@ -191,8 +191,11 @@ async fn open(s: &Settings, peer: Peer) -> Result<(Held, Steps)> {
         }
     }
     let connack = t2.elapsed();
-    // The CONNACK's bytes are consumed: an idle connection needs no buffer until it reads.
-    held.buf = BytesMut::new();
+    // An idle connection needs no buffer until it reads again; but what came in behind the
+    // CONNACK is the broker's next packet.
+    if held.buf.is_empty() {
+        held.buf = BytesMut::new();
+    }
     Ok((held, Steps { tcp, tls, connack }))
 }
 

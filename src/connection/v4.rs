@@ -74,9 +74,11 @@ pub fn held_event(
     connected: bool,
     peer: &Peer,
 ) -> anyhow::Result<Option<Event>> {
+    let before = buf.len();
     use rumqttc::mqttbytes::Error as Wire;
     match Packet::read(buf, MAX_PACKET) {
-        Err(Wire::InsufficientBytes(_)) => Ok(None),
+        // Short of a whole packet; once its frame was taken, short inside it: malformed.
+        Err(Wire::InsufficientBytes(_)) if buf.len() == before => Ok(None),
         Err(e) => Err(error(
             ConnectionError::MqttState(StateError::Deserialization(e)),
             connected,

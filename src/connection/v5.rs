@@ -2,9 +2,9 @@
 
 use bytes::BytesMut;
 use rumqttc::v5::mqttbytes::v5::{
-    ConnAckProperties, Connect, ConnectProperties, ConnectReturnCode, Filter, LastWill,
-    LastWillProperties, Packet, PubAckReason, PubCompReason, PubRecReason, PublishProperties,
-    RetainForwardRule, SubscribeProperties, SubscribeReasonCode, UnsubAckReason,
+    ConnAckProperties, Connect, ConnectProperties, ConnectReturnCode, DisconnectReasonCode, Filter,
+    LastWill, LastWillProperties, Packet, PubAckReason, PubCompReason, PubRecReason,
+    PublishProperties, RetainForwardRule, SubscribeProperties, SubscribeReasonCode, UnsubAckReason,
 };
 use rumqttc::v5::mqttbytes::Error as WireError;
 use rumqttc::v5::{AsyncClient, ConnectionError, EventLoop, MqttOptions, StateError};
@@ -111,8 +111,30 @@ pub fn held_event(
     connected: bool,
     peer: &Peer,
 ) -> anyhow::Result<Option<Event>> {
+    let disconnect = |reason_code, reason_string| {
+        error(
+            ConnectionError::MqttState(StateError::ServerDisconnect {
+                reason_code,
+                reason_string,
+            }),
+            true,
+            peer,
+        )
+    };
+    // MQTT 5 lets a DISCONNECT leave out its reason code and properties (3.14.2.1), which
+    // rumqttc 0.25.1 cannot read: it fails on the first and waits for more of the second.
+    if let [0xE0, len @ (0 | 1), rest @ ..] = &buf[..] {
+        if rest.len() >= usize::from(*len) {
+            let code = if *len == 1 { rest[0] } else { 0 };
+            let code = DisconnectReasonCode::try_from(code)
+                .unwrap_or(DisconnectReasonCode::UnspecifiedError);
+            return Err(disconnect(code, None));
+        }
+    }
+    let before = buf.len();
     match Packet::read(buf, Some(MAX_PACKET_SIZE_PROPERTY)) {
-        Err(WireError::InsufficientBytes(_)) => Ok(None),
+        // Short of a whole packet; once its frame was taken, short inside it: malformed.
+        Err(WireError::InsufficientBytes(_)) if buf.len() == before => Ok(None),
         Err(e) => Err(error(
             ConnectionError::MqttState(StateError::Deserialization(e)),
             connected,
@@ -126,13 +148,9 @@ pub fn held_event(
         Ok(p) if !connected && !matches!(p, Packet::ConnAck(_)) => {
             Err(error(ConnectionError::NotConnAck(Box::new(p)), false, peer))
         }
-        Ok(Packet::Disconnect(d)) => Err(error(
-            ConnectionError::MqttState(StateError::ServerDisconnect {
-                reason_code: d.reason_code,
-                reason_string: d.properties.and_then(|p| p.reason_string),
-            }),
-            true,
-            peer,
+        Ok(Packet::Disconnect(d)) => Err(disconnect(
+            d.reason_code,
+            d.properties.and_then(|p| p.reason_string),
         )),
         Ok(p) => Ok(Some(event(rumqttc::v5::Event::Incoming(p)))),
     }

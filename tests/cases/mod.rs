@@ -6,6 +6,7 @@ mod completions;
 mod consume;
 mod delivery;
 mod errors;
+mod held;
 mod help;
 mod matrix;
 mod mqtt31;
