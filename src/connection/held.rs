@@ -10,7 +10,9 @@
 //! dials (proxies, Unix sockets), and every failure is put in a Session's words.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -62,10 +64,24 @@ impl Held {
             && s.connect_properties.authentication_method.is_none()
     }
 
-    /// Connects, within --connect-timeout.
-    pub async fn open(s: &Settings) -> Result<(Held, Steps)> {
+    /// The broker's addresses, looked up once for all the connections of a run (a lookup each
+    /// cost `bench conn` more CPU than the connection itself); None where a proxy or a socket
+    /// path is dialled instead. A name that does not resolve is said as a Session says it.
+    pub async fn addresses(s: &Settings) -> Result<Option<Arc<[SocketAddr]>>> {
+        if s.proxy.is_some() || s.unix.is_some() {
+            return Ok(None);
+        }
+        super::resolve(s).await?;
+        let addrs = tokio::net::lookup_host((s.host.as_str(), s.port))
+            .await
+            .map_err(|e| errors::io_before_connack(&transport::peer(s), &e))?;
+        Ok(Some(addrs.collect()))
+    }
+
+    /// Connects to `addrs` (from `addresses`), within --connect-timeout.
+    pub async fn open(s: &Settings, addrs: Option<&[SocketAddr]>) -> Result<(Held, Steps)> {
         let peer = transport::peer(s);
-        match tokio::time::timeout(s.connect_timeout, open(s, peer.clone())).await {
+        match tokio::time::timeout(s.connect_timeout, open(s, addrs, peer.clone())).await {
             Ok(opened) => opened,
             Err(_) => Err(errors::connect_timeout(&peer, Some(s.connect_timeout))),
         }
@@ -133,12 +149,7 @@ impl Held {
     }
 }
 
-async fn open(s: &Settings, peer: Peer) -> Result<(Held, Steps)> {
-    // As a Session does: a name that does not resolve is said as such. Through a proxy, the
-    // proxy resolves it.
-    if s.proxy.is_none() {
-        super::resolve(s).await?;
-    }
+async fn open(s: &Settings, addrs: Option<&[SocketAddr]>, peer: Peer) -> Result<(Held, Steps)> {
     let route = match (&s.unix, &s.proxy) {
         (Some(path), _) => Route::Unix(path.clone()),
         (None, Some(p)) if p.kind == ProxyKind::Http => Route::Http(p.clone()),
@@ -153,9 +164,18 @@ async fn open(s: &Settings, peer: Peer) -> Result<(Held, Steps)> {
         source: s.source,
     };
     let t0 = Instant::now();
-    let io = relay::dial(&upstream)
-        .await
-        .map_err(|e| errors::io_before_connack(&peer, &e))?;
+    let dialled = match (addrs, &upstream.route) {
+        (Some(addrs), Route::Direct) => {
+            relay::tcp_to(&s.host, addrs, s.source)
+                .await
+                .and_then(|tcp| {
+                    tcp.set_nodelay(true)?;
+                    Ok(Box::new(tcp) as Box<dyn Stream>)
+                })
+        }
+        _ => relay::dial(&upstream).await,
+    };
+    let io = dialled.map_err(|e| errors::io_before_connack(&peer, &e))?;
     let tcp = t0.elapsed();
     let (io, tls) = match &s.tls {
         None => (io, None),

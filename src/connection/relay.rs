@@ -169,21 +169,35 @@ pub async fn tcp(host: &str, port: u16, source: Option<IpAddr>) -> io::Result<Tc
     let Some(source) = source else {
         return TcpStream::connect((host, port)).await;
     };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    tcp_to(host, &addrs, Some(source)).await
+}
+
+/// A TCP connection to the first of `addrs` (`host`'s) that accepts one, from `source` if
+/// given: then only addresses of its family are tried.
+pub async fn tcp_to(
+    host: &str,
+    addrs: &[SocketAddr],
+    source: Option<IpAddr>,
+) -> io::Result<TcpStream> {
     let mut last = None;
-    for addr in tokio::net::lookup_host((host, port)).await? {
-        if addr.is_ipv4() != source.is_ipv4() {
-            continue;
-        }
-        match connect_from(source, addr).await {
+    for &addr in addrs {
+        let connected = match source {
+            Some(source) if addr.is_ipv4() != source.is_ipv4() => continue,
+            Some(source) => connect_from(source, addr).await,
+            None => TcpStream::connect(addr).await,
+        };
+        match connected {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| {
-        io::Error::other(format!(
+    Err(last.unwrap_or_else(|| match source {
+        Some(source) => io::Error::other(format!(
             "{host} has no {} address to reach from --ifaddr {source}",
             if source.is_ipv4() { "IPv4" } else { "IPv6" }
-        ))
+        )),
+        None => io::Error::other(format!("{host} has no address")),
     }))
 }
 

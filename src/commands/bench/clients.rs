@@ -117,7 +117,8 @@ pub async fn hold(mut c: Client) -> Totals {
     // Boxed, as a Session's opening is: the task keeps its future's largest state for as long
     // as it holds the connection, and a TLS handshake's is large.
     let settings = c.connecting.settings(c.index);
-    let opening = Box::pin(async move { Held::open(&settings).await });
+    let addrs = c.connecting.addrs.clone();
+    let opening = Box::pin(async move { Held::open(&settings, addrs.as_deref()).await });
     let opened = tokio::select! {
         held = opening => held.map(Wait::Ready),
         _ = c.interrupt.wait() => Ok(Wait::Interrupted),

@@ -129,6 +129,8 @@ struct Client {
 /// What every client connects with.
 struct Connecting {
     settings: Settings,
+    /// For held connections, the broker's addresses, looked up once (`Held::addresses`).
+    addrs: Option<Arc<[std::net::SocketAddr]>>,
     client_id: Template,
     sources: Vec<std::net::IpAddr>,
 }
@@ -174,8 +176,13 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     let end = opts.duration.map(|d| started + d);
     let pace = opts.connect_rate.map(|r| Duration::from_secs_f64(1.0 / r));
     let sink = Sink::default();
+    let addrs = match &job {
+        Job::Hold => crate::connection::Held::addresses(&settings).await?,
+        _ => None,
+    };
     let connecting = Arc::new(Connecting {
         settings,
+        addrs,
         client_id: opts.client_id,
         sources: opts.sources,
     });
