@@ -7,7 +7,8 @@
 # comparison (paho-mqtt 2.1.0, installed into .bench/paho on first use; rows skipped, and said
 # so, if pip cannot install it). Last, the latency overhead at a low rate: `bench sub` and
 # `bench pub --rate 100` of one client each, against the one-way p50 of a raw-socket ping-pong
-# through the same broker (bench/pingpong.py).
+# through the same broker (bench/pingpong.py). After the `conn` row, the same connections from
+# plain sockets with no client of ours (bench/rawconn.py): the kernel's share of them.
 set -euo pipefail
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/mqttcli}
 N=${N:-50000}
@@ -28,7 +29,8 @@ broker=$!
 trap 'kill $broker 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 tick=$(getconf CLK_TCK)
-cpu() { awk -v t="$tick" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
+# User and system CPU seconds of a process so far.
+cpu() { awk -v t="$tick" '{print $14 / t, $15 / t}' "/proc/$1/stat"; }
 
 # Prints one row: label, broker CPU before and after, then the run's GNU time and JSON files.
 report() {
@@ -37,12 +39,15 @@ report() {
 import json, sys
 label, b0, b1, user, sys_, rss, path = sys.argv[1:]
 s = json.load(open(path))
-broker = float(b1) - float(b0)
-gen = float(user) + float(sys_)
+(bu0, bs0), (bu1, bs1) = [map(float, b.split()) for b in (b0, b1)]
+bu, bs = bu1 - bu0, bs1 - bs0
+broker = bu + bs
+gu, gs = float(user), float(sys_)
+gen = gu + gs
 count = s["acked"] or s["received"] or s["connected"]
 lat = s["latency_ms"].get("publish") or s["latency_ms"].get("end_to_end") or s["latency_ms"]["connect"]
 rate = s["rates"]["acked_per_s"] or s["rates"]["received_per_s"] or s["rates"]["connects_per_s"]
-print(f"| {label} | {count} | {rate:.0f}/s | {gen:.2f} s | {broker:.2f} s | {gen / broker if broker else 0:.2f} | {int(rss) / 1024:.1f} MiB | {lat['p50']:.3f} / {lat['p99']:.3f} / {lat['max']:.3f} |")
+print(f"| {label} | {count} | {rate:.0f}/s | {gen:.2f} s ({gu:.2f} / {gs:.2f}) | {broker:.2f} s ({bu:.2f} / {bs:.2f}) | {gen / broker if broker else 0:.2f} | {int(rss) / 1024:.1f} MiB | {lat['p50']:.3f} / {lat['p99']:.3f} / {lat['max']:.3f} |")
 PY
 }
 
@@ -89,7 +94,7 @@ PY
   report "sub -c 1 -q $q, $((2 * N)) from 2 publishers" "$before" "$(cpu $broker)"
 }
 
-echo "| run | count | rate | generator CPU | broker CPU | ratio | generator peak RSS | latency p50 / p99 / max (ms) |"
+echo "| run | count | rate | generator CPU (user / system) | broker CPU (user / system) | ratio | generator peak RSS | latency p50 / p99 / max (ms) |"
 echo "|---|---|---|---|---|---|---|---|"
 row "pub -c 4 -q 0 -n $N" bench pub -c 4 -q 0 -n "$N" -t 'load/%i'
 row "pub -c 4 -q 1 -n $N" bench pub -c 4 -q 1 -n "$N" -t 'load/%i'
@@ -119,4 +124,10 @@ PY
 }
 
 row "conn -c $CONNS --connect-rate 2000, held 5 s" bench conn -c "$CONNS" --connect-rate 2000 --duration $((CONNS / 2000 + 5))s
+# The same connections from plain blocking sockets: on loopback the kernel's share of both
+# ends of each handshake and teardown is charged to the process that sends (bench/rawconn.py).
+before=$(cpu $broker)
+/usr/bin/time -f '%U %S %M' -o "$dir/time" python3 "$(dirname "$0")/rawconn.py" \
+  -c "$CONNS" --rate 2000 --hold 5 -p "$port" > "$dir/out.json" || true
+report "plain sockets (bench/rawconn.py): $CONNS at 2000/s, held 5 s" "$before" "$(cpu $broker)"
 low_rate

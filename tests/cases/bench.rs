@@ -462,11 +462,7 @@ fn pub_and_sub_over_websocket_and_tls() {
     let ca = pki.ca("ca");
     let server = ca.server("server", &["localhost", "127.0.0.1"]);
     let listeners = [format!("protocol websockets\n{}", server.mosquitto_tls())];
-    let broker = Broker::mosquitto(&Setup {
-        anonymous: true,
-        listeners: &listeners,
-        ..Setup::default()
-    });
+    let broker = Broker::anonymous_with_listeners(&listeners);
     let port = broker.listener_port(0);
     let t = unique_topic();
     let mut cmd = bench_wss("sub", port, V5, &ca.cert);

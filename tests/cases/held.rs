@@ -356,11 +356,7 @@ fn tls_steps_are_timed_and_tls_failures_named() {
     let ca = pki.ca("ca");
     let server = ca.server("server", &["localhost", "127.0.0.1"]);
     let listeners = [server.mosquitto_tls()];
-    let broker = Broker::mosquitto(&Setup {
-        anonymous: true,
-        listeners: &listeners,
-        ..Setup::default()
-    });
+    let broker = Broker::anonymous_with_listeners(&listeners);
     let port = broker.listener_port(0);
     let out = run(conn("localhost", port, V5)
         .args(["-c", "2", "--duration", "500ms", "--cafile"])

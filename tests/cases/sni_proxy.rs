@@ -6,7 +6,7 @@ use crate::common::certs::Pki;
 use crate::common::proxy::Proxy;
 use crate::common::socks::{Socks, Target};
 use crate::common::transports::one_tunnel_to;
-use crate::common::{connect, run, subscriber, unique_topic, Broker, Proto, Setup};
+use crate::common::{connect, run, subscriber, unique_topic, Broker, Proto};
 
 #[test]
 #[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
@@ -16,11 +16,7 @@ fn tls_server_name_behind_a_proxy_is_sent_as_sni() {
     // verifies.
     let server = pki.ca("ca").server("server", &["broker.test"]);
     let listeners = [server.mosquitto_tls()];
-    let broker = Broker::mosquitto(&Setup {
-        anonymous: true,
-        listeners: &listeners,
-        ..Setup::default()
-    });
+    let broker = Broker::anonymous_with_listeners(&listeners);
     let port = broker.listener_port(0);
     let ca = pki.dir().join("ca.pem");
     let http = Proxy::start();

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::common::certs::{Ca, Pki};
 use crate::common::proxy::Proxy;
-use crate::common::{connect, mqttcli, run, subscriber, unique_topic, Broker, Proto, Setup};
+use crate::common::{connect, mqttcli, run, subscriber, unique_topic, Broker, Proto};
 use Proto::{V311, V5};
 
 /// A Mosquitto with a plain MQTT listener, a ws listener (`ws_port`) and a wss listener
@@ -26,11 +26,7 @@ impl WsBroker {
             "protocol websockets\n".to_string(),
             format!("protocol websockets\n{}", server.mosquitto_tls()),
         ];
-        let broker = Broker::mosquitto(&Setup {
-            anonymous: true,
-            listeners: &listeners,
-            ..Setup::default()
-        });
+        let broker = Broker::anonymous_with_listeners(&listeners);
         WsBroker { broker, ca, pki }
     }
 

@@ -111,6 +111,16 @@ impl Broker {
         })
     }
 
+    /// An anonymous Mosquitto with these more listeners (`Setup::listeners`), e.g. TLS ones.
+    #[track_caller]
+    pub fn anonymous_with_listeners(listeners: &[String]) -> Broker {
+        Broker::mosquitto(&Setup {
+            anonymous: true,
+            listeners,
+            ..Setup::default()
+        })
+    }
+
     pub fn port(&self, proto: Proto) -> u16 {
         match proto {
             Proto::V311 => self.port_v311,
