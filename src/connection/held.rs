@@ -71,11 +71,7 @@ impl Held {
         if s.proxy.is_some() || s.unix.is_some() {
             return Ok(None);
         }
-        super::resolve(s).await?;
-        let addrs = tokio::net::lookup_host((s.host.as_str(), s.port))
-            .await
-            .map_err(|e| errors::io_before_connack(&transport::peer(s), &e))?;
-        Ok(Some(addrs.collect()))
+        Ok(Some(super::resolve(s).await?.into()))
     }
 
     /// Connects to `addrs` (from `addresses`), within --connect-timeout.

@@ -229,14 +229,15 @@ async fn connect(settings: &Settings) -> Result<Connected> {
 
 /// Resolving first gives DNS failures their own message; rumqttc reports them as an
 /// uncategorised I/O error.
-async fn resolve(settings: &Settings) -> Result<()> {
+/// The broker's addresses; an error in words when the name does not resolve in time.
+async fn resolve(settings: &Settings) -> Result<Vec<std::net::SocketAddr>> {
     let lookup = async {
         tokio::net::lookup_host((settings.host.as_str(), settings.port))
             .await
-            .map(|mut addrs| addrs.next())
+            .map(|addrs| addrs.collect::<Vec<_>>())
     };
     match tokio::time::timeout(settings.connect_timeout, lookup).await {
-        Ok(Ok(Some(_))) => Ok(()),
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
         Ok(_) => Err(fail(
             Exit::Unreachable,
             format!(

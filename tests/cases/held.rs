@@ -347,6 +347,16 @@ fn ifaddr_mistakes_are_one_line_with_the_fix() {
     }
 }
 
+/// The broker's name is looked up once for the run: one that does not resolve ends it at once,
+/// with the line a single connection gives (exit 3), not one failure per client.
+#[test]
+fn a_name_that_does_not_resolve_ends_the_run_at_once() {
+    run(conn("broker.test", 1883, V311).args(["-c", "1000"])).assert_exact_error(
+        3,
+        "mqttcli: error: cannot resolve host 'broker.test': check the name given with -h or -L",
+    );
+}
+
 /// Over TLS each step is timed (TCP, TLS, CONNACK, beside the whole); a CA that did not sign
 /// the broker's certificate fails every held connection the TLS way (exit 7).
 #[test]
