@@ -397,17 +397,7 @@ mod tests {
     }
 
     fn peer(mqtt5: bool, mqtt31: bool, tls: bool) -> Peer {
-        Peer {
-            endpoint: "broker:1883".into(),
-            port: 1883,
-            tls,
-            mqtt5,
-            mqtt31,
-            unix: false,
-            client_cert: false,
-            proxy: None,
-            relay: None,
-        }
+        Peer::for_tests(mqtt5, mqtt31, tls)
     }
 
     #[test]

@@ -235,3 +235,33 @@ async fn connect_from(source: IpAddr, addr: SocketAddr) -> io::Result<TcpStream>
     })?;
     socket.connect(addr).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_connection_leaves_from_the_source_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addrs = [listener.local_addr().unwrap()];
+        // All of 127.0.0.0/8 is this machine's on Linux.
+        let source: IpAddr = "127.0.0.3".parse().unwrap();
+        let (client, accepted) =
+            tokio::join!(tcp_to("127.0.0.1", &addrs, Some(source)), listener.accept());
+        assert_eq!(client.unwrap().local_addr().unwrap().ip(), source);
+        assert_eq!(accepted.unwrap().1.ip(), source);
+    }
+
+    #[tokio::test]
+    async fn only_addresses_of_the_source_family_are_tried() {
+        let v4: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let e = tcp_to("broker", &[v4], Some("::1".parse().unwrap()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "broker has no IPv6 address to reach from --ifaddr ::1"
+        );
+    }
+}

@@ -39,6 +39,24 @@ pub struct Wire {
     pub peer: Peer,
 }
 
+#[cfg(test)]
+impl Peer {
+    /// `broker:1883`, as the unit tests name it.
+    pub fn for_tests(mqtt5: bool, mqtt31: bool, tls: bool) -> Peer {
+        Peer {
+            endpoint: "broker:1883".into(),
+            port: 1883,
+            tls,
+            mqtt5,
+            mqtt31,
+            unix: false,
+            client_cert: false,
+            proxy: None,
+            relay: None,
+        }
+    }
+}
+
 /// Who `s` talks to, for error messages (held.rs opens its connections without a `Wire`).
 pub fn peer(s: &Settings) -> Peer {
     Peer {

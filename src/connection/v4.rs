@@ -233,3 +233,23 @@ pub fn error(e: ConnectionError, connected: bool, peer: &Peer) -> anyhow::Error 
         other => errors::io_before_connack(peer, &std::io::Error::other(other.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_connection_refused_is_said_in_words() {
+        let peer = Peer::for_tests(false, false, false);
+        let mut buf = BytesMut::from(&[0x20, 2, 0, 5][..]);
+        let e = held_event(&mut buf, false, &peer).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "the broker at broker:1883 refused the connection: not authorised (CONNACK code 5): check the username and password (-u with -P, --password-file or MQTT_PASSWORD) and the broker's access rules"
+        );
+        // Anything else first is not an MQTT broker's answer.
+        let mut buf = BytesMut::from(&[0xD0, 0][..]);
+        let e = held_event(&mut buf, false, &peer).unwrap_err().to_string();
+        assert!(e.contains("did not answer with an MQTT CONNACK"), "{e}");
+    }
+}

@@ -124,8 +124,10 @@ pub fn held_event(
     // MQTT 5 lets a DISCONNECT leave out its reason code and properties (3.14.2.1), which
     // rumqttc 0.25.1 cannot read: it fails on the first and waits for more of the second.
     if let [0xE0, len @ (0 | 1), rest @ ..] = &buf[..] {
-        if rest.len() >= usize::from(*len) {
-            let code = if *len == 1 { rest[0] } else { 0 };
+        let len = usize::from(*len);
+        if rest.len() >= len {
+            let code = if len == 1 { rest[0] } else { 0 };
+            let _ = buf.split_to(2 + len);
             let code = DisconnectReasonCode::try_from(code)
                 .unwrap_or(DisconnectReasonCode::UnspecifiedError);
             return Err(disconnect(code, None));
@@ -534,5 +536,40 @@ mod tests {
             "no subscription existed (0x11)"
         );
         assert_eq!(words("QoSNotSupported", 0x9B), "QoS not supported (0x9b)");
+    }
+
+    #[test]
+    fn a_held_connection_reads_every_form_of_disconnect() {
+        let peer = Peer::for_tests(true, false, false);
+        for (bytes, words) in [
+            (&[0xE0, 2, 0x8B, 0][..], "server shutting down (0x8b)"),
+            (&[0xE0, 1, 0x8B], "server shutting down (0x8b)"),
+            (&[0xE0, 0], "normal disconnection (0x00)"),
+        ] {
+            let mut buf = BytesMut::from(bytes);
+            let e = held_event(&mut buf, true, &peer).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!("the broker at broker:1883 ended the connection: {words}"),
+                "{bytes:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_held_connection_waits_for_the_rest_of_a_packet() {
+        let peer = Peer::for_tests(true, false, false);
+        for (first, rest) in [(&[0xD0][..], &[0][..]), (&[0xE0, 1], &[0x8B])] {
+            let mut buf = BytesMut::from(first);
+            assert!(held_event(&mut buf, true, &peer).unwrap().is_none());
+            assert_eq!(&buf[..], first, "what was read is kept");
+            buf.extend_from_slice(rest);
+            let whole = held_event(&mut buf, true, &peer);
+            assert!(buf.is_empty(), "{first:02x?}: consumed");
+            match first[0] {
+                0xD0 => assert!(matches!(whole, Ok(Some(Event::Other)))),
+                _ => assert!(whole.is_err()),
+            }
+        }
     }
 }
