@@ -33,7 +33,7 @@ pub struct BenchArgs {
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
 pub enum BenchCommand {
-    /// Open -c connections at --connect-rate and hold them: connect latency, failures by reason
+    /// Open -c connections at --connect-rate and hold them: TCP, TLS and CONNACK latency, failures by reason
     #[command(after_help = format!("Example:\n  mqttcli bench conn -c 1000 --connect-rate 200 --duration 60s\n\n{}", exit::TABLE))]
     Conn(BenchConnArgs),
     /// -c clients publish -n messages each (or for --duration): publish-to-ack latency
