@@ -222,13 +222,16 @@ fn oversized_publish_under_mqtt5_exits_5() {
     }
 }
 
-/// `mqttcli bench` runs `mqttcli-bench` from beside the `mqttcli` binary: a copy of `mqttcli`
-/// alone says what is missing, and the other subcommands do not need it.
+/// `mqttcli bench` runs `mqttcli-bench` from beside the `mqttcli` binary: a `mqttcli` linked
+/// into a folder alone says what is missing, and the other subcommands do not need it.
 #[test]
 fn bench_without_mqttcli_bench_beside_it() {
-    let dir = tempfile::tempdir().unwrap();
+    // A hard link, not a copy, beside target/'s binaries: a copy is a file open for writing,
+    // which a process another test forks meanwhile inherits until it execs, and executing the
+    // copy then fails with "text file busy".
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let alone = dir.path().join("mqttcli");
-    std::fs::copy(env!("CARGO_BIN_EXE_mqttcli"), &alone).unwrap();
+    std::fs::hard_link(env!("CARGO_BIN_EXE_mqttcli"), &alone).unwrap();
     let mut cmd = std::process::Command::new(&alone);
     cmd.args(["bench", "conn", "-h", "127.0.0.1", "-p", "1", "-c", "1"]);
     let out = run(&mut cmd);
