@@ -64,9 +64,9 @@ impl Held {
             && s.connect_properties.authentication_method.is_none()
     }
 
-    /// The broker's addresses, looked up once for all the connections of a run (a lookup each
-    /// cost `bench conn` more CPU than the connection itself); None where a proxy or a socket
-    /// path is dialled instead. A name that does not resolve is said as a Session says it.
+    /// The broker's addresses, looked up once for all the connections of a run (a lookup each,
+    /// on tokio's blocking threads, was a third of `bench conn`'s CPU); None where a proxy or a
+    /// socket path is dialled instead. A name that does not resolve is said as a Session says.
     pub async fn addresses(s: &Settings) -> Result<Option<Arc<[SocketAddr]>>> {
         if s.proxy.is_some() || s.unix.is_some() {
             return Ok(None);
