@@ -1,4 +1,4 @@
-//! Durations on the command line: `250ms`, `1s`, `1.5s`, `2m`, `1h`, or a bare number of seconds
+//! Durations on the command line: `100us`, `250ms`, `1s`, `1.5s`, `2m`, `1h`, or a bare number of seconds
 //! (mosquitto's `-W 5` habit).
 
 use std::time::Duration;
@@ -17,13 +17,12 @@ pub fn parse(input: &str) -> Result<Duration, String> {
     let scale = match unit.trim() {
         "" | "s" | "sec" | "secs" => 1.0,
         "ms" => 0.001,
+        "us" | "µs" => 0.000_001,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit '{other}' in duration '{input}': use ms, s, m or h, e.g. 250ms or 1s"
-            ))
-        }
+        other => return Err(format!(
+            "unknown unit '{other}' in duration '{input}': use us, ms, s, m or h, e.g. 250ms or 1s"
+        )),
     };
     let value: f64 = number
         .parse()
@@ -52,11 +51,13 @@ mod tests {
         assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse("5"), Ok(Duration::from_secs(5)));
         assert_eq!(parse("0"), Ok(Duration::ZERO));
+        assert_eq!(parse("100us"), Ok(Duration::from_micros(100)));
+        assert_eq!(parse("250µs"), Ok(Duration::from_micros(250)));
     }
 
     #[test]
     fn rejects_garbage_with_a_hint() {
-        assert!(parse("1d").unwrap_err().contains("use ms, s, m or h"));
+        assert!(parse("1d").unwrap_err().contains("use us, ms, s, m or h"));
         assert!(parse("fast").unwrap_err().contains("is not a duration"));
         assert!(parse("").unwrap_err().contains("is not a duration"));
         assert!(parse("1..2s").is_err());

@@ -76,6 +76,13 @@ pub struct LoadArgs {
     /// connections one address can open to one broker
     #[arg(long, value_name = "ADDR,...", value_delimiter = ',', value_parser = parse_ifaddr)]
     pub ifaddr: Vec<IpAddr>,
+
+    /// Once a client thread wakes more than 4 times a millisecond, it waits this long before
+    /// reading again, so that a read carries every packet that came meanwhile (0: read each
+    /// packet as it arrives). A latency measured then includes up to this wait; a lone message
+    /// or a low rate never waits
+    #[arg(long, value_name = "DURATION", default_value = "100us", value_parser = parse_read_pause)]
+    pub read_pause: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -181,6 +188,17 @@ fn parse_ifaddr(s: &str) -> Result<IpAddr, String> {
     })
 }
 
+/// At most 10 ms: a longer pause would be most of what a busy run measures.
+fn parse_read_pause(s: &str) -> Result<Duration, String> {
+    let d = duration::parse(s)?;
+    if d > Duration::from_millis(10) {
+        return Err(format!(
+            "--read-pause {s} is longer than it is useful: the pause adds to every latency measured while busy; use at most 10ms, or 0 to read each packet at once"
+        ));
+    }
+    Ok(d)
+}
+
 /// A positive rate, fractions allowed (0.5: one every two seconds).
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -281,6 +299,7 @@ pub fn plan(command: BenchCommand, env: &Environment) -> Result<Option<Plan>> {
         json: load.json,
         progress: !conn.quiet,
         sources: load.ifaddr,
+        read_pause: load.read_pause,
     };
     Ok(Some(Plan::Bench(options, settings)))
 }

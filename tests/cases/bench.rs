@@ -11,8 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::common::broker::free_port;
+use crate::common::fake::{packet, FakeBroker};
 use crate::common::{
-    mqttcli, programs, run, signal, unique_id, unique_topic, Broker, Live, Out, Proto, Setup,
+    mqttcli, programs, run, run_with_timeout, signal, unique_id, unique_topic, Broker, Live, Out,
+    Proto, Setup,
 };
 use Proto::{V311, V5};
 
@@ -376,6 +378,15 @@ fn bad_input_is_one_line_with_the_fix() {
         (&["pub", "--rate", "fast"], &["not a rate"]),
         (&["sub", "-c", "0"], &["positive"]),
         (
+            &["sub", "--read-pause", "1s"],
+            &[
+                "--read-pause 1s",
+                "at most 10ms",
+                "0 to read each packet at once",
+            ],
+        ),
+        (&["pub", "--read-pause", "soon"], &["not a duration"]),
+        (
             &["conn", "--client-offset", "4294967295", "-c", "2"],
             &["largest client index", "smaller offset"],
         ),
@@ -604,4 +615,70 @@ fn a_stall_shows_in_the_latency_of_messages_due_during_it() {
     let publish = &s["latency_ms"]["publish"];
     assert!(publish["max"].as_f64().unwrap() >= 500.0, "{publish:#}");
     assert!(publish["p90"].as_f64().unwrap() >= 100.0, "{publish:#}");
+}
+
+/// A fake broker's stream to `bench sub -n COUNT --read-pause PAUSE`: `count` QoS 0 messages,
+/// each with a header stamped as it is written and each written on its own about 100 µs
+/// apart, so that the subscriber's thread is woken far more than 4 times a millisecond.
+/// Returns the subscriber's summary.
+fn stream_to_bench_sub(count: usize, pause: &str) -> Value {
+    let fake = FakeBroker::bind();
+    let port = fake.port();
+    let played = fake.serve_one(move |c| {
+        c.stream().set_nodelay(true).map_err(|e| e.to_string())?;
+        c.expect_connect(V311)?;
+        c.connack(V311, false)?;
+        let subscribe = c.read()?;
+        if subscribe.kind() != 0x80 {
+            return Err(format!("expected SUBSCRIBE, got {:02x?}", subscribe.0));
+        }
+        let id = &subscribe.body()[..2];
+        c.write(&packet(0x90, &[id[0], id[1], 0]))?;
+        for seq in 0..count as u64 {
+            let mut rest = vec![0, 1, b't'];
+            rest.extend(header(1, seq));
+            c.write(&packet(0x30, &rest))?;
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        c.until_disconnect()
+    });
+    let out = run_with_timeout(
+        bench("sub", port, V311)
+            .args(["-t", "t", "-n", &count.to_string()])
+            .args([
+                "--read-pause",
+                pause,
+                "--duration",
+                "60s",
+                "--json",
+                "--quiet",
+            ]),
+        None,
+        WAIT,
+    );
+    assert!(played.result(&out), "the subscriber did not disconnect");
+    out.assert_code(0);
+    summary(&out)
+}
+
+/// `--read-pause`: a busy subscriber waits that long before it reads again, and what arrived
+/// meanwhile waits with it, which the latencies show. Read at once (`0`), nothing waits that
+/// long; every message arrives either way.
+#[test]
+fn a_busy_subscriber_lets_messages_gather_for_read_pause() {
+    const COUNT: usize = 3000;
+    let paused = stream_to_bench_sub(COUNT, "10ms");
+    let at_once = stream_to_bench_sub(COUNT, "0");
+    for s in [&paused, &at_once] {
+        assert_eq!(s["received"], COUNT as u64, "{s:#}");
+        assert_eq!(s["lost"], 0, "{s:#}");
+    }
+    let p50 = |s: &Value| s["latency_ms"]["end_to_end"]["p50"].as_f64().unwrap();
+    // Arrivals spread evenly over 10 ms pauses wait 5 ms at the median.
+    assert!(
+        p50(&paused) >= 2.0,
+        "paused: p50 {} ms, read at once: p50 {} ms",
+        p50(&paused),
+        p50(&at_once)
+    );
 }

@@ -62,6 +62,8 @@ pub struct Options {
     pub progress: bool,
     /// `--ifaddr`: the local addresses the clients connect from, dealt out in turn.
     pub sources: Vec<std::net::IpAddr>,
+    /// `--read-pause`: how long a busy worker lingers before it reads again (`workers.rs`).
+    pub read_pause: Duration,
 }
 
 pub enum Kind {
@@ -188,7 +190,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
         client_id: opts.client_id,
         sources: opts.sources,
     });
-    let workers = workers::Workers::start()?;
+    let workers = workers::Workers::start(opts.read_pause)?;
     let mut set: JoinSet<Totals> = JoinSet::new();
     let mut totals = Totals::default();
     let mut next = 0u64;
