@@ -7,7 +7,9 @@
 # comparison (paho-mqtt 2.1.0, installed into .bench/paho on first use; rows skipped, and said
 # so, if pip cannot install it). Last, the latency overhead at a low rate: `bench sub` and
 # `bench pub --rate 100` of one client each, against the one-way p50 of a raw-socket ping-pong
-# through the same broker (bench/pingpong.py). After the `conn` row, the same connections from
+# through the same broker (bench/pingpong.py), after the latency at a busy rate with and
+# without --read-pause. The `pub -q 1` and `sub` rows are also run with `--read-pause 0`
+# (each packet read as it arrives). After the `conn` row, the same connections from
 # plain sockets with no client of ours (bench/rawconn.py): the kernel's share of them.
 set -euo pipefail
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/mqttcli}
@@ -76,12 +78,14 @@ paho_row() {
   report "$label" "$before" "$(cpu $broker)"
 }
 
-# A subscriber's row: it subscribes, then 2 publishers send N each at QoS $1.
+# A subscriber's row: it subscribes, then 2 publishers send N each at QoS $1; the other
+# arguments are the subscriber's.
 sub_row() {
   local q=$1 before
+  shift
   before=$(cpu $broker)
   /usr/bin/time -f '%U %S %M' -o "$dir/time" "$BIN" bench sub -c 1 -q "$q" -t 'sub/#' -n $((2 * N)) \
-    --duration 300s -p "$port" --json --quiet > "$dir/out.json" 2> "$dir/sub.err" &
+    --duration 300s -p "$port" --json --quiet "$@" > "$dir/out.json" 2> "$dir/sub.err" &
   local sub=$!
   until grep -qs "clients subscribed" "$dir/sub.err"; do sleep 0.05; done
   "$BIN" bench pub -c 2 -q "$q" -n "$N" -t 'sub/%i' -p "$port" --quiet --json > "$dir/pub.json" || true
@@ -91,19 +95,47 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 print("(its publishers: %d of %d acknowledged)" % (s["acked"], s["sent"]))
 PY
-  report "sub -c 1 -q $q, $((2 * N)) from 2 publishers" "$before" "$(cpu $broker)"
+  report "sub -c 1 -q $q${1:+ $*}, $((2 * N)) from 2 publishers" "$before" "$(cpu $broker)"
 }
 
 echo "| run | count | rate | generator CPU (user / system) | broker CPU (user / system) | ratio | generator peak RSS | latency p50 / p99 / max (ms) |"
 echo "|---|---|---|---|---|---|---|---|"
 row "pub -c 4 -q 0 -n $N" bench pub -c 4 -q 0 -n "$N" -t 'load/%i'
 row "pub -c 4 -q 1 -n $N" bench pub -c 4 -q 1 -n "$N" -t 'load/%i'
+# The same without --read-pause: each packet read as it arrives.
+row "pub -c 4 -q 1 -n $N --read-pause 0" bench pub -c 4 -q 1 -n "$N" -t 'load/%i' --read-pause 0
 paho_row "paho-mqtt: pub -c 4 -q 0 -n $N" -c 4 -q 0 -n "$N" -t 'load/%i'
 paho_row "paho-mqtt: pub -c 4 -q 1 -n $N" -c 4 -q 1 -n "$N" -t 'load/%i'
 row "pub -c 4 -q 1 --rate 1000 -n 5000 (paced)" bench pub -c 4 -q 1 --rate 1000 -n 5000 -t 'load/%i'
 sub_row 0
+sub_row 0 --read-pause 0
 sub_row 1
+sub_row 1 --read-pause 0
 # Low-rate latency: mqttcli bench's end-to-end p50 against the ping-pong floor.
+# End-to-end latency and the subscriber's CPU at a busy rate, with --read-pause at its default
+# and at 0: what the pause adds to the latencies it saves CPU on.
+busy_rate() {
+  local rate=20000 count=100000
+  printf '\nBusy rate (1 publisher at %s/s, 1 subscriber, QoS 0, %s messages):' "$rate" "$count"
+  for pause in 200us 0; do
+    /usr/bin/time -f '%U %S %M' -o "$dir/time" "$BIN" bench sub -c 1 -q 0 -t 'busy/%i' -n "$count" \
+      --duration 120s -p "$port" --json --quiet --read-pause "$pause" > "$dir/busy.json" 2> "$dir/busy.err" &
+    local sub=$!
+    until grep -qs "clients subscribed" "$dir/busy.err"; do sleep 0.05; done
+    "$BIN" bench pub -c 1 -q 0 -t 'busy/%i' --rate "$rate" -n "$count" -p "$port" --quiet --json > /dev/null || true
+    wait $sub || true
+    read -r user sys _ < "$dir/time"
+    python3 - "$dir/busy.json" "$pause" "$user" "$sys" <<'PY'
+import json, sys
+path, pause, user, sys_ = sys.argv[1:]
+e = json.load(open(path))["latency_ms"]["end_to_end"]
+print(f" --read-pause {pause}: end-to-end p50 {e['p50']:.3f} ms, p99 {e['p99']:.3f} ms, "
+      f"subscriber CPU {float(user) + float(sys_):.2f} s;", end="")
+PY
+  done
+  echo
+}
+
 low_rate() {
   "$BIN" bench sub -c 1 -q 0 -t 'lat/%i' -n 1000 --duration 120s -p "$port" --json --quiet \
     > "$dir/lat-sub.json" 2> "$dir/lat-sub.err" &
@@ -130,4 +162,5 @@ before=$(cpu $broker)
 /usr/bin/time -f '%U %S %M' -o "$dir/time" python3 "$(dirname "$0")/rawconn.py" \
   -c "$CONNS" --rate 2000 --hold 5 -p "$port" > "$dir/out.json" || true
 report "plain sockets (bench/rawconn.py): $CONNS at 2000/s, held 5 s" "$before" "$(cpu $broker)"
+busy_rate
 low_rate

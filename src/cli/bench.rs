@@ -77,11 +77,11 @@ pub struct LoadArgs {
     #[arg(long, value_name = "ADDR,...", value_delimiter = ',', value_parser = parse_ifaddr)]
     pub ifaddr: Vec<IpAddr>,
 
-    /// Once a client thread wakes more than 4 times a millisecond, it waits this long before
+    /// Once a client thread reads 16 packets or more a millisecond, it waits this long before
     /// reading again, so that a read carries every packet that came meanwhile (0: read each
     /// packet as it arrives). A latency measured then includes up to this wait; a lone message
-    /// or a low rate never waits
-    #[arg(long, value_name = "DURATION", default_value = "100us", value_parser = parse_read_pause)]
+    /// or a lower rate never waits
+    #[arg(long, value_name = "DURATION", default_value = "200us", value_parser = parse_read_pause)]
     pub read_pause: Duration,
 }
 

@@ -12,7 +12,7 @@ use super::header::{unix_us, Header};
 use super::histogram::Schedule;
 use super::streams::{Arrival, Streams};
 use super::summary::{Totals, CONNACK, CONNECT, END_TO_END, PUBLISH, TCP, TLS};
-use super::{Client, PubOptions, SubOptions};
+use super::{workers, Client, PubOptions, SubOptions};
 use crate::connection::{self, sleep_until, Event, Held, Qos, Session, Subscription, Wait};
 use crate::exit::{exit_for, Exit};
 
@@ -291,6 +291,7 @@ fn on_event(
             }
         }
         Ok(Event::Acked { pkid }) => {
+            workers::read(1);
             if let Some(origin) = inflight.remove(&pkid) {
                 done(t, origin);
             }
@@ -379,6 +380,7 @@ fn received(c: &Client, t: &mut Totals, streams: &mut Streams, ev: Event) {
     let Event::Message(m) = ev else {
         return;
     };
+    workers::read(1);
     let now = unix_us(SystemTime::now());
     let at = Instant::now();
     t.first_message.get_or_insert(at);

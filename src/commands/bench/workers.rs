@@ -9,10 +9,10 @@
 //! moment it arrives wakes for nearly every one: Mosquitto writes each message and each PUBACK on
 //! its own. On the 2-core VM of BENCHMARKS.md a wake-up cost the generator about 19 µs, more than
 //! the broker spent on the message, and on loopback the broker pays to wake the reader too.
-//! Waiting 100 µs first, once the worker has woken `BUSY` times within `WINDOW`, lets a read
-//! carry every packet that came meanwhile: `bench sub -q 0` went from 0.8× the broker's CPU to
-//! 0.2×. The price is the wait itself, at most the pause on top of a latency measured during a
-//! busy stretch; a lone message, or a paced low rate, never waits.
+//! Waiting 200 µs first (the default), once the worker's clients read `BUSY` packets within
+//! `WINDOW`, lets a read carry every packet that came meanwhile: `bench sub -q 0` went from 0.6-0.8× the
+//! broker's CPU to 0.24×. The price is the wait itself, at most the pause on top of a latency
+//! measured during a busy stretch; a lone message, or a paced low rate, never waits.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -100,33 +100,49 @@ impl Drop for Workers {
     }
 }
 
-/// A worker has been busy once it woke this many times within `WINDOW`.
-const BUSY: u32 = 4;
+/// A worker is busy from this many packets read per `WINDOW`: as `sub` judges a busy stream
+/// (connection/pacing.rs). Counted in packets, not wake-ups: a paced run's timers wake a worker
+/// a few times a millisecond with nothing to gather, and a pause there would only add a sleep.
+const BUSY: u32 = 16;
 const WINDOW: Duration = Duration::from_millis(1);
 
 thread_local! {
     static LINGER: Linger = Linger::default();
 }
 
-/// When a worker runs out of work: whether it is busy, from how often it has woken lately.
+/// A client on this worker read `n` packets (messages, acknowledgements) from its broker.
+pub fn read(n: u32) {
+    LINGER.with(|l| l.packets.set(l.packets.get().saturating_add(n)));
+}
+
+/// Whether a worker that runs out of work is busy, from how many packets its clients read lately.
 #[derive(Default)]
 struct Linger {
     window_start: Cell<Option<Instant>>,
-    wakes: Cell<u32>,
+    packets: Cell<u32>,
+    busy: Cell<bool>,
 }
 
 impl Linger {
-    /// Before the worker waits for its sockets: whether to linger first, at `now`.
+    /// Before the worker waits for its sockets, at `now`: whether to linger first. A window
+    /// that has run its course decides for the next one by its rate; within a window, reaching
+    /// `BUSY` decides at once.
     fn busy(&self, now: Instant) -> bool {
-        let wakes = match self.window_start.get() {
-            Some(start) if now.duration_since(start) <= WINDOW => self.wakes.get() + 1,
-            _ => {
-                self.window_start.set(Some(now));
-                1
-            }
-        };
-        self.wakes.set(wakes);
-        wakes >= BUSY
+        let start = self.window_start.get().unwrap_or_else(|| {
+            self.window_start.set(Some(now));
+            now
+        });
+        let elapsed = now.duration_since(start);
+        let packets = self.packets.get();
+        if elapsed >= WINDOW {
+            let per_window = u128::from(packets) * WINDOW.as_nanos() / elapsed.as_nanos();
+            self.busy.set(per_window >= u128::from(BUSY));
+            self.window_start.set(Some(now));
+            self.packets.set(0);
+        } else if packets >= BUSY {
+            self.busy.set(true);
+        }
+        self.busy.get()
     }
 
     fn before_sleep(&self, pause: Duration) {
@@ -139,7 +155,8 @@ impl Linger {
 }
 
 /// Linux rounds a thread's sleeps up by its timer slack, 50 µs by default: a 100 µs pause then
-/// lasts about 175 µs here. A microsecond of slack keeps it near what `--read-pause` says.
+/// lasts about 175 µs here. A microsecond of slack keeps it near what `--read-pause` says
+/// (tokio's own timers count in milliseconds, so they hardly notice).
 fn precise_sleeps() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_TIMERSLACK takes a plain integer and affects only the calling thread.
@@ -157,25 +174,32 @@ mod tests {
     }
 
     #[test]
-    fn a_worker_woken_now_and_then_never_lingers() {
+    fn a_worker_that_reads_a_few_packets_a_millisecond_never_lingers() {
         let l = Linger::default();
         let start = Instant::now();
-        // 2 000 wake-ups a second: a paced run, or a stream of a few messages per millisecond.
-        for i in 0..1000 {
-            assert!(!l.busy(at(start, i * 500)), "wake-up {i}");
+        // A paced run: 4 packets a millisecond, the worker woken for each.
+        for i in 0..2000 {
+            l.packets.set(l.packets.get() + 1);
+            assert!(!l.busy(at(start, i * 250)), "wake-up {i}");
         }
     }
 
     #[test]
-    fn a_worker_woken_often_lingers_from_the_busy_th_wake_up_on() {
+    fn a_busy_worker_lingers_until_its_rate_falls() {
         let l = Linger::default();
         let start = Instant::now();
-        for i in 0..u64::from(BUSY) - 1 {
-            assert!(!l.busy(at(start, i * 50)));
+        assert!(!l.busy(at(start, 0)));
+        // 20 packets in 300 µs: busy at once.
+        l.packets.set(BUSY + 4);
+        assert!(l.busy(at(start, 300)));
+        // Still reading 40 a millisecond, a few at each wake-up: busy for the next window too.
+        for i in 1..=10 {
+            l.packets.set(l.packets.get() + 4);
+            assert!(l.busy(at(start, 300 + i * 100)), "wake-up {i}");
         }
-        assert!(l.busy(at(start, 200)));
-        assert!(l.busy(at(start, 400)), "still busy within the window");
-        // Long after, a lone wake-up starts over.
+        // The stream stops; a lone message 50 ms later finds the worker idle again.
+        l.packets.set(l.packets.get() + 1);
         assert!(!l.busy(at(start, 50_000)));
+        assert!(!l.busy(at(start, 50_100)));
     }
 }
