@@ -2,9 +2,9 @@
 
 use bytes::BytesMut;
 use rumqttc::v5::mqttbytes::v5::{
-    ConnAckProperties, Connect, ConnectProperties, ConnectReturnCode, DisconnectReasonCode, Filter,
-    LastWill, LastWillProperties, Packet, PubAckReason, PubCompReason, PubRecReason,
-    PublishProperties, RetainForwardRule, SubscribeProperties, SubscribeReasonCode, UnsubAckReason,
+    ConnAckProperties, Connect, ConnectProperties, ConnectReturnCode, Filter, LastWill,
+    LastWillProperties, Packet, PubAckReason, PubCompReason, PubRecReason, PublishProperties,
+    RetainForwardRule, SubscribeProperties, SubscribeReasonCode, UnsubAckReason,
 };
 use rumqttc::v5::mqttbytes::Error as WireError;
 use rumqttc::v5::{AsyncClient, ConnectionError, EventLoop, MqttOptions, StateError};
@@ -121,18 +121,6 @@ pub fn held_event(
             peer,
         )
     };
-    // MQTT 5 lets a DISCONNECT leave out its reason code and properties (3.14.2.1), which
-    // rumqttc 0.25.1 cannot read: it fails on the first and waits for more of the second.
-    if let [0xE0, len @ (0 | 1), rest @ ..] = &buf[..] {
-        let len = usize::from(*len);
-        if rest.len() >= len {
-            let code = if len == 1 { rest[0] } else { 0 };
-            let _ = buf.split_to(2 + len);
-            let code = DisconnectReasonCode::try_from(code)
-                .unwrap_or(DisconnectReasonCode::UnspecifiedError);
-            return Err(disconnect(code, None));
-        }
-    }
     let before = buf.len();
     match Packet::read(buf, Some(MAX_PACKET_SIZE_PROPERTY)) {
         // Short of a whole packet; once its frame was taken, short inside it: malformed.
@@ -526,6 +514,7 @@ pub fn error(e: ConnectionError, connected: bool, peer: &Peer) -> anyhow::Error 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 
     #[test]
     fn reasons_read_as_words() {
@@ -536,6 +525,30 @@ mod tests {
             "no subscription existed (0x11)"
         );
         assert_eq!(words("QoSNotSupported", 0x9B), "QoS not supported (0x9b)");
+    }
+
+    /// MQTT 5 lets a DISCONNECT leave out its property length, or everything after its fixed
+    /// header (3.14.2.1); Mosquitto sends the first. rumqttc 0.25.1 read neither: the copy in
+    /// vendor/rumqttc does (vendor/rumqttc/PATCHED.md).
+    #[test]
+    fn short_disconnects_are_read_with_their_reason() {
+        for (bytes, code) in [
+            (&[0xE0, 1, 0x8E][..], DisconnectReasonCode::SessionTakenOver),
+            (&[0xE0, 0], DisconnectReasonCode::NormalDisconnection),
+            (
+                &[0xE0, 2, 0x8B, 0],
+                DisconnectReasonCode::ServerShuttingDown,
+            ),
+        ] {
+            let mut buf = BytesMut::from(bytes);
+            match Packet::read(&mut buf, None) {
+                Ok(Packet::Disconnect(d)) => {
+                    assert_eq!((d.reason_code, d.properties), (code, None), "{bytes:02x?}");
+                }
+                other => panic!("{bytes:02x?}: {other:?}"),
+            }
+            assert!(buf.is_empty(), "{bytes:02x?}: the packet is read whole");
+        }
     }
 
     #[test]

@@ -226,7 +226,8 @@ fn a_held_connection_adopts_the_server_keep_alive() {
 }
 
 /// MQTT 5: a DISCONNECT from the broker is counted with its reason, with its property length
-/// (as Mosquitto sends it) or without (as MQTT 5 allows, and rumqttc 0.25.1 cannot read).
+/// or without (as MQTT 5 allows and Mosquitto sends it; rumqttc 0.25.1 could not read that form,
+/// vendor/rumqttc/PATCHED.md).
 #[test]
 fn a_server_disconnect_is_counted_with_its_reason() {
     // Reason 0x8B: server shutting down.

@@ -1090,3 +1090,48 @@ fn v5_against_a_broker_that_refuses_the_version_names_v311() {
     assert!(played.result(&out), "pub -V 311 ended with DISCONNECT");
     out.assert_ok(b"");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A DISCONNECT from the broker in its short forms (MQTT 5, 3.14.2.1)
+
+/// A broker's DISCONNECT after SUBACK, as `bytes`, to `sub -V 5 --no-reconnect`.
+fn disconnect_after_suback(bytes: &'static [u8]) -> Out {
+    let broker = FakeBroker::bind();
+    let port = broker.port();
+    let played = broker.serve_one(move |c| {
+        c.expect_connect(V5)?;
+        c.connack(V5, false)?;
+        let subscribe = c.read()?;
+        let id = &subscribe.body()[..2];
+        c.write(&packet(0x90, &[id[0], id[1], 0, 0]))?;
+        c.write(bytes)?;
+        Ok(())
+    });
+    let out = run(at("sub", port, V5).args(["-t", "t", "-W", "30", "--no-reconnect"]));
+    played.result(&out);
+    out
+}
+
+/// Mosquitto writes a DISCONNECT that has a reason and no properties without a property length:
+/// 2.0.11 for a topic alias it refuses (`e0 01 94`, seen here), later releases also when another
+/// client takes the session over (`e0 01 8e`). `sub` names the reason and exits with its code,
+/// 5 for a refusal, 3 otherwise; rumqttc 0.25.1 lost the reason and reported the broker to have
+/// closed the connection (exit 3 either way).
+#[test]
+fn a_disconnect_without_a_property_length_is_named() {
+    disconnect_after_suback(&[0xE0, 1, 0x8E]).assert_error(
+        3,
+        &["ended the connection: session taken over (0x8e): another client connected with the same client id (-i)"],
+    );
+    disconnect_after_suback(&[0xE0, 1, 0x94]).assert_error(
+        5,
+        &["ended the connection: topic alias invalid (0x94)"],
+    );
+}
+
+/// A DISCONNECT with nothing after its fixed header (`e0 00`) is a normal disconnection.
+#[test]
+fn a_disconnect_without_a_reason_code_is_a_normal_disconnection() {
+    disconnect_after_suback(&[0xE0, 0])
+        .assert_error(3, &["ended the connection: normal disconnection (0x00)"]);
+}
