@@ -20,9 +20,12 @@ pub fn parse(input: &str) -> Result<Duration, String> {
         "us" | "µs" => 0.000_001,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        other => return Err(format!(
-            "unknown unit '{other}' in duration '{input}': use us, ms, s, m or h, e.g. 250ms or 1s"
-        )),
+        other => {
+            let units = "use us, ms, s, m or h, e.g. 250ms or 1s";
+            return Err(format!(
+                "unknown unit '{other}' in duration '{input}': {units}"
+            ));
+        }
     };
     let value: f64 = number
         .parse()
