@@ -1123,10 +1123,8 @@ fn a_disconnect_without_a_property_length_is_named() {
         3,
         &["ended the connection: session taken over (0x8e): another client connected with the same client id (-i)"],
     );
-    disconnect_after_suback(&[0xE0, 1, 0x94]).assert_error(
-        5,
-        &["ended the connection: topic alias invalid (0x94)"],
-    );
+    disconnect_after_suback(&[0xE0, 1, 0x94])
+        .assert_error(5, &["ended the connection: topic alias invalid (0x94)"]);
 }
 
 /// A DISCONNECT with nothing after its fixed header (`e0 00`) is a normal disconnection.
