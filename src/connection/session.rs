@@ -35,6 +35,8 @@ pub struct Session {
     client: Client,
     rx: mpsc::UnboundedReceiver<Result<Event>>,
     driver: JoinHandle<()>,
+    /// See `Session::gone`.
+    gone: bool,
     /// See `Session::publish_burst`.
     publish_bursts: Option<super::publish_bursts::Queue>,
     /// Received QoS 1/2 messages wait for `ack` (else rumqttc acknowledges them on arrival).
@@ -75,6 +77,7 @@ impl Session {
             client: connected.client,
             rx,
             driver,
+            gone: false,
             publish_bursts: connected.publish_bursts,
             manual_acks: settings.manual_acks,
             bursts: connected.bursts,
@@ -88,15 +91,26 @@ impl Session {
     /// The next event; cancel-safe, for `select!`. An error means the connection is gone for
     /// good (a lost one that may be retried comes as `Event::ConnectionLost`).
     pub async fn recv(&mut self) -> Result<Event> {
-        match self.rx.recv().await {
+        let ev = match self.rx.recv().await {
             Some(ev) => ev,
             None => Err(fail(Exit::Unreachable, "the connection closed")),
-        }
+        };
+        self.gone |= ev.is_err();
+        ev
     }
 
     /// An event that is already waiting, without waiting for one.
     pub fn try_recv(&mut self) -> Option<Result<Event>> {
-        self.rx.try_recv().ok()
+        let ev = self.rx.try_recv().ok()?;
+        self.gone |= ev.is_err();
+        Some(ev)
+    }
+
+    /// Whether the connection is gone for good: an error came out of `recv`. Not every error
+    /// of a Session's calls means that (a refused subscription leaves it open), nor does every
+    /// refusal leave it open (an MQTT 5 broker may end it with a DISCONNECT that refuses).
+    pub fn gone(&self) -> bool {
+        self.gone
     }
 
     /// The next event, unless `deadline` (if any) passes or a signal comes first.

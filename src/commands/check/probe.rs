@@ -48,6 +48,15 @@ impl ProbeLink<'_> {
     fn lost(&mut self) {
         self.link = None;
     }
+
+    /// After `e`: opened again next time if the connection is gone, whether it was lost
+    /// (exit 3) or ended by the broker refusing what the probe tried (an MQTT 5 DISCONNECT
+    /// such as "QoS not supported", exit 5).
+    fn failed(&mut self, e: &anyhow::Error) {
+        if exit_for(e) == Exit::Unreachable || self.link.as_ref().is_some_and(Session::gone) {
+            self.lost();
+        }
+    }
 }
 
 pub(super) async fn probe(
@@ -110,8 +119,8 @@ pub(super) async fn probe(
                 Ok(()) => acked(link, Instant::now() + wait, interrupt).await,
                 Err(e) => Err(Halt::Error(e)),
             };
-            if matches!(&cleared, Err(Halt::Error(e)) if exit_for(e) == Exit::Unreachable) {
-                conn.lost();
+            if let Err(Halt::Error(e)) = &cleared {
+                conn.failed(e);
             }
         }
     }
@@ -195,9 +204,7 @@ async fn delivery(
         Ok(d) => d,
         Err(Halt::Interrupted) => Delivery::NotDelivered("interrupted".into()),
         Err(Halt::Error(e)) => {
-            if exit_for(&e) == Exit::Unreachable {
-                conn.lost();
-            }
+            conn.failed(&e);
             Delivery::NotDelivered(format!("{e:#}"))
         }
     }
@@ -290,9 +297,7 @@ async fn largest_payload(
             Ok(Some(why)) => why,
             Err(Halt::Interrupted) => "interrupted".to_string(),
             Err(Halt::Error(e)) => {
-                if exit_for(&e) == Exit::Unreachable {
-                    conn.lost();
-                }
+                conn.failed(&e);
                 format!("{e:#}")
             }
         };
