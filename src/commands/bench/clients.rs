@@ -1,7 +1,7 @@
 //! One bench client each: connect, do the kind's work until done or told to stop, and return
 //! what it counted. A client never fails the run: what goes wrong is counted by reason.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
@@ -170,11 +170,14 @@ pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
     let wall0 = SystemTime::now();
     let schedule = Schedule::new(mono0.into_std(), o.rate);
     let mut unwritten: VecDeque<Instant> = VecDeque::new();
-    let mut inflight: HashMap<u16, Instant> = HashMap::new();
+    let mut inflight = InFlight::default();
     let mut seq = 0u64;
     let mut stopping = false;
     let mut drain_until: Option<Instant> = None;
     let mut broken = false;
+    // What the progress line has been told of `t.acked`: it is told before each wait, not at
+    // each acknowledgement, as its counter is shared by every thread.
+    let mut reported = 0u64;
 
     'run: loop {
         while let Some(ev) = session.try_recv() {
@@ -237,6 +240,10 @@ pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
             c.counters.sent.fetch_add(n, Relaxed);
             continue;
         }
+        if t.acked > reported {
+            c.counters.acked.fetch_add(t.acked - reported, Relaxed);
+            reported = t.acked;
+        }
         tokio::select! {
             biased;
             ev = session.recv() => if !on_event(&c, &mut t, o.qos, ev, &mut unwritten, &mut inflight) {
@@ -248,6 +255,7 @@ pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
             _ = sleep_until(drain_until), if drain_until.is_some() => break,
         }
     }
+    c.counters.acked.fetch_add(t.acked - reported, Relaxed);
     t.unacknowledged = (unwritten.len() + inflight.len()) as u64;
     if t.unacknowledged > 0 && !broken {
         c.problem(
@@ -262,6 +270,36 @@ pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
     t
 }
 
+/// When each PUBLISH in flight was due, by packet id: a slot per id, not a hash map, since
+/// rumqttc's ids run through 1..=window and every PUBACK looks one up.
+#[derive(Default)]
+struct InFlight {
+    due: Vec<Option<Instant>>,
+    len: usize,
+}
+
+impl InFlight {
+    fn insert(&mut self, pkid: u16, origin: Instant) {
+        let i = usize::from(pkid);
+        if i >= self.due.len() {
+            self.due.resize(i + 1, None);
+        }
+        if self.due[i].replace(origin).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, pkid: u16) -> Option<Instant> {
+        let origin = self.due.get_mut(usize::from(pkid))?.take()?;
+        self.len -= 1;
+        Some(origin)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// Counts one event of a publishing client; false once the connection is gone.
 fn on_event(
     c: &Client,
@@ -269,13 +307,12 @@ fn on_event(
     qos: Qos,
     ev: anyhow::Result<Event>,
     unwritten: &mut VecDeque<Instant>,
-    inflight: &mut HashMap<u16, Instant>,
+    inflight: &mut InFlight,
 ) -> bool {
     let done = |t: &mut Totals, origin: Instant| {
         let now = Instant::now();
         t.acked += 1;
         t.last_message = Some(now);
-        c.counters.acked.fetch_add(1, Relaxed);
         t.record(PUBLISH, now - origin);
     };
     match ev {
@@ -292,12 +329,12 @@ fn on_event(
         }
         Ok(Event::Acked { pkid }) => {
             workers::read(1);
-            if let Some(origin) = inflight.remove(&pkid) {
+            if let Some(origin) = inflight.remove(pkid) {
                 done(t, origin);
             }
         }
         Ok(Event::PublishRefused { pkid, reason }) => {
-            inflight.remove(&pkid);
+            inflight.remove(pkid);
             c.problem(t, format!("publish refused: {reason}"), Exit::Rejected);
         }
         Ok(Event::ConnectionLost | Event::DisconnectSent) | Err(_) => {
@@ -395,5 +432,30 @@ fn received(c: &Client, t: &mut Totals, streams: &mut Streams, ev: Event) {
             }
         }
         None => t.without_header += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_keeps_one_due_time_per_packet_id() {
+        let mut f = InFlight::default();
+        let t0 = Instant::now();
+        let t1 = t0 + std::time::Duration::from_millis(1);
+        f.insert(3, t0);
+        f.insert(100, t1);
+        assert_eq!(f.len(), 2);
+        // An id used again before its acknowledgement (rumqttc holds such a PUBLISH back):
+        // the later due time, still one in flight.
+        f.insert(3, t1);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f.remove(3), Some(t1));
+        assert_eq!(f.remove(3), None, "acknowledged twice");
+        assert_eq!(f.remove(65535), None, "an id never used");
+        assert_eq!(f.len(), 1);
+        assert_eq!(f.remove(100), Some(t1));
+        assert_eq!(f.len(), 0);
     }
 }
