@@ -15,6 +15,10 @@
 //! username = "emqx"
 //! password_env = "EMQX_PASSWORD"
 //! protocol = 5
+//!
+//! [profiles.socket]
+//! unix = "/run/mosquitto/mqtt.sock"
+//! protocol = 31
 //! ```
 
 use std::collections::BTreeMap;
@@ -23,7 +27,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::{Deserialize, Deserializer};
 
-use crate::connection::Protocol;
+use crate::connection::Version;
 use crate::exit::usage;
 use crate::secret::Secret;
 
@@ -54,9 +58,11 @@ pub struct Profile {
     /// The name of an environment variable that holds the password.
     pub password_env: Option<String>,
     pub id_prefix: Option<String>,
-    /// `311` or `5` (a number or a string; `mqttv311`, `mqttv5` work too).
+    /// `31`, `311` or `5` (a number or a string; `mqttv31`, `mqttv311`, `mqttv5` work too).
     #[serde(default, deserialize_with = "protocol")]
-    pub protocol: Option<Protocol>,
+    pub protocol: Option<Version>,
+    /// A Unix-domain socket to connect to, as `--unix`: instead of `host`, `port` and `url`.
+    pub unix: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -78,7 +84,7 @@ fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.map(Secret::new))
 }
 
-fn protocol<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Protocol>, D::Error> {
+fn protocol<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Version>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -90,7 +96,7 @@ fn protocol<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Protocol>, D::Erro
         Some(Raw::Number(n)) => n.to_string(),
         Some(Raw::Text(s)) => s,
     };
-    Protocol::parse(&text)
+    Version::parse(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
 }
@@ -150,12 +156,34 @@ pub fn load(file: &Path, name: &str) -> Result<Loaded> {
     if profile.password.is_some() {
         check_private(file, name)?;
     }
+    if profile.unix.is_some() {
+        // A socket is where the broker is, and local: nothing else in the same profile may say
+        // otherwise (flags and the environment may; cli::settings decides).
+        let other = [
+            ("host", profile.host.is_some()),
+            ("port", profile.port.is_some()),
+            ("url", profile.url.is_some()),
+            ("tls", profile.tls == Some(true)),
+            ("cafile", profile.cafile.is_some()),
+            ("ws", profile.ws == Some(true)),
+            ("proxy", profile.proxy.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(field, set)| set.then_some(field));
+        if let Some(field) = other {
+            return Err(usage(format!(
+                "profile '{name}' in {} gives both unix and {field}: a Unix socket is local and plain; keep one",
+                file.display()
+            )));
+        }
+    }
     let base = file.parent().unwrap_or(Path::new("."));
     for path in [
         &mut profile.cafile,
         &mut profile.cert,
         &mut profile.key,
         &mut profile.password_file,
+        &mut profile.unix,
     ]
     .into_iter()
     .flatten()
@@ -236,12 +264,30 @@ mod tests {
         );
         let a = load(&file, "a").unwrap().profile;
         assert_eq!((a.host.as_deref(), a.port), (Some("h"), Some(1884)));
-        assert_eq!(a.protocol, Some(Protocol::V5));
+        assert_eq!(a.protocol, Some(Version::parse("5").unwrap()));
         assert_eq!(a.cafile.unwrap(), dir.path().join("certs/ca.pem"));
         assert_eq!(
             load(&file, "b").unwrap().profile.protocol,
-            Some(Protocol::V311)
+            Some(Version::parse("311").unwrap())
         );
+    }
+
+    #[test]
+    fn a_profile_can_name_a_socket_and_mqtt_3_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "[profiles.local]\nunix = \"run/mq.sock\"\nprotocol = 31\n\
+             [profiles.both]\nunix = \"/s\"\nport = 1884\n\
+             [profiles.tls]\nunix = \"/s\"\ntls = true\n",
+        );
+        let local = load(&file, "local").unwrap().profile;
+        assert_eq!(local.unix.unwrap(), dir.path().join("run/mq.sock"));
+        let v = local.protocol.unwrap();
+        assert!(v.mqtt31, "{v:?}");
+        let msg = usage_text(load(&file, "both"));
+        assert!(msg.contains("gives both unix and port"), "{msg}");
+        assert!(usage_text(load(&file, "tls")).contains("gives both unix and tls"));
     }
 
     #[test]
@@ -261,7 +307,9 @@ mod tests {
         assert!(msg.contains("line 3") && msg.contains("prot"), "{msg}");
         assert!(!msg.contains('\n'));
         let file = write(dir.path(), "[profiles.a]\nprotocol = 6\n");
-        assert!(usage_text(load(&file, "a")).contains("'6' is not a supported protocol"));
+        let msg = usage_text(load(&file, "a"));
+        assert!(msg.contains("'6' is not a supported protocol"), "{msg}");
+        assert!(msg.contains("31 (mqttv31)"), "{msg}");
         let file = write(
             dir.path(),
             "[profiles.a]\npassword_env = \"X\"\npassword_file = \"f\"\n",

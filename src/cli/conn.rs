@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{parse_positive, parse_qos, parse_version};
-use crate::connection::{Protocol, Qos};
+use super::{parse_positive, parse_qos};
+use crate::connection::{Qos, Version};
 use crate::secret::Secret;
 use crate::{duration, topic};
 
@@ -139,31 +139,9 @@ pub struct ConnArgs {
     pub config: Option<PathBuf>,
 }
 
-/// `-V`'s value. MQTT 3.1 is carried as 3.1.1, which rumqttc speaks, with its CONNECT
-/// rewritten on the way (see `Settings::mqtt31`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Version {
-    pub protocol: Protocol,
-    pub mqtt31: bool,
-}
-
-/// mosquitto's spellings: `31`/`mqttv31` besides `311`/`mqttv311` and `5`/`mqttv5`.
+/// `-V`'s value (`Version::parse`: 31, 311 or 5 in mosquitto's spellings).
 fn parse_protocol_version(s: &str) -> Result<Version, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "31" | "mqttv31" | "3.1" | "3" => Ok(Version {
-            protocol: Protocol::V311,
-            mqtt31: true,
-        }),
-        _ => match parse_version(s) {
-            Ok(protocol) => Ok(Version {
-                protocol,
-                mqtt31: false,
-            }),
-            Err(_) => Err(format!(
-                "'{s}' is not a supported protocol version: use 31 (mqttv31), 311 (mqttv311) or 5 (mqttv5)"
-            )),
-        },
-    }
+    Version::parse(s)
 }
 
 // sub and streaming pub (-l, --interval) reconnect after a lost connection; a single pub fails

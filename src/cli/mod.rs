@@ -28,7 +28,7 @@ pub use conn::{parse_header, ConnArgs, ReconnectArgs, TlsArgs, WebArgs};
 pub use environment::Environment;
 pub use plan::{plan, Plan};
 
-use crate::connection::{Protocol, Qos, RetainHandling};
+use crate::connection::{Qos, RetainHandling};
 use crate::{duration, exit, topic};
 
 const AFTER_HELP: &str = "\
@@ -154,10 +154,6 @@ pub enum Command {
     /// Print the man page (roff), for packagers
     #[command(hide = true)]
     Man(ManArgs),
-}
-
-fn parse_version(s: &str) -> Result<Protocol, String> {
-    Protocol::parse(s)
 }
 
 fn parse_qos(s: &str) -> Result<Qos, String> {

@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 pub use held::{Held, Steps};
 pub use mqtt::{
     Ack, BrokerLimits, ConnectProperties, Event, Message, Properties, Protocol, Qos, Reason,
-    RetainHandling, SubscribeProperties, Subscription,
+    RetainHandling, SubscribeProperties, Subscription, Version,
 };
 pub use session::{sleep_until, Session, Wait};
 pub use settings::Settings;

@@ -32,6 +32,35 @@ impl Protocol {
     }
 }
 
+/// A protocol version as `-V` and a profile's `protocol` give it. MQTT 3.1 is carried as 3.1.1,
+/// which rumqttc speaks, with its CONNECT rewritten on the way (see `Settings::mqtt31`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub protocol: Protocol,
+    pub mqtt31: bool,
+}
+
+impl Version {
+    /// mosquitto's spellings: `31`/`mqttv31` besides `311`/`mqttv311` and `5`/`mqttv5`.
+    pub fn parse(s: &str) -> Result<Version, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "31" | "mqttv31" | "3.1" | "3" => Ok(Version {
+                protocol: Protocol::V311,
+                mqtt31: true,
+            }),
+            _ => match Protocol::parse(s) {
+                Ok(protocol) => Ok(Version {
+                    protocol,
+                    mqtt31: false,
+                }),
+                Err(_) => Err(format!(
+                    "'{s}' is not a supported protocol version: use 31 (mqttv31), 311 (mqttv311) or 5 (mqttv5)"
+                )),
+            },
+        }
+    }
+}
+
 /// Quality of service. Ordered: a broker may grant less than was asked, never more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Qos {

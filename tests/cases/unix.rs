@@ -111,3 +111,67 @@ fn environment_proxies_and_host_are_ignored() {
         .env("MQTT_PORT", "8883"))
     .assert_ok(b"");
 }
+
+/// A profile can hold the socket and MQTT 3.1 (`unix`, `protocol = 31`, the path relative to
+/// the file): Mosquitto logs the client on it as MQTT 3.1 (`p1`). A flag that says where the
+/// broker is (`-h`, `-p`, `-L`) or `MQTT_HOST` ranks above the profile and wins; a flag the
+/// socket cannot carry is the same usage error as with --unix, naming the profile.
+#[test]
+#[cfg_attr(no_mosquitto, ignore = "needs Mosquitto (apt install mosquitto)")]
+fn a_profile_holds_the_socket_and_mqtt_3_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut broker, _socket) = unix_broker(dir.path());
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[profiles.local]\nunix = \"mqtt.sock\"\nprotocol = 31\nid_prefix = \"sock-\"\n",
+    )
+    .unwrap();
+    let profile = |subcommand: &str| {
+        let mut cmd = mqttcli();
+        for name in [
+            "MQTT_HOST",
+            "MQTT_PORT",
+            "MQTTCLI_PROFILE",
+            "MQTTCLI_CONFIG",
+        ] {
+            cmd.env_remove(name);
+        }
+        cmd.arg(subcommand)
+            .arg("--config")
+            .arg(&config)
+            .args(["--profile", "local"]);
+        cmd
+    };
+    let topic = unique_topic() + "profile";
+    run(profile("pub").args(["-t", &topic, "-m", "x", "-i", "sock-pub"])).assert_ok(b"");
+    let log = broker.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("as sock-pub (p1,") && l.contains("New client connected")),
+        "{log}"
+    );
+
+    // MQTT_HOST, then -h with -p, name another broker: TCP, not the socket.
+    let tcp = broker.port(V311);
+    run(profile("pub")
+        .args(["-t", &topic, "-m", "x", "-i", "tcp-env"])
+        .env("MQTT_HOST", "127.0.0.1")
+        .env("MQTT_PORT", tcp.to_string()))
+    .assert_ok(b"");
+    run(profile("pub")
+        .args(["-t", &topic, "-m", "x", "-i", "tcp-flag"])
+        .args(["-h", "127.0.0.1", "-p", &tcp.to_string()]))
+    .assert_ok(b"");
+    let log = broker.log_text();
+    for id in ["tcp-env", "tcp-flag"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("from 127.0.0.1:") && l.contains(&format!("as {id} (p1,"))),
+            "{id}: {log}"
+        );
+    }
+
+    run(profile("pub").args(["-t", "t", "-m", "x", "--tls"]))
+        .assert_error(2, &["profile 'local'", "unix = ", "cannot go with", "TLS"]);
+}

@@ -100,9 +100,26 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         None => None,
     };
     let tls_args = with_profile_tls(&args.tls, p);
-    if let Some(path) = &args.unix {
-        unix_conflicts(args, p, &tls_args, scheme, path)?;
-    }
+    // The socket: --unix, else the profile's `unix` unless a flag, -L or the environment says
+    // where the broker is (they rank above the profile, and a profile with `unix` has no host).
+    let named_elsewhere = args.host.is_some()
+        || args.port.is_some()
+        || args.url.is_some()
+        || env.host.is_some()
+        || env.port.is_some();
+    let unix = match (&args.unix, p.and_then(|p| p.unix.as_ref())) {
+        (Some(path), _) => {
+            let given = format!("--unix {}", path.display());
+            unix_conflicts(args, p, &tls_args, scheme, &given)?;
+            Some(path.clone())
+        }
+        (None, Some(path)) if !named_elsewhere => {
+            let given = in_profile(&format!("unix = {}", path.display()));
+            unix_conflicts(args, p, &tls_args, scheme, &given)?;
+            Some(path.clone())
+        }
+        _ => None,
+    };
 
     let host = args
         .host
@@ -114,7 +131,7 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         .unwrap_or_else(|| "localhost".to_string());
     // With --unix the host is only a name: a loopback one, which no environment proxy takes
     // and which resolves wherever MQTT_HOST or a profile points.
-    let host = if args.unix.is_some() {
+    let host = if unix.is_some() {
         "localhost".to_string()
     } else {
         host
@@ -129,7 +146,7 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
     // (unless a URL says mqtt:// or ws:// outright).
     // (Not with --unix, which refuses TLS options above: MQTT_PORT=8883 alone must not ask
     // for TLS on a local socket.)
-    let use_tls = args.unix.is_none()
+    let use_tls = unix.is_none()
         && (tls_args.any()
             || scheme.is_some_and(Scheme::tls)
             || (explicit_port == Some(DEFAULT_TLS_PORT) && scheme.is_none()));
@@ -217,11 +234,14 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
             "-c/--no-clean keeps a session that only the same client id can resume: add -i ID",
         ));
     }
-    let mqtt31 = args.protocol.is_some_and(|v| v.mqtt31);
+    let version = args.protocol.or(p.and_then(|p| p.protocol));
+    let mqtt31 = version.is_some_and(|v| v.mqtt31);
     if mqtt31 && (use_tls || use_ws) {
-        return Err(usage(
-            "-V 31 (MQTT 3.1) works over plain TCP, --unix and proxies, not over TLS or WebSocket: use -V 311 there",
-        ));
+        let what = "(MQTT 3.1) works over plain TCP, --unix and proxies, not over TLS or WebSocket";
+        return Err(usage(match args.protocol {
+            Some(_) => format!("-V 31 {what}: use -V 311 there"),
+            None => in_profile(&format!("protocol = 31 {what}: use 311 there")),
+        }));
     }
     let client_id =
         match &args.id {
@@ -255,11 +275,7 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         );
     }
 
-    let protocol = args
-        .protocol
-        .map(|v| v.protocol)
-        .or(p.and_then(|p| p.protocol))
-        .unwrap_or(default_protocol);
+    let protocol = version.map_or(default_protocol, |v| v.protocol);
     let keepalive = Duration::from_secs(args.keepalive.into());
     if protocol == Protocol::V5 && args.keepalive < 5 {
         return Err(usage(format!(
@@ -381,7 +397,7 @@ pub fn resolve(args: &ConnArgs, env: &Environment, purpose: Purpose) -> Result<R
         tls,
         websocket,
         proxy,
-        unix: args.unix.clone(),
+        unix,
         mqtt31,
         // sub and rr acknowledge a message only once it is written to stdout (at least once
         // to the output). Messages queued for the session may arrive as soon as unsub
@@ -416,12 +432,13 @@ const MQTT31_MAX_ID: usize = 23;
 
 /// `--unix` names where the broker is, and that it is local: whatever else says where it is, or
 /// asks for what a local socket does not carry (TLS, WebSocket, a proxy), is a usage error.
+/// `given`: where the socket came from, as the message names it.
 fn unix_conflicts(
     args: &ConnArgs,
     p: Option<&Profile>,
     tls: &TlsArgs,
     scheme: Option<Scheme>,
-    path: &std::path::Path,
+    given: &str,
 ) -> Result<()> {
     let other = if args.host.is_some() {
         Some("-h/--host")
@@ -443,8 +460,7 @@ fn unix_conflicts(
     };
     match other {
         Some(other) => Err(usage(format!(
-            "--unix {} connects to a local socket: it cannot go with {other}; drop one of them",
-            path.display()
+            "{given} connects to a local socket: it cannot go with {other}; drop one of them"
         ))),
         None => Ok(()),
     }
