@@ -10,9 +10,10 @@
 //! its own. On the 2-core VM of BENCHMARKS.md a wake-up cost the generator about 19 µs, more than
 //! the broker spent on the message, and on loopback the broker pays to wake the reader too.
 //! Waiting 200 µs first (the default), once the worker's clients read `BUSY` packets within
-//! `WINDOW`, lets a read carry every packet that came meanwhile: `bench sub -q 0` went from 0.6-0.8× the
-//! broker's CPU to 0.24×. The price is the wait itself, at most the pause on top of a latency
-//! measured during a busy stretch; a lone message, or a paced low rate, never waits.
+//! `WINDOW`, lets a read carry every packet that came meanwhile: `bench sub -q 0` went from
+//! 0.53-0.57× the broker's CPU to 0.21-0.25× (BENCHMARKS.md). The price is the wait itself, at
+//! most the pause on top of a latency measured during a busy stretch; a lone message, or a paced
+//! low rate, never waits.
 
 use std::cell::Cell;
 use std::future::Future;
