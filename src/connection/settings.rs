@@ -20,6 +20,10 @@ pub const DEFAULT_WSS_PORT: u16 = 8084;
 /// most 20 at once (its max_inflight_messages) and drops the 21st. `cli::settings` sizes a
 /// -q 2 stream's window by it; `pub --jsonl` counts a recording's QoS 2 messages against it.
 pub const QOS2_INFLIGHT_V311: u16 = 20;
+/// QoS 1/2 PUBLISHes in flight without -M: rumqttc's MQTT 3.1.1 default, which its MQTT 5 event
+/// loop lacks (it leaves the window to the broker's Receive Maximum, up to 65 535, and fills a
+/// slot for each up front: 14 MB of every MQTT 5 connection's memory).
+pub const DEFAULT_INFLIGHT: u16 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsVersion {

@@ -10,6 +10,7 @@ use rumqttc::v5::mqttbytes::Error as WireError;
 use rumqttc::v5::{AsyncClient, ConnectionError, EventLoop, MqttOptions, StateError};
 use rumqttc::{NetworkOptions, Outgoing};
 
+use super::settings::DEFAULT_INFLIGHT;
 use super::transport::{header_modifier, Peer, Wire};
 use super::{
     errors, to_qos5, Ack, BrokerLimits, Event, Message, Properties, Qos, Reason, RetainHandling,
@@ -57,9 +58,7 @@ fn options(s: &Settings, broker: String) -> MqttOptions {
             authentication_data: c.authentication_data.clone(),
         });
     opts.set_manual_acks(s.manual_acks);
-    if let Some(n) = s.inflight {
-        opts.set_outgoing_inflight_upper_limit(n);
-    }
+    opts.set_outgoing_inflight_upper_limit(s.inflight.unwrap_or(DEFAULT_INFLIGHT));
     if let Some(user) = &s.username {
         let pass = s.password.as_ref().map(|p| p.expose().to_string());
         opts.set_credentials(user.clone(), pass.unwrap_or_default());

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use crate::common::fake::{packet, Conn, FakeBroker, Packet};
 use crate::common::wire5::{decode_publish, p, Props, Reader, V};
 use crate::common::{
-    at, mqttcli, programs, publish, run, signal, subscriber, unique_id, unique_topic, Broker, Live,
-    Out, Proto, Setup,
+    at, mqttcli, programs, publish, run, run_with_timeout, signal, subscriber, unique_id,
+    unique_topic, Broker, Live, Out, Proto, Setup,
 };
 use Proto::{V311, V5};
 
@@ -1132,4 +1132,59 @@ fn a_disconnect_without_a_property_length_is_named() {
 fn a_disconnect_without_a_reason_code_is_a_normal_disconnection() {
     disconnect_after_suback(&[0xE0, 0])
         .assert_error(3, &["ended the connection: normal disconnection (0x00)"]);
+}
+
+/// Without -M, an MQTT 5 stream keeps at most 100 QoS 1 messages unacknowledged, as under 3.1.1,
+/// whatever the broker's Receive Maximum allows (65 535 here). rumqttc's MQTT 5 event loop takes
+/// the broker's figure instead, and fills a slot for each up front: 14 MB of every MQTT 5
+/// connection's memory.
+#[test]
+fn a_v5_stream_keeps_100_in_flight_by_default() {
+    const LINES: usize = 150;
+    let broker = FakeBroker::bind();
+    let port = broker.port();
+    let played = broker.serve_one(|c| {
+        c.expect_connect(V5)?;
+        c.connack_v5(false, &[0x21, 0xFF, 0xFF])?;
+        let mut ids = Vec::new();
+        let mut publish = |c: &mut Conn| -> Result<u16, String> {
+            loop {
+                let p = c.read()?;
+                if p.kind() == 0x30 {
+                    return Ok(decode_publish(&p).pkid);
+                }
+            }
+        };
+        while ids.len() < 100 {
+            ids.push(publish(c)?);
+        }
+        // The window is full: the client writes nothing more until an acknowledgement. It
+        // writes all it may at once, so a 101st would be here well within the wait.
+        let s = c.stream();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .map_err(|e| e.to_string())?;
+        let early = c.read().ok().map(|p| p.0);
+        c.stream()
+            .set_read_timeout(Some(WAIT))
+            .map_err(|e| e.to_string())?;
+        while ids.len() < LINES {
+            let id = ids[ids.len() - 100];
+            c.write(&packet(0x40, &[(id >> 8) as u8, id as u8]))?;
+            ids.push(publish(c)?);
+        }
+        for id in &ids[ids.len() - 100..] {
+            c.write(&packet(0x40, &[(id >> 8) as u8, *id as u8]))?;
+        }
+        c.until_disconnect()?;
+        Ok(early)
+    });
+    let lines: String = (0..LINES).map(|i| format!("m{i}\n")).collect();
+    let out = run_with_timeout(
+        at("pub", port, V5).args(["-t", "t", "-q", "1", "-l"]),
+        Some(lines.into_bytes()),
+        WAIT,
+    );
+    let early = played.result(&out);
+    out.assert_code(0);
+    assert_eq!(early, None, "a 101st packet before any acknowledgement");
 }
