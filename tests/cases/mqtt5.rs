@@ -1147,7 +1147,7 @@ fn a_v5_stream_keeps_100_in_flight_by_default() {
         c.expect_connect(V5)?;
         c.connack_v5(false, &[0x21, 0xFF, 0xFF])?;
         let mut ids = Vec::new();
-        let mut publish = |c: &mut Conn| -> Result<u16, String> {
+        let publish = |c: &mut Conn| -> Result<u16, String> {
             loop {
                 let p = c.read()?;
                 if p.kind() == 0x30 {
