@@ -110,16 +110,6 @@ pub fn held_event(
     connected: bool,
     peer: &Peer,
 ) -> anyhow::Result<Option<Event>> {
-    let disconnect = |reason_code, reason_string| {
-        error(
-            ConnectionError::MqttState(StateError::ServerDisconnect {
-                reason_code,
-                reason_string,
-            }),
-            true,
-            peer,
-        )
-    };
     let before = buf.len();
     match Packet::read(buf, Some(MAX_PACKET_SIZE_PROPERTY)) {
         // Short of a whole packet; once its frame was taken, short inside it: malformed.
@@ -137,9 +127,13 @@ pub fn held_event(
         Ok(p) if !connected && !matches!(p, Packet::ConnAck(_)) => {
             Err(error(ConnectionError::NotConnAck(Box::new(p)), false, peer))
         }
-        Ok(Packet::Disconnect(d)) => Err(disconnect(
-            d.reason_code,
-            d.properties.and_then(|p| p.reason_string),
+        Ok(Packet::Disconnect(d)) => Err(error(
+            ConnectionError::MqttState(StateError::ServerDisconnect {
+                reason_code: d.reason_code,
+                reason_string: d.properties.and_then(|p| p.reason_string),
+            }),
+            true,
+            peer,
         )),
         Ok(p) => Ok(Some(event(rumqttc::v5::Event::Incoming(p)))),
     }
