@@ -32,6 +32,8 @@ struct Shared {
     closed: AtomicBool,
     /// True: bytes from clients are not forwarded for now (see `hold_up`).
     hold_up: AtomicBool,
+    /// Bytes a second forwarded from clients at most (see `throttled`); 0: no limit.
+    rate_up: AtomicU64,
     /// Connections relayed to the target so far.
     relayed: AtomicUsize,
     /// Bytes written to the target (client to broker) and to clients (broker to client).
@@ -54,17 +56,33 @@ impl CutProxy {
     /// Relay 127.0.0.1:<new port> to 127.0.0.1:`target_port`. The target need not be up yet:
     /// a client that connects while it is down is disconnected at once.
     pub fn start(target_port: u16) -> CutProxy {
+        CutProxy::start_with(target_port, 0)
+    }
+
+    /// As `start`, forwarding at most `bytes_per_second` from clients, as a slow uplink would
+    /// (a piece every 20 ms). Its receiving sockets keep a small buffer, so a client's writes
+    /// wait on the link rather than first fill megabytes of buffer.
+    pub fn throttled(target_port: u16, bytes_per_second: u64) -> CutProxy {
+        assert!(bytes_per_second > 0);
+        CutProxy::start_with(target_port, bytes_per_second)
+    }
+
+    fn start_with(target_port: u16, rate_up: u64) -> CutProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the cut proxy");
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
         let port = listener.local_addr().expect("proxy address").port();
+        if rate_up > 0 {
+            small_receive_buffer(&listener);
+        }
         let shared = Arc::new(Shared {
             target: SocketAddr::from(([127, 0, 0, 1], target_port)),
             live: Mutex::new(Vec::new()),
             accepting: AtomicBool::new(true),
             closed: AtomicBool::new(false),
             hold_up: AtomicBool::new(false),
+            rate_up: AtomicU64::new(rate_up),
             relayed: AtomicUsize::new(0),
             up: AtomicU64::new(0),
             down: AtomicU64::new(0),
@@ -183,6 +201,24 @@ impl Drop for CutProxy {
     }
 }
 
+/// Connections accepted from `listener` take its receive buffer size: 64 KiB, where Linux
+/// would let it grow to megabytes, so that a throttled link is felt by the client's writes.
+fn small_receive_buffer(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 64 * 1024;
+    // SAFETY: a valid socket and a c_int option of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+}
+
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut next_id = 0;
     while !shared.closed.load(Ordering::SeqCst) {
@@ -263,7 +299,16 @@ fn pump(mut from: TcpStream, mut to: TcpStream, id: usize, shared: &Shared, up: 
         if up && newest() {
             shared.held.store(false, Ordering::SeqCst);
         }
-        let n = match from.read(&mut buf) {
+        let rate = if up {
+            shared.rate_up.load(Ordering::SeqCst)
+        } else {
+            0
+        };
+        let most = match rate {
+            0 => buf.len(),
+            rate => (rate / 50).clamp(1, buf.len() as u64) as usize,
+        };
+        let n = match from.read(&mut buf[..most]) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -272,6 +317,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, id: usize, shared: &Shared, up: 
         }
         counter.fetch_add(n as u64, Ordering::SeqCst);
         chunks += 1;
+        if rate > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         packets.feed(&buf[..n], |kind| {
             let counted = match (up, kind) {
                 (true, 3) => &shared.publishes_up,
