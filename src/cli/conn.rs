@@ -90,7 +90,8 @@ pub struct ConnArgs {
     #[arg(long, requires = "will_topic")]
     pub will_retain: bool,
 
-    /// Give up connecting after this long (DNS, TCP and CONNACK together)
+    /// Give up connecting after this long (DNS, TCP and CONNACK together), and on a write that
+    /// makes no progress for as long
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
     pub connect_timeout: Duration,
 

@@ -115,6 +115,20 @@ pub fn io_before_connack(peer: &Peer, e: &io::Error) -> anyhow::Error {
     fail(Exit::Unreachable, msg)
 }
 
+/// A write that made no progress within --connect-timeout: rumqttc's flush timeout, or a
+/// large payload's piece (`vendor/rumqttc`, `Network::write_publish`), whose timeout is an
+/// io::Error of kind TimedOut with no OS error behind it (a socket's own ETIMEDOUT has one).
+pub fn write_timed_out(peer: &Peer) -> anyhow::Error {
+    lost(
+        peer,
+        "writing to the socket timed out (raise --connect-timeout for slow links)",
+    )
+}
+
+pub fn is_write_stall(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::TimedOut && e.raw_os_error().is_none()
+}
+
 pub fn lost(peer: &Peer, why: impl std::fmt::Display) -> anyhow::Error {
     fail(
         Exit::Unreachable,

@@ -222,13 +222,13 @@ pub fn error(e: ConnectionError, connected: bool, peer: &Peer) -> anyhow::Error 
         ConnectionError::MqttState(StateError::AwaitPingResp) => {
             errors::lost(peer, "the broker stopped answering pings")
         }
+        ConnectionError::MqttState(StateError::Io(io)) if errors::is_write_stall(&io) => {
+            errors::write_timed_out(peer)
+        }
         ConnectionError::MqttState(StateError::Deserialization(Wire::Io(io)))
         | ConnectionError::MqttState(StateError::Io(io))
         | ConnectionError::Io(io) => errors::lost(peer, io),
-        ConnectionError::FlushTimeout => errors::lost(
-            peer,
-            "writing to the socket timed out (raise --connect-timeout for slow links)",
-        ),
+        ConnectionError::FlushTimeout => errors::write_timed_out(peer),
         other if connected => errors::lost(peer, other),
         other => errors::io_before_connack(peer, &std::io::Error::other(other.to_string())),
     }

@@ -496,6 +496,9 @@ pub fn error(e: ConnectionError, connected: bool, peer: &Peer) -> anyhow::Error 
         ConnectionError::MqttState(StateError::AwaitPingResp) => {
             errors::lost(peer, "the broker stopped answering pings")
         }
+        ConnectionError::MqttState(StateError::Io(io)) if errors::is_write_stall(&io) => {
+            errors::write_timed_out(peer)
+        }
         ConnectionError::MqttState(StateError::Deserialization(WireError::Io(io)))
         | ConnectionError::MqttState(StateError::Io(io))
         | ConnectionError::Io(io) => errors::lost(peer, io),

@@ -8,6 +8,7 @@ mod delivery;
 mod errors;
 mod held;
 mod help;
+mod large;
 mod matrix;
 mod mqtt31;
 mod mqtt5;

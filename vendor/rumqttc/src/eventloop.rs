@@ -310,7 +310,10 @@ async fn connect(
     network_options: NetworkOptions,
 ) -> Result<(Network, ConnAck), ConnectionError> {
     // connect to the broker
+    // mqttcli: the stall timeout, see `Network::write_publish`.
+    let stall_timeout = Duration::from_secs(network_options.connection_timeout());
     let mut network = network_connect(mqtt_options, network_options).await?;
+    network.set_stall_timeout(stall_timeout);
 
     // make MQTT connection request (which internally awaits for ack)
     let connack = mqtt_connect(mqtt_options, &mut network).await?;

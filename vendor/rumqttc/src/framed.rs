@@ -1,5 +1,9 @@
+use std::io;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::Framed;
 
 use crate::mqttbytes::{self, v4::*};
@@ -13,6 +17,8 @@ pub struct Network {
     framed: Framed<Box<dyn AsyncReadWrite>, Codec>,
     /// Maximum readv count
     max_readb_count: usize,
+    /// mqttcli: how long a write of a large payload may go without progress (`write_publish`).
+    stall_timeout: Duration,
 }
 
 impl Network {
@@ -31,7 +37,13 @@ impl Network {
         Network {
             framed,
             max_readb_count: 10,
+            stall_timeout: STALL_TIMEOUT,
         }
+    }
+
+    /// mqttcli: see `write_publish`.
+    pub fn set_stall_timeout(&mut self, stall_timeout: Duration) {
+        self.stall_timeout = stall_timeout;
     }
 
     /// Reads and returns a single packet from network
@@ -78,6 +90,13 @@ impl Network {
 
     /// Serializes packet into write buffer
     pub async fn write(&mut self, packet: Packet) -> Result<(), StateError> {
+        // mqttcli: see `write_publish`.
+        let packet = match packet {
+            Packet::Publish(p) if p.payload.len() >= DIRECT_PAYLOAD => {
+                return self.write_publish(p).await
+            }
+            packet => packet,
+        };
         self.framed
             .feed(packet)
             .await
@@ -90,6 +109,102 @@ impl Network {
             .await
             .map_err(StateError::Deserialization)
     }
+
+    /// mqttcli: writes a PUBLISH whose payload is large from the payload's own buffer, after
+    /// what is already buffered. Copied into the write buffer, as `feed` does, a payload was
+    /// held twice until written (a 256 MB payload took 512 MB), and the event loop's flush
+    /// timeout applied to the whole packet, so a payload that takes longer than that to cross
+    /// a slow link failed (80 MB at 40 Mbit/s, with 10 s). Here the payload goes out in pieces,
+    /// and only a piece that makes no progress for the stall timeout fails.
+    async fn write_publish(&mut self, mut publish: Publish) -> Result<(), StateError> {
+        let size = publish.size();
+        let max = self.framed.codec().max_outgoing_size;
+        if size > max {
+            return Err(StateError::Deserialization(
+                mqttbytes::Error::OutgoingPacketTooLarge {
+                    pkt_size: size,
+                    max,
+                },
+            ));
+        }
+        let payload = std::mem::take(&mut publish.payload);
+        let mut head = BytesMut::new();
+        publish
+            .write(&mut head)
+            .map_err(StateError::Deserialization)?;
+        let head = with_remaining_length(&head, payload.len()).ok_or(
+            StateError::Deserialization(mqttbytes::Error::PayloadTooLong),
+        )?;
+        let stall = self.stall_timeout;
+        within(stall, self.framed.flush())
+            .await?
+            .map_err(StateError::Deserialization)?;
+        write_pieces(self.framed.get_mut(), &head, &payload, stall).await?;
+        Ok(())
+    }
+}
+
+/// mqttcli: a PUBLISH payload of at least this many bytes is written by `write_publish`.
+pub(crate) const DIRECT_PAYLOAD: usize = 64 * 1024;
+/// mqttcli: the largest write of `write_pieces`: small enough to make progress within the
+/// stall timeout on a slow link (16 KiB in 10 s is 1.6 KB/s).
+const PIECE: usize = 16 * 1024;
+/// mqttcli: rumqttc's default connection timeout, for a Network the event loop did not set up.
+pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// mqttcli: `head` is a packet encoded without its last `extra` bytes (a PUBLISH without its
+/// payload); the same with a remaining length that counts them. None past MQTT's largest
+/// remaining length.
+pub(crate) fn with_remaining_length(head: &[u8], extra: usize) -> Option<BytesMut> {
+    let mut len = 0usize;
+    let mut at = 1;
+    loop {
+        let byte = *head.get(at)?;
+        len |= usize::from(byte & 0x7f) << (7 * (at - 1));
+        at += 1;
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    let mut total = len.checked_add(extra).filter(|t| *t <= 268_435_455)?;
+    let mut out = BytesMut::with_capacity(head.len() + 4);
+    out.put_u8(head[0]);
+    loop {
+        let byte = (total % 128) as u8;
+        total /= 128;
+        out.put_u8(if total > 0 { byte | 0x80 } else { byte });
+        if total == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&head[at..]);
+    Some(out)
+}
+
+/// mqttcli: `head`, then `payload` in pieces, each of which must be written within `stall`.
+pub(crate) async fn write_pieces(
+    io: &mut Box<dyn AsyncReadWrite>,
+    head: &[u8],
+    payload: &[u8],
+    stall: Duration,
+) -> io::Result<()> {
+    for piece in std::iter::once(head).chain(payload.chunks(PIECE)) {
+        within(stall, io.write_all(piece)).await??;
+    }
+    Ok(())
+}
+
+/// mqttcli: `f` within `stall`, or an error of kind `TimedOut`.
+pub(crate) async fn within<T>(
+    stall: Duration,
+    f: impl std::future::Future<Output = T>,
+) -> io::Result<T> {
+    tokio::time::timeout(stall, f).await.map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "writing to the socket made no progress",
+        )
+    })
 }
 
 pub trait AsyncReadWrite: AsyncRead + AsyncWrite + Send + Unpin {}

@@ -281,6 +281,8 @@ impl EventLoop {
 async fn connect(options: &mut MqttOptions) -> Result<(Network, ConnAck), ConnectionError> {
     // connect to the broker
     let mut network = network_connect(options).await?;
+    // mqttcli: see `Network::write_publish`.
+    network.set_stall_timeout(Duration::from_secs(options.connection_timeout()));
 
     // make MQTT connection request (which internally awaits for ack)
     let connack = mqtt_connect(options, &mut network).await?;

@@ -1,10 +1,15 @@
+use std::time::Duration;
+
+use bytes::BytesMut;
 use futures_util::{FutureExt, SinkExt};
 use tokio_stream::StreamExt;
 use tokio_util::codec::Framed;
 
-use crate::framed::AsyncReadWrite;
+use crate::framed::{
+    with_remaining_length, within, write_pieces, AsyncReadWrite, DIRECT_PAYLOAD, STALL_TIMEOUT,
+};
 
-use super::mqttbytes::v5::Packet;
+use super::mqttbytes::v5::{Packet, Publish};
 use super::{mqttbytes, Codec, Incoming, MqttState, StateError};
 
 /// Network transforms packets <-> frames efficiently. It takes
@@ -15,6 +20,8 @@ pub struct Network {
     framed: Framed<Box<dyn AsyncReadWrite>, Codec>,
     /// Maximum readv count
     max_readb_count: usize,
+    /// mqttcli: see `crate::framed::Network::write_publish`.
+    stall_timeout: Duration,
 }
 impl Network {
     pub fn new(socket: impl AsyncReadWrite + 'static, max_incoming_size: Option<u32>) -> Network {
@@ -28,7 +35,13 @@ impl Network {
         Network {
             framed,
             max_readb_count: 10,
+            stall_timeout: STALL_TIMEOUT,
         }
+    }
+
+    /// mqttcli: see `crate::framed::Network::write_publish`.
+    pub fn set_stall_timeout(&mut self, stall_timeout: Duration) {
+        self.stall_timeout = stall_timeout;
     }
 
     pub fn set_max_outgoing_size(&mut self, max_outgoing_size: Option<u32>) {
@@ -79,6 +92,13 @@ impl Network {
 
     /// Serializes packet into write buffer
     pub async fn write(&mut self, packet: Packet) -> Result<(), StateError> {
+        // mqttcli: see `write_publish`.
+        let packet = match packet {
+            Packet::Publish(p) if p.payload.len() >= DIRECT_PAYLOAD => {
+                return self.write_publish(p).await
+            }
+            packet => packet,
+        };
         self.framed
             .feed(packet)
             .await
@@ -86,9 +106,36 @@ impl Network {
     }
 
     pub async fn flush(&mut self) -> Result<(), StateError> {
-        self.framed
-            .flush()
-            .await
+        // mqttcli: within the stall timeout, as MQTT 3.1.1's event loop flushes within its
+        // connection timeout; without one, a write to a stalled link waited forever.
+        within(self.stall_timeout, self.framed.flush())
+            .await?
             .map_err(StateError::Deserialization)
+    }
+
+    /// mqttcli: as `crate::framed::Network::write_publish` (MQTT 3.1.1), for MQTT 5.
+    async fn write_publish(&mut self, mut publish: Publish) -> Result<(), StateError> {
+        let size = publish.size();
+        if let Some(max) = self.framed.codec().max_outgoing_size {
+            if size > max as usize {
+                return Err(StateError::Deserialization(
+                    mqttbytes::Error::OutgoingPacketTooLarge {
+                        pkt_size: size as u32,
+                        max,
+                    },
+                ));
+            }
+        }
+        let payload = std::mem::take(&mut publish.payload);
+        let mut head = BytesMut::new();
+        publish
+            .write(&mut head)
+            .map_err(StateError::Deserialization)?;
+        let head = with_remaining_length(&head, payload.len()).ok_or(
+            StateError::Deserialization(mqttbytes::Error::PayloadTooLong),
+        )?;
+        self.flush().await?;
+        write_pieces(self.framed.get_mut(), &head, &payload, self.stall_timeout).await?;
+        Ok(())
     }
 }
