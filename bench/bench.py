@@ -531,11 +531,44 @@ def one_sub_common(tool: str, n: int, devnull: bool) -> SubRun:
                   code, ru.ru_nvcsw + ru.ru_nivcsw)
 
 
-def alternate_subs(label: str, run) -> dict[str, list[SubRun]]:
-    """REPEATS runs of `run(tool)` per tool, the tools alternating so drift hits both alike."""
-    out: dict[str, list[SubRun]] = {t: [] for t in TOOLS}
+def one_sub_ceiling(n: int) -> SubRun:
+    """The case of `one_sub_common` to /dev/null with bench/nullsub.py as the subscriber: one
+    that only reads (1 MiB at a time, 1 ms apart) and parses and prints nothing. What it
+    receives per second is what the broker delivers here to a subscriber that costs nothing."""
+    prefix = fresh_prefix()
+    topic = f"{prefix}/data"
+    cid = "bench-null-" + prefix.replace("/", "-")
+    size = len(packet(0x30, mqtt_str(topic.encode()) + b"x" * PAYLOAD))
+    sub = spawn([sys.executable, NULLSUB, "-h", HOST, "-p", PORT, "-t", topic, "-i", cid,
+                 "-n", str(n), "--size", str(size), "--wait", str(WAIT)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_subscribed(cid, topic)
+    with open(make_input(n), "rb") as stdin:
+        b0 = broker_cpu()
+        t0 = time.monotonic()
+        pub = spawn(pub_argv(SUB_PUBLISHER, topic, 0, lines=True), stdin=stdin,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        code, ru, t_exit = reap_ru(sub, WAIT)
+        b1 = broker_cpu()
+        pcode, _ = reap(pub, WAIT)
+    if code != 0:
+        raise Failure(f"nullsub.py exited {code}: {sub.stderr.read().decode(errors='replace').strip()}")
+    if pcode != 0:
+        raise Failure(f"the publisher exited {pcode}")
+    seconds = t_exit - t0
+    return SubRun(n / seconds, n, n, seconds, ru.ru_utime + ru.ru_stime, b1 - b0, code,
+                  ru.ru_nvcsw + ru.ru_nivcsw)
+
+
+CEILING = "ceiling"  # bench/nullsub.py, beside the two tools in the /dev/null case
+NULLSUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nullsub.py")
+
+
+def alternate_subs(label: str, run, tools: tuple[str, ...] = TOOLS) -> dict[str, list[SubRun]]:
+    """REPEATS runs of `run(tool)` per tool, the tools alternating so drift hits all alike."""
+    out: dict[str, list[SubRun]] = {t: [] for t in tools}
     for i in range(REPEATS):
-        for t in (TOOLS if i % 2 == 0 else TOOLS[::-1]):
+        for t in (tools if i % 2 == 0 else tools[::-1]):
             r = run(t)
             log(f"  {label} {t:9s}: {r.received} received ({r.distinct} distinct), {r.seconds:.2f} s, "
                 f"{r.rate:.0f} msg/s, client CPU {r.client_cpu:.2f} s, {r.switches} context switches, "
@@ -545,8 +578,11 @@ def alternate_subs(label: str, run) -> dict[str, list[SubRun]]:
 
 
 def bench_sub_common(n: int, devnull: bool) -> dict[str, list[SubRun]]:
-    return alternate_subs(f"sub -t T -C {n} > {'/dev/null' if devnull else 'pipe'}",
-                          lambda t: one_sub_common(t, n, devnull))
+    if devnull:
+        return alternate_subs(f"sub -t T -C {n} > /dev/null",
+                              lambda t: one_sub_ceiling(n) if t == CEILING else one_sub_common(t, n, True),
+                              TOOLS + (CEILING,))
+    return alternate_subs(f"sub -t T -C {n} > pipe", lambda t: one_sub_common(t, n, False))
 
 
 # The fixed publisher for the `sub` runs: mosquitto_pub -l at QoS 0 (its QoS 1 -l mode loses
@@ -1099,6 +1135,17 @@ def sub_rows(rep: Report, label: str, s: dict[str, list[SubRun]], n: int, target
         r.target = "mqttcli ≤ 0.5"
         r.met = share["mqttcli"] <= 0.5
         r.note = "the target is on mqttcli's own figure, not on the ratio"
+    if CEILING in s:
+        c = s[CEILING]
+        rep.detail(f"{label}, bench/nullsub.py: " + ", ".join(f"{x.rate:.0f}" for x in c) +
+                   " msg/s; broker CPU " + ", ".join(f"{x.broker_cpu:.2f}" for x in c) + " s")
+        rep.row(Row(f"{label}: msgs/s against a subscriber that only reads", "msg/s", rate["mqttcli"],
+                    med([x.rate for x in c]), fmt="{:.0f}",
+                    note="the mosquitto column is bench/nullsub.py (reads 1 MiB at a time, 1 ms apart, "
+                         "parses and prints nothing): what the broker delivers here at most"))
+        rep.row(Row(f"{label}: broker CPU per msg against a subscriber that only reads", "µs", us(bcpu["mqttcli"]),
+                    us(med([x.broker_cpu for x in c])), fmt="{:.2f}",
+                    note="the mosquitto column is the broker feeding bench/nullsub.py"))
 
 
 def part_sub(rep: Report) -> None:
