@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use rumqttc::tokio_rustls::TlsConnector;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,7 +26,7 @@ use super::proxy::ProxyKind;
 use super::relay::{self, Route, Stream, Upstream};
 use super::settings::TlsSettings;
 use super::transport::{self, Peer};
-use super::{errors, sleep_until, tls, v4, v5, Event, Protocol, Settings};
+use super::{errors, sleep_until, tls, v4, v5, Event, Protocol, Qos, Settings};
 
 /// A ping, in 3.1.1 and 5 alike.
 const PINGREQ: [u8; 2] = [0xC0, 0x00];
@@ -41,6 +41,9 @@ pub struct Held {
     keepalive: Duration,
     protocol: Protocol,
     peer: Peer,
+    /// MQTT 5: the QoS 1/2 PUBLISHes the broker takes in flight at once (its CONNACK's
+    /// Receive Maximum); None: it said nothing (always so under 3.1.1).
+    receive_maximum: Option<u16>,
 }
 
 /// How long each step of opening took.
@@ -107,10 +110,53 @@ impl Held {
                 _ = stop.as_mut() => break,
             }
         }
-        // Leaving: a broker that is gone by now changes nothing.
+        self.close().await;
+        Ok(())
+    }
+
+    /// Writes whole packets (`publish_packet`'s) with one flush.
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.write(bytes, true).await
+    }
+
+    pub async fn ping(&mut self) -> Result<()> {
+        self.write(&PINGREQ, true).await
+    }
+
+    /// The next packet from the broker, as an event (a PINGRESP is `Event::Other`).
+    /// Cancel-safe.
+    pub async fn recv(&mut self) -> Result<Event> {
+        self.next(true).await
+    }
+
+    /// Sends DISCONNECT and closes; a broker that is gone by now changes nothing.
+    pub async fn close(mut self) {
         let _ = self.write(&DISCONNECT, true).await;
         let _ = self.io.shutdown().await;
-        Ok(())
+    }
+
+    pub fn keepalive(&self) -> Duration {
+        self.keepalive
+    }
+
+    /// How many QoS 1/2 PUBLISHes may be in flight at once: `inflight` (what was asked for,
+    /// as a Session's window), lowered to the broker's Receive Maximum.
+    pub fn window(&self, inflight: u16) -> u16 {
+        self.receive_maximum.map_or(inflight, |r| r.min(inflight))
+    }
+
+    /// Appends a PUBLISH in this connection's protocol to `buf` (no properties under MQTT 5).
+    /// `pkid` is ignored at QoS 0.
+    pub fn publish_packet(
+        &self,
+        buf: &mut BytesMut,
+        topic: &str,
+        qos: Qos,
+        retain: bool,
+        pkid: u16,
+        payload: &[u8],
+    ) {
+        publish_packet(buf, self.protocol, topic, qos, retain, pkid, payload)
     }
 
     /// The next packet from the broker, as an event. Cancel-safe: what was read stays in `buf`.
@@ -192,6 +238,7 @@ async fn open(s: &Settings, addrs: Option<&[SocketAddr]>, peer: Peer) -> Result<
         keepalive: s.keepalive,
         protocol: s.protocol,
         peer,
+        receive_maximum: None,
     };
     let t2 = Instant::now();
     held.write(&connect, false).await?;
@@ -205,6 +252,7 @@ async fn open(s: &Settings, addrs: Option<&[SocketAddr]>, peer: Peer) -> Result<
         if let Some(secs) = limits.server_keep_alive {
             held.keepalive = Duration::from_secs(secs.into());
         }
+        held.receive_maximum = limits.receive_maximum;
     }
     let connack = t2.elapsed();
     // An idle connection needs no buffer until it reads again; but what came in behind the
@@ -213,6 +261,42 @@ async fn open(s: &Settings, addrs: Option<&[SocketAddr]>, peer: Peer) -> Result<
         held.buf = BytesMut::new();
     }
     Ok((held, Steps { tcp, tls, connack }))
+}
+
+/// A PUBLISH packet: fixed header, topic, packet id (QoS 1/2), MQTT 5's property length (no
+/// properties), payload. Encoded here, not by rumqttc, so that a burst of them can be written
+/// into one buffer without a `Publish` (and its topic `String`) made for each.
+fn publish_packet(
+    buf: &mut BytesMut,
+    protocol: Protocol,
+    topic: &str,
+    qos: Qos,
+    retain: bool,
+    pkid: u16,
+    payload: &[u8],
+) {
+    let id = if qos == Qos::AtMostOnce { 0 } else { 2 };
+    let properties = usize::from(protocol == Protocol::V5);
+    let mut len = 2 + topic.len() + id + properties + payload.len();
+    buf.reserve(5 + len);
+    buf.put_u8(0x30 | (qos as u8) << 1 | u8::from(retain));
+    loop {
+        let byte = (len % 128) as u8;
+        len /= 128;
+        buf.put_u8(if len > 0 { byte | 0x80 } else { byte });
+        if len == 0 {
+            break;
+        }
+    }
+    buf.put_u16(topic.len() as u16);
+    buf.put_slice(topic.as_bytes());
+    if id > 0 {
+        buf.put_u16(pkid);
+    }
+    if properties > 0 {
+        buf.put_u8(0);
+    }
+    buf.put_slice(payload);
 }
 
 /// TLS over `io` as rumqttc's transport does it: SNI and verification for the host dialled,
@@ -240,5 +324,52 @@ async fn handshake(
     match TlsConnector::from(config).connect(server_name, io).await {
         Ok(stream) => Ok(Box::new(stream)),
         Err(e) => Err(errors::transport(peer, &e).unwrap_or_else(|| errors::tls_io(peer))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `publish_packet` encodes, rumqttc reads back as the same PUBLISH, under both
+    /// versions, at each QoS, with a remaining length of one byte and of three.
+    #[test]
+    fn publish_packets_read_back_as_rumqttc_reads_them() {
+        for len in [10, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            for qos in [Qos::AtMostOnce, Qos::AtLeastOnce, Qos::ExactlyOnce] {
+                for retain in [false, true] {
+                    let mut buf = BytesMut::new();
+                    publish_packet(&mut buf, Protocol::V311, "a/b", qos, retain, 7, &payload);
+                    let rumqttc::Packet::Publish(p) =
+                        rumqttc::Packet::read(&mut buf, 1 << 20).expect("a 3.1.1 PUBLISH")
+                    else {
+                        panic!("not a PUBLISH");
+                    };
+                    assert!(buf.is_empty(), "bytes left over");
+                    assert_eq!(
+                        (p.topic.as_str(), p.qos as u8, p.retain),
+                        ("a/b", qos as u8, retain)
+                    );
+                    assert_eq!(p.pkid, if qos == Qos::AtMostOnce { 0 } else { 7 });
+                    assert_eq!(&p.payload[..], &payload[..]);
+
+                    let mut buf = BytesMut::new();
+                    publish_packet(&mut buf, Protocol::V5, "a/b", qos, retain, 7, &payload);
+                    use rumqttc::v5::mqttbytes::v5::Packet as P5;
+                    let P5::Publish(p) =
+                        P5::read(&mut buf, Some(1 << 20)).expect("an MQTT 5 PUBLISH")
+                    else {
+                        panic!("not a PUBLISH");
+                    };
+                    assert!(buf.is_empty(), "bytes left over");
+                    assert_eq!(&p.topic[..], b"a/b");
+                    assert_eq!((p.qos as u8, p.retain), (qos as u8, retain));
+                    assert_eq!(p.pkid, if qos == Qos::AtMostOnce { 0 } else { 7 });
+                    assert!(p.properties.is_none_or(|props| props == Default::default()));
+                    assert_eq!(&p.payload[..], &payload[..]);
+                }
+            }
+        }
     }
 }

@@ -684,3 +684,94 @@ fn a_busy_subscriber_lets_messages_gather_for_read_pause() {
         p50(&at_once)
     );
 }
+
+/// `bench pub` at QoS 1 as the broker sees it (a held connection's own encoding): MQTT 5
+/// PUBLISHes with a property length of 0 and the header first, never more in flight than the
+/// CONNACK's Receive Maximum of 3, packet ids 1 to 3 in turn, then a DISCONNECT. The fake
+/// acknowledges only once 3 are in flight, so a fourth sent early would show.
+#[test]
+fn a_publisher_keeps_to_the_receive_maximum() {
+    const COUNT: usize = 12;
+    let fake = FakeBroker::bind();
+    let port = fake.port();
+    let played = fake.serve_one(|c| {
+        c.expect_connect(V5)?;
+        // Receive Maximum (0x21) 3.
+        c.connack_v5(false, &[0x21, 0, 3])?;
+        let (mut ids, mut in_flight, mut most) = (Vec::new(), Vec::new(), 0);
+        while ids.len() < COUNT {
+            let p = c.read()?;
+            if p.0[0] != 0x32 {
+                return Err(format!("expected a QoS 1 PUBLISH, got {:02x?}", p.0));
+            }
+            let body = p.body();
+            let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+            let (topic, rest) = body[2..].split_at(topic_len);
+            let pkid = u16::from_be_bytes([rest[0], rest[1]]);
+            let (properties, payload) = (rest[2], &rest[3..]);
+            if topic != b"t/0" || properties != 0 || payload.len() != 40 || &payload[..4] != b"MQB1"
+            {
+                return Err(format!("unexpected PUBLISH {:02x?}", p.0));
+            }
+            ids.push(pkid);
+            in_flight.push(pkid);
+            most = most.max(in_flight.len());
+            if in_flight.len() == 3 || ids.len() == COUNT {
+                for id in in_flight.drain(..) {
+                    c.write(&packet(0x40, &id.to_be_bytes()))?;
+                }
+            }
+        }
+        Ok((ids, most, c.until_disconnect()?))
+    });
+    let out = run_with_timeout(
+        bench("pub", port, V5)
+            .args(["-n", &COUNT.to_string(), "-q", "1", "-s", "40"])
+            .args(["-t", "t/%i", "--json", "--quiet"]),
+        None,
+        WAIT,
+    );
+    let (ids, most, disconnected) = played.result(&out);
+    out.assert_code(0);
+    let s = summary(&out);
+    assert_eq!((&s["sent"], &s["acked"]), (&12.into(), &12.into()), "{s:#}");
+    assert_eq!(ids, [1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3]);
+    assert_eq!(most, 3);
+    assert!(disconnected, "no DISCONNECT at the end");
+}
+
+/// A paced publisher with more than its keepalive between two messages pings in between,
+/// as MQTT asks of a client with nothing else to send (`-k 1`, a message every 2.5 s).
+#[test]
+fn a_slow_publisher_pings_between_messages() {
+    let fake = FakeBroker::bind();
+    let port = fake.port();
+    let played = fake.serve_one(|c| {
+        c.expect_connect(V311)?;
+        c.connack(V311, false)?;
+        let mut kinds = Vec::new();
+        while kinds.iter().filter(|k| **k == 0x30).count() < 2 {
+            let p = c.read()?;
+            if p.kind() == 0xc0 {
+                c.write(&[0xd0, 0])?;
+            }
+            kinds.push(p.kind());
+        }
+        Ok((kinds, c.until_disconnect()?))
+    });
+    let out = run_with_timeout(
+        bench("pub", port, V311)
+            .args(["-n", "2", "--rate", "0.4", "-k", "1", "-t", "t"])
+            .args(["--json", "--quiet"]),
+        None,
+        WAIT,
+    );
+    let (kinds, disconnected) = played.result(&out);
+    out.assert_code(0);
+    assert_eq!(kinds.first(), Some(&0x30), "{kinds:02x?}");
+    assert!(
+        kinds.iter().filter(|k| **k == 0xc0).count() >= 2,
+        "fewer than two PINGREQs in 2.5 s at -k 1: {kinds:02x?}"
+    );
+    assert!(disconnected, "no DISCONNECT at the end");
+}

@@ -161,7 +161,13 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
             .tls
             .as_ref()
             .is_some_and(|t| t.server_name.is_some());
-    let held = matches!(opts.kind, Kind::Conn) && crate::connection::Held::fits(&settings);
+    let fits = crate::connection::Held::fits(&settings);
+    let held = match &opts.kind {
+        Kind::Conn => fits,
+        // QoS 2 stays with a Session, whose state machine does the PUBREC/PUBREL exchange.
+        Kind::Pub(o) => fits && o.qos != Qos::ExactlyOnce,
+        Kind::Sub(_) => false,
+    };
     files::make_room(opts.clients, if relayed && !held { 3 } else { 1 })?;
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -173,6 +179,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     let job = match opts.kind {
         Kind::Conn if held => Job::Hold,
         Kind::Conn => Job::HoldSession,
+        Kind::Pub(o) if held => Job::PubHeld(Arc::new(o)),
         Kind::Pub(o) => Job::Pub(Arc::new(o)),
         Kind::Sub(o) => Job::Sub(Arc::new(o)),
     };
@@ -181,7 +188,7 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
     let pace = opts.connect_rate.map(|r| Duration::from_secs_f64(1.0 / r));
     let sink = Sink::default();
     let addrs = match &job {
-        Job::Hold => crate::connection::Held::addresses(&settings).await?,
+        Job::Hold | Job::PubHeld(_) => crate::connection::Held::addresses(&settings).await?,
         _ => None,
     };
     let connecting = Arc::new(Connecting {
@@ -227,6 +234,14 @@ pub async fn run(opts: Options, settings: Settings, mut interrupt: Interrupt) ->
                     let o = o.clone();
                     workers.spawn(&mut set, next, async move {
                         let mut t = clients::publish(client, &o).await;
+                        t.flush();
+                        t
+                    })
+                }
+                Job::PubHeld(o) => {
+                    let o = o.clone();
+                    workers.spawn(&mut set, next, async move {
+                        let mut t = clients::publish_held(client, &o).await;
                         t.flush();
                         t
                     })
@@ -302,6 +317,8 @@ enum Job {
     /// `conn` where the settings need a Session.
     HoldSession,
     Pub(Arc<PubOptions>),
+    /// `pub` at QoS 0 or 1 on held connections (`clients::publish_held`).
+    PubHeld(Arc<PubOptions>),
     Sub(Arc<SubOptions>),
 }
 
