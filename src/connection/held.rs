@@ -1,4 +1,6 @@
-//! Connections that are opened and then only kept alive: `bench conn`'s. A Session's rumqttc
+//! Connections that are opened and then kept alive (`bench conn`'s) or only published on at
+//! QoS 0 and 1 (`bench pub`'s, which encodes its PUBLISHes with `publish_packet` and writes a
+//! burst of them at once, where rumqttc writes each request on its own). A Session's rumqttc
 //! event loop holds about 38 KB per connection whatever it does (an 8 KB QoS 2 bit set, 8 KB
 //! read and write buffers, the in-flight slots), so 10 000 idle connections took 375 MB. A held
 //! connection is its socket, a timer and a few bytes of buffer. Opening it step by step also
@@ -44,6 +46,8 @@ pub struct Held {
     /// MQTT 5: the QoS 1/2 PUBLISHes the broker takes in flight at once (its CONNACK's
     /// Receive Maximum); None: it said nothing (always so under 3.1.1).
     receive_maximum: Option<u16>,
+    /// MQTT 5: the largest packet the broker takes (its CONNACK's Maximum Packet Size).
+    maximum_packet_size: Option<u32>,
 }
 
 /// How long each step of opening took.
@@ -145,6 +149,25 @@ impl Held {
         self.receive_maximum.map_or(inflight, |r| r.min(inflight))
     }
 
+    /// Whether a PUBLISH of `payload_len` bytes to `topic` fits the broker's Maximum Packet
+    /// Size; the error is a Session's for a packet too large.
+    pub fn fits_publish(&self, topic: &str, qos: Qos, payload_len: usize) -> Result<()> {
+        let id = if qos == Qos::AtMostOnce { 0 } else { 2 };
+        let properties = usize::from(self.protocol == Protocol::V5);
+        let rest = 2 + topic.len() + id + properties + payload_len;
+        let size = 1
+            + [128, 1 << 14, 1 << 21]
+                .iter()
+                .filter(|l| rest >= **l)
+                .count()
+            + 1
+            + rest;
+        match self.maximum_packet_size {
+            Some(max) if size > max as usize => Err(errors::too_large(&self.peer, size, max)),
+            _ => Ok(()),
+        }
+    }
+
     /// Appends a PUBLISH in this connection's protocol to `buf` (no properties under MQTT 5).
     /// `pkid` is ignored at QoS 0.
     pub fn publish_packet(
@@ -239,6 +262,7 @@ async fn open(s: &Settings, addrs: Option<&[SocketAddr]>, peer: Peer) -> Result<
         protocol: s.protocol,
         peer,
         receive_maximum: None,
+        maximum_packet_size: None,
     };
     let t2 = Instant::now();
     held.write(&connect, false).await?;
@@ -253,6 +277,7 @@ async fn open(s: &Settings, addrs: Option<&[SocketAddr]>, peer: Peer) -> Result<
             held.keepalive = Duration::from_secs(secs.into());
         }
         held.receive_maximum = limits.receive_maximum;
+        held.maximum_packet_size = limits.maximum_packet_size;
     }
     let connack = t2.elapsed();
     // An idle connection needs no buffer until it reads again; but what came in behind the
@@ -368,6 +393,45 @@ mod tests {
                     assert_eq!(p.pkid, if qos == Qos::AtMostOnce { 0 } else { 7 });
                     assert!(p.properties.is_none_or(|props| props == Default::default()));
                     assert_eq!(&p.payload[..], &payload[..]);
+                }
+            }
+        }
+    }
+
+    /// `fits_publish` counts a PUBLISH's bytes as `publish_packet` writes them, against the
+    /// broker's Maximum Packet Size, at the edges of the remaining length's encoding.
+    #[test]
+    fn publish_sizes_are_counted_as_encoded() {
+        for protocol in [Protocol::V311, Protocol::V5] {
+            for qos in [Qos::AtMostOnce, Qos::AtLeastOnce] {
+                for len in [0, 100, 121, 122, 123, 16_370, 16_371, 16_380, 70_000] {
+                    let mut buf = BytesMut::new();
+                    publish_packet(&mut buf, protocol, "t/x", qos, false, 1, &vec![0; len]);
+                    let size = buf.len() as u32;
+                    let held = |max| Held {
+                        io: Box::new(tokio::io::duplex(64).0),
+                        buf: BytesMut::new(),
+                        keepalive: Duration::ZERO,
+                        protocol,
+                        peer: Peer {
+                            endpoint: "127.0.0.1:1883".into(),
+                            port: 1883,
+                            tls: false,
+                            mqtt5: protocol == Protocol::V5,
+                            mqtt31: false,
+                            unix: false,
+                            client_cert: false,
+                            proxy: None,
+                            relay: None,
+                        },
+                        receive_maximum: None,
+                        maximum_packet_size: Some(max),
+                    };
+                    assert!(held(size).fits_publish("t/x", qos, len).is_ok(), "{len}");
+                    assert!(
+                        held(size - 1).fits_publish("t/x", qos, len).is_err(),
+                        "{len}"
+                    );
                 }
             }
         }

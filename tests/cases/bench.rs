@@ -775,3 +775,41 @@ fn a_slow_publisher_pings_between_messages() {
     );
     assert!(disconnected, "no DISCONNECT at the end");
 }
+
+/// A broker whose CONNACK takes packets of at most 64 bytes (MQTT 5 Maximum Packet Size):
+/// `bench pub -s 100` sends it nothing too large, and says why in a Session's words, exit 5.
+#[test]
+fn a_publish_over_the_maximum_packet_size_is_refused_before_it_is_sent() {
+    let fake = FakeBroker::bind();
+    let port = fake.port();
+    let played = fake.serve_one(|c| {
+        c.expect_connect(V5)?;
+        // Maximum Packet Size (0x27) 64.
+        c.connack_v5(false, &[0x27, 0, 0, 0, 64])?;
+        let mut kinds = Vec::new();
+        while let Ok(p) = c.read() {
+            kinds.push(p.kind());
+            if p.kind() == 0xe0 {
+                break;
+            }
+        }
+        Ok(kinds)
+    });
+    let out = run_with_timeout(
+        bench("pub", port, V5)
+            .args(["-n", "3", "-q", "1", "-s", "100", "-t", "t"])
+            .args(["--json", "--quiet"]),
+        None,
+        WAIT,
+    );
+    let kinds = played.result(&out);
+    assert_eq!(kinds, [0xe0], "only a DISCONNECT: {kinds:02x?}");
+    out.assert_code(5);
+    let s = summary(&out);
+    assert_eq!((&s["sent"], &s["acked"]), (&0.into(), &0.into()), "{s:#}");
+    let errors = s["errors"].to_string();
+    assert!(
+        errors.contains("a packet of 108 bytes exceeds the limit of 64 bytes"),
+        "{errors}"
+    );
+}

@@ -292,6 +292,11 @@ pub async fn publish_held(mut c: Client, o: &PubOptions) -> Totals {
     };
     let mut stop = c.stop.clone();
     let topic = o.topic.expand(c.index);
+    if let Err(e) = held.fits_publish(&topic, o.qos, o.size) {
+        c.failed(&mut t, &e);
+        held.close().await;
+        return t;
+    }
     let publisher = c.index as u32;
     let inflight_asked = c.connecting.settings.inflight.unwrap_or(DEFAULT_INFLIGHT);
     let window = match o.qos {
