@@ -560,7 +560,39 @@ def one_sub_ceiling(n: int) -> SubRun:
                   ru.ru_nvcsw + ru.ru_nivcsw)
 
 
-CEILING = "ceiling"  # bench/nullsub.py, beside the two tools in the /dev/null case
+def one_sub_marker_ceiling(n: int) -> SubRun:
+    """The case of `one_sub` (3b) with bench/nullsub.py as the subscriber: QoS 1 on `T/#`, the
+    retained marker acknowledged, then the same live stream read and not parsed; to its exit."""
+    prefix = fresh_prefix()
+    put_marker(prefix)
+    size = len(packet(0x30, mqtt_str(f"{prefix}/data".encode()) + b"x" * PAYLOAD))
+    sub = spawn([sys.executable, NULLSUB, "-h", HOST, "-p", PORT, "-t", f"{prefix}/#", "-i",
+                 "bench-null-" + prefix.replace("/", "-"), "-n", str(n), "--size", str(size),
+                 "--qos", "1", "--marker", "--wait", str(WAIT)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ready, _, _ = select.select([sub.stdout], [], [], WAIT)
+    if not ready or sub.stdout.readline().strip() != b"ready":
+        kill(sub)
+        raise Failure(f"nullsub.py never received the marker within {WAIT} s")
+    with open(make_input(n), "rb") as stdin:
+        b0 = broker_cpu()
+        t0 = time.monotonic()
+        pub = spawn(pub_argv(SUB_PUBLISHER, f"{prefix}/data", 0, lines=True), stdin=stdin,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        code, ru, t_exit = reap_ru(sub, WAIT)
+        b1 = broker_cpu()
+        pcode, _ = reap(pub, WAIT)
+    clear_marker(prefix)
+    if code != 0:
+        raise Failure(f"nullsub.py exited {code}: {sub.stderr.read().decode(errors='replace').strip()}")
+    if pcode != 0:
+        raise Failure(f"the publisher exited {pcode}")
+    seconds = t_exit - t0
+    return SubRun(n / seconds, n, n, seconds, ru.ru_utime + ru.ru_stime, b1 - b0, code,
+                  ru.ru_nvcsw + ru.ru_nivcsw)
+
+
+CEILING = "ceiling"  # bench/nullsub.py, beside the two tools in the /dev/null case and in 3b
 NULLSUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nullsub.py")
 
 
@@ -592,7 +624,11 @@ SUB_PUB_QOS = 0
 SUB_QOS = 1
 
 
-def bench_sub(n: int, pub_qos: int = SUB_PUB_QOS) -> dict[str, list[SubRun]]:
+def bench_sub(n: int, pub_qos: int = SUB_PUB_QOS, ceiling: bool = False) -> dict[str, list[SubRun]]:
+    if ceiling:
+        return alternate_subs(f"sub n={n} q{pub_qos}",
+                              lambda t: one_sub_marker_ceiling(n) if t == CEILING else one_sub(t, n, pub_qos),
+                              TOOLS + (CEILING,))
     return alternate_subs(f"sub n={n} q{pub_qos}", lambda t: one_sub(t, n, pub_qos))
 
 
@@ -1157,7 +1193,7 @@ def part_sub(rep: Report) -> None:
         sub_rows(rep, f"sub -t T, {LINES} msgs live, to {sink}", bench_sub_common(LINES, devnull), LINES, True)
     log(f"[sub] sub -t 'T/#' -q 1 to a pipe after a retained QoS 1 marker, {LINES} messages live from "
         f"mosquitto_pub -l -q {SUB_PUB_QOS}: {REPEATS} runs per tool")
-    sub_rows(rep, f"sub -q 1 -t 'T/#' after a marker, {LINES} msgs live", bench_sub(LINES), LINES, True)
+    sub_rows(rep, f"sub -q 1 -t 'T/#' after a marker, {LINES} msgs live", bench_sub(LINES, ceiling=True), LINES, True)
     # QoS 1 end to end: every message is acknowledged by the subscriber (mqttcli after it is
     # written). SMALL_LINES: mosquitto_pub's QoS 1 -l mode loses messages past 65535 lines.
     log(f"[sub] sub to a pipe, {SMALL_LINES} messages live from mosquitto_pub -l -q 1, "
