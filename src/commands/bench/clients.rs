@@ -155,6 +155,133 @@ pub async fn hold(mut c: Client) -> Totals {
 /// enough that one client's burst does not hold up the others on its thread for long.
 const BURST: usize = 64;
 
+/// The pacing, window and ending rules that both publishers follow (`publish` through a
+/// Session, `publish_held` on a held connection): which messages are due, how many may go
+/// at once, and how long to wait for acknowledgements once all have gone.
+struct Pacer {
+    schedule: Schedule,
+    mono0: Instant,
+    wall0: SystemTime,
+    publisher: u32,
+    window: usize,
+    /// Unpaced, the window is topped up once this many are free, not at each acknowledgement:
+    /// a burst of one is a system call per message again.
+    refill: u64,
+    count: Option<u64>,
+    paced: bool,
+    ack_timeout: std::time::Duration,
+    /// The next message's sequence number: how many have gone.
+    seq: u64,
+    stopping: bool,
+    /// Set once nothing more will be sent: how long acknowledgements are waited for.
+    drain_until: Option<Instant>,
+}
+
+enum Next {
+    /// Everything is settled, or nothing more will be sent and nothing is outstanding.
+    Done,
+    /// Up to `room` messages may go now as one burst: those due by `now`.
+    Send { now: Instant, room: u64 },
+    /// Wait for an event, for `due` if `can_send`, or for `drain_until`.
+    Wait {
+        due: Option<Instant>,
+        can_send: bool,
+    },
+}
+
+impl Pacer {
+    fn new(o: &PubOptions, publisher: u32, window: usize) -> Pacer {
+        let mono0 = Instant::now();
+        Pacer {
+            schedule: Schedule::new(mono0.into_std(), o.rate),
+            mono0,
+            wall0: SystemTime::now(),
+            publisher,
+            window,
+            refill: (window / 4).clamp(1, BURST) as u64,
+            count: o.count,
+            paced: o.rate.is_some(),
+            ack_timeout: o.ack_timeout,
+            seq: 0,
+            stopping: false,
+            drain_until: None,
+        }
+    }
+
+    /// `outstanding`: messages sent (or queued) and not yet acknowledged.
+    fn next(&mut self, stopped: bool, outstanding: usize) -> Next {
+        self.stopping = self.stopping || stopped;
+        let more = !self.stopping && self.count.is_none_or(|n| self.seq < n);
+        if !more && outstanding == 0 {
+            return Next::Done;
+        }
+        if !more && self.drain_until.is_none() {
+            self.drain_until = Some(Instant::now() + self.ack_timeout);
+        }
+        let left = self.count.map_or(u64::MAX, |n| n - self.seq.min(n));
+        let low = if self.paced { 1 } else { self.refill };
+        let can_send = more
+            && outstanding < self.window
+            && (self.window - outstanding) as u64 >= left.min(low);
+        let due = self.schedule.due(self.seq).map(Instant::from_std);
+        let now = Instant::now();
+        if can_send && due.is_none_or(|d| d <= now) {
+            let room = (self.window - outstanding).min(BURST) as u64;
+            let room = self.count.map_or(room, |n| room.min(n - self.seq));
+            return Next::Send { now, room };
+        }
+        Next::Wait { due, can_send }
+    }
+
+    /// Message `k`'s header and when it was due, if it is due by `now` (paced runs).
+    fn message(&self, k: u64, now: Instant) -> Option<(Header, Instant)> {
+        if self
+            .schedule
+            .due(k)
+            .is_some_and(|d| Instant::from_std(d) > now)
+        {
+            return None;
+        }
+        let origin = Instant::from_std(self.schedule.origin(k, now.into_std()));
+        let header = Header {
+            sent_us: unix_us(self.wall0 + origin.duration_since(self.mono0)),
+            publisher: self.publisher,
+            seq: k,
+        };
+        Some((header, origin))
+    }
+
+    /// `n` messages of a burst that began at `now` have gone.
+    fn sent(&mut self, c: &Client, t: &mut Totals, now: Instant, n: u64) {
+        t.first_message.get_or_insert(now);
+        self.seq += n;
+        t.sent += n;
+        c.counters.sent.fetch_add(n, Relaxed);
+    }
+}
+
+/// What the progress line has been told of `t.acked`: it is told before each wait, not at each
+/// acknowledgement, as its counter is shared by every thread.
+fn report_acked(c: &Client, t: &Totals, reported: &mut u64) {
+    if t.acked > *reported {
+        c.counters.acked.fetch_add(t.acked - *reported, Relaxed);
+        *reported = t.acked;
+    }
+}
+
+/// A publisher's end: what the progress line was not yet told, and what was never acknowledged.
+fn settle(c: &Client, t: &mut Totals, reported: u64, outstanding: usize, broken: bool) {
+    c.counters.acked.fetch_add(t.acked - reported, Relaxed);
+    t.unacknowledged = outstanding as u64;
+    if t.unacknowledged > 0 && !broken {
+        c.problem(
+            t,
+            "messages not acknowledged within --ack-timeout".into(),
+            Exit::Rejected,
+        );
+    }
+}
+
 /// `bench pub`: publish, paced or as fast as the in-flight window allows, each payload
 /// starting with a header; latency from when each was due to its acknowledgement (QoS 1/2) or
 /// its write to the socket (QoS 0).
@@ -165,7 +292,6 @@ pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
     };
     let mut stop = c.stop.clone();
     let topic = o.topic.expand(c.index);
-    let publisher = c.index as u32;
     // rumqttc's request queue must never fill (a publish would then wait, and nothing would
     // read events meanwhile); at QoS 1/2 its in-flight window is the limit (`Session::window`).
     let queue = connection::REQUEST_QUEUE - 24;
@@ -174,18 +300,10 @@ pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
     } else {
         queue.min(session.window)
     };
-    let refill = (window / 4).clamp(1, BURST) as u64;
-    let mono0 = Instant::now();
-    let wall0 = SystemTime::now();
-    let schedule = Schedule::new(mono0.into_std(), o.rate);
+    let mut pacer = Pacer::new(o, c.index as u32, window);
     let mut unwritten: VecDeque<Instant> = VecDeque::new();
     let mut inflight = InFlight::default();
-    let mut seq = 0u64;
-    let mut stopping = false;
-    let mut drain_until: Option<Instant> = None;
     let mut broken = false;
-    // What the progress line has been told of `t.acked`: it is told before each wait, not at
-    // each acknowledgement, as its counter is shared by every thread.
     let mut reported = 0u64;
 
     'run: loop {
@@ -195,84 +313,56 @@ pub async fn publish(mut c: Client, o: &PubOptions) -> Totals {
                 break 'run;
             }
         }
-        stopping = stopping || c.stopped();
-        let more = !stopping && o.count.is_none_or(|n| seq < n);
-        let outstanding = unwritten.len() + inflight.len();
-        if !more && outstanding == 0 {
-            break;
-        }
-        if !more && drain_until.is_none() {
-            drain_until = Some(Instant::now() + o.ack_timeout);
-        }
-        // Unpaced, the window is topped up once a quarter of it is free, not at each
-        // acknowledgement: a burst of one is a system call per message again.
-        let left = o.count.map_or(u64::MAX, |n| n - seq.min(n));
-        let low = if o.rate.is_none() { refill } else { 1 };
-        let can_send =
-            more && outstanding < window && (window - outstanding) as u64 >= left.min(low);
-        let due = schedule.due(seq).map(Instant::from_std);
-        let now = Instant::now();
-        if can_send && due.is_none_or(|d| d <= now) {
-            // All that may go now, as one burst: one write to the socket for them all
-            // (`Session::publish_burst`) rather than one each.
-            let room = (window - outstanding).min(BURST) as u64;
-            let room = o.count.map_or(room, |n| room.min(n - seq));
-            let mut slab = BytesMut::with_capacity(o.size * room as usize);
-            let mut payloads = Vec::with_capacity(room as usize);
-            while (payloads.len() as u64) < room {
-                let k = seq + payloads.len() as u64;
-                if schedule.due(k).is_some_and(|d| Instant::from_std(d) > now) {
+        let (due, can_send) = match pacer.next(c.stopped(), unwritten.len() + inflight.len()) {
+            Next::Done => break,
+            Next::Wait { due, can_send } => (due, can_send),
+            Next::Send { now, room } => {
+                // All that may go now, as one burst: one write to the socket for them all
+                // (`Session::publish_burst`) rather than one each.
+                let mut slab = BytesMut::with_capacity(o.size * room as usize);
+                let mut payloads = Vec::with_capacity(room as usize);
+                while (payloads.len() as u64) < room {
+                    let Some((header, origin)) =
+                        pacer.message(pacer.seq + payloads.len() as u64, now)
+                    else {
+                        break;
+                    };
+                    header.encode_into(&mut slab, o.size);
+                    payloads.push(slab.split().freeze());
+                    unwritten.push_back(origin);
+                }
+                let n = payloads.len() as u64;
+                if let Err(e) = session
+                    .publish_burst(&topic, o.qos, o.retain, payloads)
+                    .await
+                {
+                    c.failed(&mut t, &e);
+                    broken = true;
                     break;
                 }
-                let origin = Instant::from_std(schedule.origin(k, now.into_std()));
-                let header = Header {
-                    sent_us: unix_us(wall0 + origin.duration_since(mono0)),
-                    publisher,
-                    seq: k,
-                };
-                header.encode_into(&mut slab, o.size);
-                payloads.push(slab.split().freeze());
-                unwritten.push_back(origin);
+                pacer.sent(&c, &mut t, now, n);
+                continue;
             }
-            let n = payloads.len() as u64;
-            if let Err(e) = session
-                .publish_burst(&topic, o.qos, o.retain, payloads)
-                .await
-            {
-                c.failed(&mut t, &e);
-                broken = true;
-                break;
-            }
-            t.first_message.get_or_insert(now);
-            seq += n;
-            t.sent += n;
-            c.counters.sent.fetch_add(n, Relaxed);
-            continue;
-        }
-        if t.acked > reported {
-            c.counters.acked.fetch_add(t.acked - reported, Relaxed);
-            reported = t.acked;
-        }
+        };
+        report_acked(&c, &t, &mut reported);
         tokio::select! {
             biased;
             ev = session.recv() => if !on_event(&c, &mut t, o.qos, ev, &mut unwritten, &mut inflight) {
                 broken = true;
                 break;
             },
-            _ = stop.wait_for(|s| *s), if !stopping => stopping = true,
+            _ = stop.wait_for(|s| *s), if !pacer.stopping => pacer.stopping = true,
             _ = sleep_until(due), if can_send => {}
-            _ = sleep_until(drain_until), if drain_until.is_some() => break,
+            _ = sleep_until(pacer.drain_until), if pacer.drain_until.is_some() => break,
         }
     }
-    c.counters.acked.fetch_add(t.acked - reported, Relaxed);
-    t.unacknowledged = (unwritten.len() + inflight.len()) as u64;
-    if t.unacknowledged > 0 && !broken {
-        c.problem(
-            &mut t,
-            "messages not acknowledged within --ack-timeout".into(),
-            Exit::Rejected,
-        );
-    }
+    settle(
+        &c,
+        &mut t,
+        reported,
+        unwritten.len() + inflight.len(),
+        broken,
+    );
     if !broken {
         let _ = session.close().await;
     }
@@ -297,22 +387,15 @@ pub async fn publish_held(mut c: Client, o: &PubOptions) -> Totals {
         held.close().await;
         return t;
     }
-    let publisher = c.index as u32;
     let inflight_asked = c.connecting.settings.inflight.unwrap_or(DEFAULT_INFLIGHT);
     let window = match o.qos {
         // Nothing to wait for: a burst goes as soon as the socket takes the last.
         Qos::AtMostOnce => BURST,
         _ => usize::from(held.window(inflight_asked).max(1)),
     };
-    let refill = (window / 4).clamp(1, BURST) as u64;
-    let mono0 = Instant::now();
-    let wall0 = SystemTime::now();
-    let schedule = Schedule::new(mono0.into_std(), o.rate);
+    let mut pacer = Pacer::new(o, c.index as u32, window);
     let mut inflight = InFlight::default();
     let mut next_pkid: u16 = 0;
-    let mut seq = 0u64;
-    let mut stopping = false;
-    let mut drain_until: Option<Instant> = None;
     let mut broken = false;
     let mut reported = 0u64;
     let keepalive = held.keepalive();
@@ -324,84 +407,58 @@ pub async fn publish_held(mut c: Client, o: &PubOptions) -> Totals {
     let mut written: Vec<Instant> = Vec::with_capacity(BURST);
 
     'run: loop {
-        stopping = stopping || c.stopped();
-        let more = !stopping && o.count.is_none_or(|n| seq < n);
-        let outstanding = inflight.len();
-        if !more && outstanding == 0 {
-            break;
-        }
-        if !more && drain_until.is_none() {
-            drain_until = Some(Instant::now() + o.ack_timeout);
-        }
-        let left = o.count.map_or(u64::MAX, |n| n - seq.min(n));
-        let low = if o.rate.is_none() { refill } else { 1 };
-        let can_send =
-            more && outstanding < window && (window - outstanding) as u64 >= left.min(low);
-        let due = schedule.due(seq).map(Instant::from_std);
-        let now = Instant::now();
-        if can_send && due.is_none_or(|d| d <= now) {
-            let room = (window - outstanding).min(BURST) as u64;
-            let room = o.count.map_or(room, |n| room.min(n - seq));
-            out.clear();
-            written.clear();
-            let mut n = 0;
-            while n < room {
-                let k = seq + n;
-                if schedule.due(k).is_some_and(|d| Instant::from_std(d) > now) {
-                    break;
+        let (due, can_send) = match pacer.next(c.stopped(), inflight.len()) {
+            Next::Done => break,
+            Next::Wait { due, can_send } => (due, can_send),
+            Next::Send { now, room } => {
+                out.clear();
+                written.clear();
+                while (written.len() as u64) < room {
+                    let Some((header, origin)) =
+                        pacer.message(pacer.seq + written.len() as u64, now)
+                    else {
+                        break;
+                    };
+                    slab.clear();
+                    header.encode_into(&mut slab, o.size);
+                    let pkid = match o.qos {
+                        Qos::AtMostOnce => 0,
+                        _ => {
+                            next_pkid = inflight.free_after(next_pkid, window as u16);
+                            inflight.insert(next_pkid, origin);
+                            next_pkid
+                        }
+                    };
+                    held.publish_packet(&mut out, &topic, o.qos, o.retain, pkid, &slab);
+                    written.push(origin);
                 }
-                let origin = Instant::from_std(schedule.origin(k, now.into_std()));
-                let header = Header {
-                    sent_us: unix_us(wall0 + origin.duration_since(mono0)),
-                    publisher,
-                    seq: k,
-                };
-                slab.clear();
-                header.encode_into(&mut slab, o.size);
-                let pkid = match o.qos {
-                    Qos::AtMostOnce => 0,
-                    _ => {
-                        next_pkid = inflight.free_after(next_pkid, window as u16);
-                        inflight.insert(next_pkid, origin);
-                        next_pkid
+                let sent = tokio::select! {
+                    biased;
+                    r = held.send(&out) => r,
+                    // A broker that stopped reading must not keep the run from ending.
+                    _ = stop.wait_for(|s| *s), if !pacer.stopping => {
+                        broken = true;
+                        break 'run;
                     }
                 };
-                held.publish_packet(&mut out, &topic, o.qos, o.retain, pkid, &slab);
-                written.push(origin);
-                n += 1;
-            }
-            let sent = tokio::select! {
-                biased;
-                r = held.send(&out) => r,
-                // A broker that stopped reading must not keep the run from ending.
-                _ = stop.wait_for(|s| *s), if !stopping => {
+                if let Err(e) = sent {
+                    c.failed(&mut t, &e);
                     broken = true;
-                    break 'run;
+                    break;
                 }
-            };
-            if let Err(e) = sent {
-                c.failed(&mut t, &e);
-                broken = true;
-                break;
-            }
-            if o.qos == Qos::AtMostOnce {
-                for origin in &written {
-                    done(&mut t, *origin);
+                if o.qos == Qos::AtMostOnce {
+                    for origin in &written {
+                        done(&mut t, *origin);
+                    }
                 }
+                if let Some(p) = ping_at.as_mut() {
+                    *p = Instant::now() + keepalive;
+                }
+                pacer.sent(&c, &mut t, now, written.len() as u64);
+                continue;
             }
-            if let Some(p) = ping_at.as_mut() {
-                *p = Instant::now() + keepalive;
-            }
-            t.first_message.get_or_insert(now);
-            seq += n;
-            t.sent += n;
-            c.counters.sent.fetch_add(n, Relaxed);
-            continue;
-        }
-        if t.acked > reported {
-            c.counters.acked.fetch_add(t.acked - reported, Relaxed);
-            reported = t.acked;
-        }
+        };
+        report_acked(&c, &t, &mut reported);
         tokio::select! {
             biased;
             ev = held.recv() => {
@@ -426,9 +483,9 @@ pub async fn publish_held(mut c: Client, o: &PubOptions) -> Totals {
                     }
                 }
             },
-            _ = stop.wait_for(|s| *s), if !stopping => stopping = true,
+            _ = stop.wait_for(|s| *s), if !pacer.stopping => pacer.stopping = true,
             _ = sleep_until(due), if can_send => {}
-            _ = sleep_until(drain_until), if drain_until.is_some() => break,
+            _ = sleep_until(pacer.drain_until), if pacer.drain_until.is_some() => break,
             _ = sleep_until(ping_at) => ping_due = true,
         }
         // Outside the select: its output holds the watch's read guard, which must not be
@@ -454,15 +511,7 @@ pub async fn publish_held(mut c: Client, o: &PubOptions) -> Totals {
             ping_at = Some(Instant::now() + keepalive);
         }
     }
-    c.counters.acked.fetch_add(t.acked - reported, Relaxed);
-    t.unacknowledged = inflight.len() as u64;
-    if t.unacknowledged > 0 && !broken {
-        c.problem(
-            &mut t,
-            "messages not acknowledged within --ack-timeout".into(),
-            Exit::Rejected,
-        );
-    }
+    settle(&c, &mut t, reported, inflight.len(), broken);
     if !broken {
         held.close().await;
     }
