@@ -495,6 +495,36 @@ def one_sub(tool: str, n: int, pub_qos: int = 0) -> SubRun:
                   code, ru.ru_nvcsw + ru.ru_nivcsw)
 
 
+@dataclass
+class Streamed:
+    """A subscriber's run of `stream_to`: its exit, its resource use, when the stream started
+    and when the subscriber exited, and the broker's CPU in between."""
+    code: int
+    ru: object
+    t0: float
+    t_exit: float
+    broker_cpu: float
+
+
+def stream_to(sub: subprocess.Popen, what: str, topic: str, n: int) -> Streamed:
+    """The fixed publisher (`mosquitto_pub -l -q 0`) sends `n` lines to `topic` while `sub`,
+    subscribed, receives them and exits; a failure of either is raised, with `what` for the
+    subscriber."""
+    with open(make_input(n), "rb") as stdin:
+        b0 = broker_cpu()
+        t0 = time.monotonic()
+        pub = spawn(pub_argv(SUB_PUBLISHER, topic, 0, lines=True), stdin=stdin,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        code, ru, t_exit = reap_ru(sub, WAIT)
+        b1 = broker_cpu()
+        pcode, _ = reap(pub, WAIT)
+    if code != 0:
+        raise Failure(f"{what} exited {code}: {sub.stderr.read().decode(errors='replace').strip()}")
+    if pcode != 0:
+        raise Failure(f"the publisher exited {pcode}")
+    return Streamed(code, ru, t0, t_exit, b1 - b0)
+
+
 def one_sub_common(tool: str, n: int, devnull: bool) -> SubRun:
     """The case people type: `sub -t T -C N`, QoS 0, one exact topic, nothing retained on it,
     the output to a pipe (read here) or to /dev/null. `-i` only names the client, so that the
@@ -507,28 +537,33 @@ def one_sub_common(tool: str, n: int, devnull: bool) -> SubRun:
                 stdout=sink, stderr=subprocess.PIPE)
     counter = None if devnull else LineCounter(sub, n, marker=False)
     wait_subscribed(cid, topic)
-    with open(make_input(n), "rb") as stdin:
-        b0 = broker_cpu()
-        t0 = time.monotonic()
-        pub = spawn(pub_argv(SUB_PUBLISHER, topic, 0, lines=True), stdin=stdin,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        # -C N: the subscriber exits once it has printed N messages.
-        code, ru, t_exit = reap_ru(sub, WAIT)
-        b1 = broker_cpu()
-        pcode, _ = reap(pub, WAIT)
-    if code != 0:
-        raise Failure(f"{tool} sub -C {n} exited {code}: {sub.stderr.read().decode(errors='replace').strip()}")
-    if pcode != 0:
-        raise Failure(f"the publisher exited {pcode}")
+    # -C N: the subscriber exits once it has printed N messages.
+    r = stream_to(sub, f"{tool} sub -C {n}", topic, n)
     if counter is None:
         received = distinct = n  # it exited 0 after -C N
-        seconds = t_exit - t0
+        seconds = r.t_exit - r.t0
     else:
         counter.eof.wait(5)
         received, distinct = check_unique(counter)
-        seconds = counter.t_last - t0
-    return SubRun(received / seconds, received, distinct, seconds, ru.ru_utime + ru.ru_stime, b1 - b0,
-                  code, ru.ru_nvcsw + ru.ru_nivcsw)
+        seconds = counter.t_last - r.t0
+    return SubRun(received / seconds, received, distinct, seconds, r.ru.ru_utime + r.ru.ru_stime,
+                  r.broker_cpu, r.code, r.ru.ru_nvcsw + r.ru.ru_nivcsw)
+
+
+def nullsub(n: int, prefix: str, filt: str, *extra: str) -> subprocess.Popen:
+    """bench/nullsub.py counting `n` messages of the fixed publisher's to `prefix`/data."""
+    size = len(packet(0x30, mqtt_str(f"{prefix}/data".encode()) + b"x" * PAYLOAD))
+    return spawn([sys.executable, NULLSUB, "-h", HOST, "-p", PORT, "-t", filt,
+                  "-i", "bench-null-" + prefix.replace("/", "-"), "-n", str(n), "--size", str(size),
+                  "--wait", str(WAIT), *extra],
+                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def nullsub_run(sub: subprocess.Popen, prefix: str, n: int) -> SubRun:
+    r = stream_to(sub, "nullsub.py", f"{prefix}/data", n)
+    seconds = r.t_exit - r.t0
+    return SubRun(n / seconds, n, n, seconds, r.ru.ru_utime + r.ru.ru_stime, r.broker_cpu, r.code,
+                  r.ru.ru_nvcsw + r.ru.ru_nivcsw)
 
 
 def one_sub_ceiling(n: int) -> SubRun:
@@ -536,28 +571,9 @@ def one_sub_ceiling(n: int) -> SubRun:
     that only reads (1 MiB at a time, 1 ms apart) and parses and prints nothing. What it
     receives per second is what the broker delivers here to a subscriber that costs nothing."""
     prefix = fresh_prefix()
-    topic = f"{prefix}/data"
-    cid = "bench-null-" + prefix.replace("/", "-")
-    size = len(packet(0x30, mqtt_str(topic.encode()) + b"x" * PAYLOAD))
-    sub = spawn([sys.executable, NULLSUB, "-h", HOST, "-p", PORT, "-t", topic, "-i", cid,
-                 "-n", str(n), "--size", str(size), "--wait", str(WAIT)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_subscribed(cid, topic)
-    with open(make_input(n), "rb") as stdin:
-        b0 = broker_cpu()
-        t0 = time.monotonic()
-        pub = spawn(pub_argv(SUB_PUBLISHER, topic, 0, lines=True), stdin=stdin,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        code, ru, t_exit = reap_ru(sub, WAIT)
-        b1 = broker_cpu()
-        pcode, _ = reap(pub, WAIT)
-    if code != 0:
-        raise Failure(f"nullsub.py exited {code}: {sub.stderr.read().decode(errors='replace').strip()}")
-    if pcode != 0:
-        raise Failure(f"the publisher exited {pcode}")
-    seconds = t_exit - t0
-    return SubRun(n / seconds, n, n, seconds, ru.ru_utime + ru.ru_stime, b1 - b0, code,
-                  ru.ru_nvcsw + ru.ru_nivcsw)
+    sub = nullsub(n, prefix, f"{prefix}/data")
+    wait_subscribed("bench-null-" + prefix.replace("/", "-"), f"{prefix}/data")
+    return nullsub_run(sub, prefix, n)
 
 
 def one_sub_marker_ceiling(n: int) -> SubRun:
@@ -565,31 +581,15 @@ def one_sub_marker_ceiling(n: int) -> SubRun:
     retained marker acknowledged, then the same live stream read and not parsed; to its exit."""
     prefix = fresh_prefix()
     put_marker(prefix)
-    size = len(packet(0x30, mqtt_str(f"{prefix}/data".encode()) + b"x" * PAYLOAD))
-    sub = spawn([sys.executable, NULLSUB, "-h", HOST, "-p", PORT, "-t", f"{prefix}/#", "-i",
-                 "bench-null-" + prefix.replace("/", "-"), "-n", str(n), "--size", str(size),
-                 "--qos", "1", "--marker", "--wait", str(WAIT)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sub = nullsub(n, prefix, f"{prefix}/#", "--qos", "1", "--marker")
     ready, _, _ = select.select([sub.stdout], [], [], WAIT)
     if not ready or sub.stdout.readline().strip() != b"ready":
         kill(sub)
         raise Failure(f"nullsub.py never received the marker within {WAIT} s")
-    with open(make_input(n), "rb") as stdin:
-        b0 = broker_cpu()
-        t0 = time.monotonic()
-        pub = spawn(pub_argv(SUB_PUBLISHER, f"{prefix}/data", 0, lines=True), stdin=stdin,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        code, ru, t_exit = reap_ru(sub, WAIT)
-        b1 = broker_cpu()
-        pcode, _ = reap(pub, WAIT)
-    clear_marker(prefix)
-    if code != 0:
-        raise Failure(f"nullsub.py exited {code}: {sub.stderr.read().decode(errors='replace').strip()}")
-    if pcode != 0:
-        raise Failure(f"the publisher exited {pcode}")
-    seconds = t_exit - t0
-    return SubRun(n / seconds, n, n, seconds, ru.ru_utime + ru.ru_stime, b1 - b0, code,
-                  ru.ru_nvcsw + ru.ru_nivcsw)
+    try:
+        return nullsub_run(sub, prefix, n)
+    finally:
+        clear_marker(prefix)
 
 
 CEILING = "ceiling"  # bench/nullsub.py, beside the two tools in the /dev/null case and in 3b
@@ -1178,7 +1178,7 @@ def sub_rows(rep: Report, label: str, s: dict[str, list[SubRun]], n: int, target
         rep.row(Row(f"{label}: msgs/s against a subscriber that only reads", "msg/s", rate["mqttcli"],
                     med([x.rate for x in c]), fmt="{:.0f}",
                     note="the mosquitto column is bench/nullsub.py (reads 1 MiB at a time, 1 ms apart, "
-                         "parses and prints nothing): what the broker delivers here at most"))
+                         "parses and prints nothing): about as much as the broker delivers here"))
         rep.row(Row(f"{label}: broker CPU per msg against a subscriber that only reads", "µs", us(bcpu["mqttcli"]),
                     us(med([x.broker_cpu for x in c])), fmt="{:.2f}",
                     note="the mosquitto column is the broker feeding bench/nullsub.py"))
