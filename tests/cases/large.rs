@@ -8,10 +8,10 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use crate::common::certs::Pki;
 use crate::common::cutproxy::CutProxy;
 use crate::common::live::Input;
-use crate::common::{at, connect, run, unique_topic, Broker, Live, Out, Proto, Setup};
+use crate::common::transports::{ProxiedBroker, TLS, WS, WSS};
+use crate::common::{at, connect, run, unique_topic, Broker, Live, Out, Proto};
 use Proto::{V311, V5};
 
 use super::mqtt5::{mosquitto, mosquitto_sub, WAIT};
@@ -60,21 +60,10 @@ fn assert_received(out: &Out, expected: &[u8]) {
     ignore = "needs mosquitto_pub (apt install mosquitto-clients)"
 )]
 fn a_large_payload_arrives_whole_over_every_transport() {
-    let pki = Pki::new();
-    let server = pki.ca("ca").server("server", &["localhost", "127.0.0.1"]);
-    let listeners = [
-        server.mosquitto_tls(),
-        "protocol websockets\n".to_string(),
-        format!("protocol websockets\n{}", server.mosquitto_tls()),
-    ];
-    let mut broker = Broker::mosquitto(&Setup {
-        anonymous: true,
-        listeners: &listeners,
-        extra: &["log_type all"],
-        ..Setup::default()
-    });
-    let ca = pki.dir().join("ca.pem");
+    let mut b = ProxiedBroker::start_with(&["log_type all"]);
+    let ca = b.ca();
     let ca = ca.to_str().unwrap();
+    let broker = &mut b.broker;
     let dir = tempfile::tempdir().unwrap();
     // Past the 64 KiB from which a payload is written from its own buffer, and not a multiple
     // of the 16 KiB pieces it is written in.
@@ -82,14 +71,18 @@ fn a_large_payload_arrives_whole_over_every_transport() {
     let path = file(&dir, &data);
     let transports: [(&str, u16, Vec<&str>); 4] = [
         ("tcp", broker.port(V5), vec![]),
-        ("tls", broker.listener_port(0), vec!["--cafile", ca]),
-        ("ws", broker.listener_port(1), vec!["--ws"]),
-        ("wss", broker.listener_port(2), vec!["--ws", "--cafile", ca]),
+        ("tls", broker.listener_port(TLS), vec!["--cafile", ca]),
+        ("ws", broker.listener_port(WS), vec!["--ws"]),
+        (
+            "wss",
+            broker.listener_port(WSS),
+            vec!["--ws", "--cafile", ca],
+        ),
     ];
     for (name, port, args) in &transports {
         for (proto, qos) in [(V311, "1"), (V5, "1"), (V311, "2"), (V5, "0")] {
             let topic = format!("{}{name}", unique_topic());
-            let sub = mosquitto_sub(&mut broker, &topic, "%P|%C|%l|%p", 1);
+            let sub = mosquitto_sub(broker, &topic, "%P|%C|%l|%p", 1);
             let mut publish = connect("pub", "localhost", *port, proto);
             publish
                 .args(args)

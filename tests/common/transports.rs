@@ -29,6 +29,11 @@ pub const WSS: usize = 2;
 
 impl ProxiedBroker {
     pub fn start() -> ProxiedBroker {
+        ProxiedBroker::start_with(&[])
+    }
+
+    /// As `start`, with `extra` lines in mosquitto.conf (e.g. `log_type all`).
+    pub fn start_with(extra: &[&str]) -> ProxiedBroker {
         let pki = Pki::new();
         let server = pki.ca("ca").server("server", &["localhost", "127.0.0.1"]);
         let listeners = [
@@ -39,6 +44,7 @@ impl ProxiedBroker {
         let broker = Broker::mosquitto(&Setup {
             anonymous: true,
             listeners: &listeners,
+            extra,
             ..Setup::default()
         });
         ProxiedBroker { broker, pki }
