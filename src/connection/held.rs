@@ -24,6 +24,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::mqtt::put_remaining_length;
 use super::proxy::ProxyKind;
 use super::relay::{self, Route, Stream, Upstream};
 use super::settings::TlsSettings;
@@ -152,16 +153,10 @@ impl Held {
     /// Whether a PUBLISH of `payload_len` bytes to `topic` fits the broker's Maximum Packet
     /// Size; the error is a Session's for a packet too large.
     pub fn fits_publish(&self, topic: &str, qos: Qos, payload_len: usize) -> Result<()> {
-        let id = if qos == Qos::AtMostOnce { 0 } else { 2 };
-        let properties = usize::from(self.protocol == Protocol::V5);
-        let rest = 2 + topic.len() + id + properties + payload_len;
-        let size = 1
-            + [128, 1 << 14, 1 << 21]
-                .iter()
-                .filter(|l| rest >= **l)
-                .count()
-            + 1
-            + rest;
+        let rest = publish_remaining(self.protocol, topic, qos, payload_len);
+        let mut length = Vec::with_capacity(4);
+        put_remaining_length(&mut length, rest);
+        let size = 1 + length.len() + rest;
         match self.maximum_packet_size {
             Some(max) if size > max as usize => Err(errors::too_large(&self.peer, size, max)),
             _ => Ok(()),
@@ -300,28 +295,26 @@ fn publish_packet(
     pkid: u16,
     payload: &[u8],
 ) {
-    let id = if qos == Qos::AtMostOnce { 0 } else { 2 };
-    let properties = usize::from(protocol == Protocol::V5);
-    let mut len = 2 + topic.len() + id + properties + payload.len();
+    let len = publish_remaining(protocol, topic, qos, payload.len());
     buf.reserve(5 + len);
     buf.put_u8(0x30 | (qos as u8) << 1 | u8::from(retain));
-    loop {
-        let byte = (len % 128) as u8;
-        len /= 128;
-        buf.put_u8(if len > 0 { byte | 0x80 } else { byte });
-        if len == 0 {
-            break;
-        }
-    }
+    put_remaining_length(buf, len);
     buf.put_u16(topic.len() as u16);
     buf.put_slice(topic.as_bytes());
-    if id > 0 {
+    if qos != Qos::AtMostOnce {
         buf.put_u16(pkid);
     }
-    if properties > 0 {
+    if protocol == Protocol::V5 {
         buf.put_u8(0);
     }
     buf.put_slice(payload);
+}
+
+/// A PUBLISH's remaining length as `publish_packet` writes it: topic, packet id (QoS 1/2),
+/// MQTT 5's empty property list, payload.
+fn publish_remaining(protocol: Protocol, topic: &str, qos: Qos, payload_len: usize) -> usize {
+    let id = if qos == Qos::AtMostOnce { 0 } else { 2 };
+    2 + topic.len() + id + usize::from(protocol == Protocol::V5) + payload_len
 }
 
 /// TLS over `io` as rumqttc's transport does it: SNI and verification for the host dialled,

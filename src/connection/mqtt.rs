@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -331,9 +331,37 @@ pub enum Event {
     Other,
 }
 
+/// MQTT's variable-length encoding of a remaining length (at most 268 435 455), appended to
+/// `buf`: for the packets mqttcli writes itself (`Held::publish_packet`, the MQTT 3.1 relay).
+pub fn put_remaining_length(buf: &mut impl BufMut, mut n: usize) {
+    loop {
+        let digit = (n % 128) as u8;
+        n /= 128;
+        if n == 0 {
+            buf.put_u8(digit);
+            return;
+        }
+        buf.put_u8(digit | 0x80);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lengths_encode_as_the_spec_shows() {
+        let encoded = |n| {
+            let mut v = Vec::new();
+            put_remaining_length(&mut v, n);
+            v
+        };
+        assert_eq!(encoded(0), [0x00]);
+        assert_eq!(encoded(127), [0x7f]);
+        assert_eq!(encoded(128), [0x80, 0x01]);
+        assert_eq!(encoded(16_383), [0xff, 0x7f]);
+        assert_eq!(encoded(268_435_455), [0xff, 0xff, 0xff, 0x7f]);
+    }
 
     #[test]
     fn protocol_spellings() {
