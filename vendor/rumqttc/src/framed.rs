@@ -156,28 +156,11 @@ pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// payload); the same with a remaining length that counts them. None past MQTT's largest
 /// remaining length.
 pub(crate) fn with_remaining_length(head: &[u8], extra: usize) -> Option<BytesMut> {
-    let mut len = 0usize;
-    let mut at = 1;
-    loop {
-        let byte = *head.get(at)?;
-        len |= usize::from(byte & 0x7f) << (7 * (at - 1));
-        at += 1;
-        if byte & 0x80 == 0 {
-            break;
-        }
-    }
-    let mut total = len.checked_add(extra).filter(|t| *t <= 268_435_455)?;
+    let (len_len, len) = mqttbytes::length(head.get(1..)?.iter()).ok()?;
     let mut out = BytesMut::with_capacity(head.len() + 4);
     out.put_u8(head[0]);
-    loop {
-        let byte = (total % 128) as u8;
-        total /= 128;
-        out.put_u8(if total > 0 { byte | 0x80 } else { byte });
-        if total == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&head[at..]);
+    mqttbytes::write_remaining_length(&mut out, len.checked_add(extra)?).ok()?;
+    out.extend_from_slice(&head[1 + len_len..]);
     Some(out)
 }
 
