@@ -35,9 +35,17 @@ use super::{errors, sleep_until, tls, v4, v5, Event, Protocol, Qos, Settings};
 const PINGREQ: [u8; 2] = [0xC0, 0x00];
 /// A DISCONNECT without a reason code: "normal disconnection", in 3.1.1 and 5 alike.
 const DISCONNECT: [u8; 2] = [0xE0, 0x00];
+/// The read buffer's room while reads are batched (`batch_reads`).
+const BATCH_READ: usize = 4096;
 
 pub struct Held {
     io: Box<dyn Stream>,
+    /// The TCP socket under `io`, where it was dialled directly: `batch_reads` sets its
+    /// SO_RCVLOWAT.
+    #[cfg(unix)]
+    tcp_fd: Option<std::os::fd::RawFd>,
+    /// The SO_RCVLOWAT in force: 1, the kernel's default, until `batch_reads` raises it.
+    lowat: usize,
     /// What has been read of a packet not yet whole.
     buf: BytesMut,
     /// Zero: no pings.
@@ -177,8 +185,45 @@ impl Held {
         publish_packet(buf, self.protocol, topic, qos, retain, pkid, payload)
     }
 
+    /// Lets the kernel wake this connection's reader only once `bytes` have come in
+    /// (SO_RCVLOWAT), rather than at each packet. Mosquitto writes each PUBACK on its own, so a
+    /// publisher that reads them as they come wakes, reads and acknowledges at the TCP level
+    /// once per few PUBACKs; one that can send again only when a burst's worth is back can have
+    /// them all with one read. The caller must not ask for more than is sure to come (a
+    /// PINGRESP, the last PUBACKs of a run): lowering it again wakes the reader at once if
+    /// what is there is enough. Where the socket is not TCP dialled directly (a proxy, a Unix
+    /// socket), or the system refuses, reads stay as they are.
+    pub fn batch_reads(&mut self, bytes: usize) {
+        let bytes = bytes.max(1);
+        if bytes == self.lowat {
+            return;
+        }
+        #[cfg(unix)]
+        if let Some(fd) = self.tcp_fd {
+            let value = bytes.min(i32::MAX as usize) as libc::c_int;
+            // SAFETY: `fd` is the socket `io` owns, open for as long as `self`; SO_RCVLOWAT
+            // reads a c_int of the size given.
+            let set = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVLOWAT,
+                    (&value as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if set == 0 {
+                self.lowat = bytes;
+            }
+        }
+    }
+
     /// The next packet from the broker, as an event. Cancel-safe: what was read stays in `buf`.
     async fn next(&mut self, connected: bool) -> Result<Event> {
+        if self.lowat > 1 {
+            // Room for all that a batched read brings, not tokio's 64 bytes at a time.
+            self.buf.reserve(BATCH_READ.max(2 * self.lowat));
+        }
         loop {
             let parsed = match self.protocol {
                 Protocol::V311 => v4::held_event(&mut self.buf, connected, &self.peer)?,
@@ -224,12 +269,19 @@ async fn open(s: &Settings, addrs: Option<&[SocketAddr]>, peer: Peer) -> Result<
         source: s.source,
     };
     let t0 = Instant::now();
+    #[cfg(unix)]
+    let mut tcp_fd = None;
     let dialled = match (addrs, &upstream.route) {
         (Some(addrs), Route::Direct) => {
             relay::tcp_to(&s.host, addrs, s.source)
                 .await
                 .and_then(|tcp| {
                     tcp.set_nodelay(true)?;
+                    #[cfg(unix)]
+                    {
+                        use std::os::fd::AsRawFd;
+                        tcp_fd = Some(tcp.as_raw_fd());
+                    }
                     Ok(Box::new(tcp) as Box<dyn Stream>)
                 })
         }
@@ -252,6 +304,9 @@ async fn open(s: &Settings, addrs: Option<&[SocketAddr]>, peer: Peer) -> Result<
     }
     let mut held = Held {
         io,
+        #[cfg(unix)]
+        tcp_fd,
+        lowat: 1,
         buf: BytesMut::new(),
         keepalive: s.keepalive,
         protocol: s.protocol,
@@ -402,23 +457,8 @@ mod tests {
                     publish_packet(&mut buf, protocol, "t/x", qos, false, 1, &vec![0; len]);
                     let size = buf.len() as u32;
                     let held = |max| Held {
-                        io: Box::new(tokio::io::duplex(64).0),
-                        buf: BytesMut::new(),
-                        keepalive: Duration::ZERO,
-                        protocol,
-                        peer: Peer {
-                            endpoint: "127.0.0.1:1883".into(),
-                            port: 1883,
-                            tls: false,
-                            mqtt5: protocol == Protocol::V5,
-                            mqtt31: false,
-                            unix: false,
-                            client_cert: false,
-                            proxy: None,
-                            relay: None,
-                        },
-                        receive_maximum: None,
                         maximum_packet_size: Some(max),
+                        ..held_over(Box::new(tokio::io::duplex(64).0), protocol)
                     };
                     assert!(held(size).fits_publish("t/x", qos, len).is_ok(), "{len}");
                     assert!(
@@ -428,5 +468,73 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A Held over `io`, as `open` leaves it, without a broker.
+    fn held_over(io: Box<dyn Stream>, protocol: Protocol) -> Held {
+        Held {
+            io,
+            #[cfg(unix)]
+            tcp_fd: None,
+            lowat: 1,
+            buf: BytesMut::new(),
+            keepalive: Duration::ZERO,
+            protocol,
+            peer: Peer {
+                endpoint: "127.0.0.1:1883".into(),
+                port: 1883,
+                tls: false,
+                mqtt5: protocol == Protocol::V5,
+                mqtt31: false,
+                unix: false,
+                client_cert: false,
+                proxy: None,
+                relay: None,
+            },
+            receive_maximum: None,
+            maximum_packet_size: None,
+        }
+    }
+
+    /// Batched, a reader over TCP is not woken by one PUBACK when it asked for two, is by the
+    /// second, and lowering the batch wakes it at once for what is already there.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn batched_reads_wait_for_the_bytes_asked_for() {
+        use std::os::fd::AsRawFd;
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut broker, _) = listener.accept().await.unwrap();
+        let fd = client.as_raw_fd();
+        let mut held = Held {
+            tcp_fd: Some(fd),
+            ..held_over(Box::new(client), Protocol::V311)
+        };
+        let puback = |id: u8| [0x40, 2, 0, id];
+        let quiet = Duration::from_millis(200);
+
+        held.batch_reads(8);
+        broker.write_all(&puback(1)).await.unwrap();
+        assert!(
+            tokio::time::timeout(quiet, held.recv()).await.is_err(),
+            "woken by 4 bytes of the 8 asked for"
+        );
+        broker.write_all(&puback(2)).await.unwrap();
+        for id in [1u8, 2] {
+            let ev = tokio::time::timeout(Duration::from_secs(10), held.recv()).await;
+            assert!(
+                matches!(ev, Ok(Ok(Event::Acked { pkid })) if pkid == u16::from(id)),
+                "PUBACK {id}: {ev:?}"
+            );
+        }
+
+        broker.write_all(&puback(3)).await.unwrap();
+        assert!(tokio::time::timeout(quiet, held.recv()).await.is_err());
+        held.batch_reads(1);
+        let ev = tokio::time::timeout(Duration::from_secs(10), held.recv()).await;
+        assert!(matches!(ev, Ok(Ok(Event::Acked { pkid: 3 }))), "{ev:?}");
     }
 }

@@ -776,6 +776,71 @@ fn a_slow_publisher_pings_between_messages() {
     assert!(disconnected, "no DISCONNECT at the end");
 }
 
+/// An unpaced QoS 1 publisher waits for a burst's worth of PUBACKs with its reads batched
+/// (SO_RCVLOWAT). A broker that holds the first window's PUBACKs over two keepalives but
+/// answers each ping must still have its PINGRESPs read: the connection is not taken for lost,
+/// and the run completes once the PUBACKs come.
+#[test]
+fn a_publisher_waiting_for_pubacks_still_reads_each_pingresp() {
+    const COUNT: usize = 200;
+    fn pkid(p: &crate::common::fake::Packet) -> [u8; 2] {
+        // 3.1.1 QoS 1 PUBLISH to "t": topic length, topic, packet id.
+        [p.body()[3], p.body()[4]]
+    }
+    let fake = FakeBroker::bind();
+    let port = fake.port();
+    let played = fake.serve_one(|c| {
+        c.expect_connect(V311)?;
+        c.connack(V311, false)?;
+        let (mut held, mut pings) = (Vec::new(), 0);
+        while pings < 2 {
+            let p = c.read()?;
+            match p.0[0] {
+                0x32 => held.push(pkid(&p)),
+                0xc0 => {
+                    pings += 1;
+                    c.write(&[0xd0, 0])?;
+                }
+                _ => return Err(format!("unexpected packet {:02x?}", p.0)),
+            }
+        }
+        let window = held.len();
+        for id in held {
+            c.write(&packet(0x40, &id))?;
+        }
+        let mut acked = window;
+        while acked < COUNT {
+            let p = c.read()?;
+            match p.0[0] {
+                0x32 => {
+                    c.write(&packet(0x40, &pkid(&p)))?;
+                    acked += 1;
+                }
+                0xc0 => c.write(&[0xd0, 0])?,
+                _ => return Err(format!("unexpected packet {:02x?}", p.0)),
+            }
+        }
+        Ok((window, c.until_disconnect()?))
+    });
+    let out = run_with_timeout(
+        bench("pub", port, V311)
+            .args(["-n", &COUNT.to_string(), "-q", "1", "-k", "1", "-t", "t"])
+            .args(["--json", "--quiet"]),
+        None,
+        WAIT,
+    );
+    let (window, disconnected) = played.result(&out);
+    out.assert_code(0);
+    let s = summary(&out);
+    assert_eq!(
+        (&s["sent"], &s["acked"]),
+        (&200.into(), &200.into()),
+        "{s:#}"
+    );
+    assert_eq!(window, 100, "the first window: -M's default");
+    assert!(disconnected, "no DISCONNECT at the end");
+}
+
 /// A broker whose CONNACK takes packets of at most 64 bytes (MQTT 5 Maximum Packet Size):
 /// `bench pub -s 100` sends it nothing too large, and says why in a Session's words, exit 5.
 #[test]

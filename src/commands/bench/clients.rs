@@ -154,6 +154,8 @@ pub async fn hold(mut c: Client) -> Totals {
 /// The most PUBLISHes a client writes at once: enough that a system call carries many, few
 /// enough that one client's burst does not hold up the others on its thread for long.
 const BURST: usize = 64;
+/// The shortest PUBACK, in 3.1.1 and 5 alike: fixed header and packet id.
+const PUBACK_MIN: usize = 4;
 
 /// The pacing, window and ending rules that both publishers follow (`publish` through a
 /// Session, `publish_held` on a held connection): which messages are due, how many may go
@@ -459,6 +461,21 @@ pub async fn publish_held(mut c: Client, o: &PubOptions) -> Totals {
             }
         };
         report_acked(&c, &t, &mut reported);
+        // Unpaced, the window is topped up only once `refill` PUBACKs are back, and whenever
+        // it waits here more than that are outstanding (`refill` is at most a quarter of it):
+        // the kernel may keep the reader asleep until that many have come. Not once draining,
+        // nor while a PINGRESP is awaited.
+        let batch = if o.batch_reads
+            && o.qos == Qos::AtLeastOnce
+            && !pacer.paced
+            && pacer.drain_until.is_none()
+            && !awaiting_pong
+        {
+            PUBACK_MIN * pacer.refill as usize
+        } else {
+            1
+        };
+        held.batch_reads(batch);
         tokio::select! {
             biased;
             ev = held.recv() => {
@@ -466,7 +483,11 @@ pub async fn publish_held(mut c: Client, o: &PubOptions) -> Totals {
                 awaiting_pong = false;
                 match ev {
                     Ok(Event::Acked { pkid }) => {
-                        workers::read(1);
+                        // Batched, the kernel gathers them already: the worker's linger
+                        // would only add a sleep.
+                        if batch == 1 {
+                            workers::read(1);
+                        }
                         if let Some(origin) = inflight.remove(pkid) {
                             done(&mut t, origin);
                         }

@@ -94,6 +94,9 @@ pub struct PubOptions {
     pub rate: Option<f64>,
     /// How long a client waits for its outstanding acknowledgements once it has sent all.
     pub ack_timeout: Duration,
+    /// Whether a held publisher may have its reads batched (`Held::batch_reads`); not under
+    /// `--read-pause 0`, which reads each packet as it arrives.
+    pub batch_reads: bool,
 }
 
 pub struct SubOptions {
